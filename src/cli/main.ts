@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+/** The `reckon` command line. */
+import { Command, CommanderError } from 'commander';
+import { type LoadedConfig, loadConfig, type ReckonConfig, SETTINGS } from '../config/index.ts';
+import { ReckonError } from '../events/index.ts';
+import { registerSimulate } from './simulate.ts';
+import { start } from './start.ts';
+import { VERSION } from './version.ts';
+
+interface ServerFlags {
+  port?: string;
+  host?: string;
+  data?: string;
+  demo?: boolean;
+  config?: string;
+  logLevel?: string;
+}
+
+function configOf(flags: ServerFlags): LoadedConfig {
+  const f: Partial<Record<keyof ReckonConfig, unknown>> = {};
+  if (flags.port !== undefined) f.port = flags.port;
+  if (flags.host !== undefined) f.host = flags.host;
+  if (flags.data !== undefined) f.dataDir = flags.data;
+  if (flags.demo !== undefined) f.demo = flags.demo;
+  if (flags.logLevel !== undefined) f.logLevel = flags.logLevel;
+  return loadConfig({ flags: f, file: flags.config });
+}
+
+function serverOptions(cmd: Command): Command {
+  return cmd
+    .option('--port <port>', 'HTTP port (env RECKON_PORT, default 8080)')
+    .option('--host <address>', 'address to bind (env RECKON_HOST, default 127.0.0.1)')
+    .option('--data <dir>', 'data directory (env RECKON_DATA_DIR, default ./data)')
+    .option(
+      '--config <file>',
+      'config file (env RECKON_CONFIG, default ./reckon.config.json if present)',
+    )
+    .option('--log-level <level>', 'debug, info, warn or error (env RECKON_LOG_LEVEL)');
+}
+
+/** Builds the command tree; exported for tests. */
+export function buildProgram(): Command {
+  const program = new Command('reckon')
+    .description('resilient Lambda-architecture pipeline for pay-per-click event statistics')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)');
+
+  serverOptions(
+    program.command('start').description('run the embedded pipeline (HTTP server on --port)'),
+  )
+    .option('--demo', 'generate simulated traffic with faults')
+    .action(async (flags: ServerFlags) => {
+      await start(configOf(flags).config);
+    });
+
+  serverOptions(
+    program
+      .command('config')
+      .description('print the effective configuration and where each value came from'),
+  ).action((flags: ServerFlags) => {
+    const { config, sources, file } = configOf(flags);
+    process.stdout.write(`config file: ${file ?? '(none)'}\n`);
+    for (const s of SETTINGS) {
+      const value = config[s.key];
+      const shown =
+        value === undefined
+          ? '(not set)'
+          : s.key.endsWith('Token')
+            ? '(set)'
+            : JSON.stringify(value);
+      process.stdout.write(
+        `${s.key.padEnd(32)} ${String(shown).padEnd(24)} ${sources[s.key].padEnd(12)} ${s.env}\n`,
+      );
+    }
+  });
+
+  registerSimulate(program);
+  return program;
+}
+
+/** Runs the CLI; user errors print one clear line and exit 2. */
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode;
+      return;
+    }
+    if (e instanceof ReckonError) {
+      process.stderr.write(`reckon: ${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw e;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,319 @@
+/**
+ * reckon's one typed configuration: defaults < `reckon.config.json` < `RECKON_*` environment
+ * variables < command-line flags, validated at start with errors that name the setting, the bad
+ * value, where it came from and the expected form.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ReckonError } from '../events/index.ts';
+import {
+  boolean,
+  duration,
+  Invalid,
+  integer,
+  ipList,
+  oneOf,
+  type Parser,
+  text,
+  token,
+} from './parsers.ts';
+
+/** The effective configuration of a reckon process. */
+export interface ReckonConfig {
+  /** HTTP port of the server (0 picks a free port). */
+  port: number;
+  /** Address the HTTP server binds to. Without tokens only loopback addresses are allowed. */
+  host: string;
+  /** Directory of the log, the serving database and the lake. */
+  dataDir: string;
+  /** Run with synthetic traffic and faults. */
+  demo: boolean;
+  /** Bearer token for `POST /v1/events`. */
+  ingestToken: string | undefined;
+  /** Bearer token for reading statistics. */
+  readToken: string | undefined;
+  /** Bearer token for the scheduler and admin endpoints. */
+  adminToken: string | undefined;
+  /** Click window of the statistics contract, ms. */
+  clickWindowMs: number;
+  /** How long after an hour ends events for it are still expected, ms. */
+  allowedLatenessMs: number;
+  /** Billable clicks allowed per user, offer and UTC hour before the rest are fraud. */
+  fraudMaxClicksPerUserOfferHour: number;
+  /** Clicks from these addresses or CIDR ranges are fraud. */
+  fraudIpBlocklist: string[];
+  /** Least severe log level printed. */
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Where a setting's value came from. */
+export type ConfigSource = 'default' | 'file' | 'environment' | 'flag';
+
+interface Setting<K extends keyof ReckonConfig> {
+  key: K;
+  env: string;
+  flag?: string;
+  doc: string;
+  parse: Parser<Exclude<ReckonConfig[K], undefined>>;
+  default: ReckonConfig[K];
+}
+
+const def = <K extends keyof ReckonConfig>(s: Setting<K>): Setting<K> => s;
+
+/** Every setting, with its environment variable, flag, default and documentation. */
+export const SETTINGS = [
+  def({
+    key: 'port',
+    env: 'RECKON_PORT',
+    flag: '--port',
+    doc: 'HTTP port (0 = any free port)',
+    parse: integer(0, 65535),
+    default: 8080,
+  }),
+  def({
+    key: 'host',
+    env: 'RECKON_HOST',
+    flag: '--host',
+    doc: 'address to bind; non-loopback needs tokens',
+    parse: text('an IP address or host name'),
+    default: '127.0.0.1',
+  }),
+  def({
+    key: 'dataDir',
+    env: 'RECKON_DATA_DIR',
+    flag: '--data',
+    doc: 'directory of log, database and lake',
+    parse: text('a directory path'),
+    default: './data',
+  }),
+  def({
+    key: 'demo',
+    env: 'RECKON_DEMO',
+    flag: '--demo',
+    doc: 'run with simulated traffic and faults',
+    parse: boolean,
+    default: false,
+  }),
+  def({
+    key: 'ingestToken',
+    env: 'RECKON_INGEST_TOKEN',
+    doc: 'Bearer token for ingest',
+    parse: token,
+    default: undefined,
+  }),
+  def({
+    key: 'readToken',
+    env: 'RECKON_READ_TOKEN',
+    doc: 'Bearer token for reads',
+    parse: token,
+    default: undefined,
+  }),
+  def({
+    key: 'adminToken',
+    env: 'RECKON_ADMIN_TOKEN',
+    doc: 'Bearer token for admin calls',
+    parse: token,
+    default: undefined,
+  }),
+  def({
+    key: 'clickWindowMs',
+    env: 'RECKON_CLICK_WINDOW',
+    doc: 'click window (inclusive)',
+    parse: duration(1000, 7 * 86_400_000),
+    default: 3_600_000,
+  }),
+  def({
+    key: 'allowedLatenessMs',
+    env: 'RECKON_ALLOWED_LATENESS',
+    doc: 'lateness allowed before an hour is sealed',
+    parse: duration(0, 7 * 86_400_000),
+    default: 3_600_000,
+  }),
+  def({
+    key: 'fraudMaxClicksPerUserOfferHour',
+    env: 'RECKON_FRAUD_MAX_CLICKS_PER_USER_OFFER_HOUR',
+    doc: 'billable clicks per user, offer and hour',
+    parse: integer(1, 1_000_000),
+    default: 10,
+  }),
+  def({
+    key: 'fraudIpBlocklist',
+    env: 'RECKON_FRAUD_IP_BLOCKLIST',
+    doc: 'fraudulent IPs or CIDRs, comma-separated',
+    parse: ipList,
+    default: [],
+  }),
+  def({
+    key: 'logLevel',
+    env: 'RECKON_LOG_LEVEL',
+    flag: '--log-level',
+    doc: 'debug, info, warn or error',
+    parse: oneOf(['debug', 'info', 'warn', 'error'] as const),
+    default: 'info',
+  }),
+] as const;
+
+/** The config file read when present. */
+export const CONFIG_FILE_NAME = 'reckon.config.json';
+
+/** Environment variables that are not settings but are read by reckon. */
+const OTHER_ENV = new Set(['RECKON_CONFIG']);
+
+/** Raised when the configuration is invalid; `problems` lists every bad setting, one line each. */
+export class ConfigError extends ReckonError {
+  constructor(readonly problems: string[]) {
+    super('RECKON_CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Inputs of {@link loadConfig}. */
+export interface ConfigInputs {
+  /** Flag values by setting key, as given on the command line (text or booleans). */
+  flags?: Partial<Record<keyof ReckonConfig, unknown>>;
+  /** The environment; default `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** Where to look for `reckon.config.json`; default the current directory. */
+  cwd?: string;
+  /** An explicit config file (must exist); default `$RECKON_CONFIG`, else `reckon.config.json` if present. */
+  file?: string;
+}
+
+/** The loaded configuration with the source of each value. */
+export interface LoadedConfig {
+  config: ReckonConfig;
+  sources: Record<keyof ReckonConfig, ConfigSource>;
+  file: string | undefined;
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  const distance = (a: string, b: string): number => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [
+      i,
+      ...new Array<number>(b.length).fill(0),
+    ]);
+    for (let j = 1; j <= b.length; j++) (d[0] as number[])[j] = j;
+    for (let i = 1; i <= a.length; i++) {
+      for (let j = 1; j <= b.length; j++) {
+        const row = d[i] as number[];
+        const prev = d[i - 1] as number[];
+        row[j] = Math.min(
+          (prev[j] as number) + 1,
+          (row[j - 1] as number) + 1,
+          (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+        );
+      }
+    }
+    return (d[a.length] as number[])[b.length] as number;
+  };
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const dist = distance(word.toLowerCase(), c.toLowerCase());
+    if (dist < bestDistance) {
+      best = c;
+      bestDistance = dist;
+    }
+  }
+  return best;
+}
+
+function readFile(path: string, problems: string[]): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    problems.push(`${path}: cannot read the config file as JSON (${(e as Error).message})`);
+    return {};
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    problems.push(`${path}: expected a JSON object of settings, e.g. {"port": 8080}`);
+    return {};
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function show(raw: unknown): string {
+  const s = JSON.stringify(raw) ?? String(raw);
+  return s.length > 60 ? `${s.slice(0, 60)}...` : s;
+}
+
+/** Loads and validates the configuration; throws {@link ConfigError} listing every problem. */
+export function loadConfig(inputs: ConfigInputs = {}): LoadedConfig {
+  const env = inputs.env ?? process.env;
+  const cwd = inputs.cwd ?? process.cwd();
+  const problems: string[] = [];
+  const keys = SETTINGS.map((s) => s.key as string);
+  const envNames = SETTINGS.map((s) => s.env as string);
+
+  let file: string | undefined;
+  const explicit = inputs.file ?? env.RECKON_CONFIG;
+  if (explicit !== undefined) {
+    file = resolve(cwd, explicit);
+    if (!existsSync(file))
+      problems.push(
+        `${file}: config file not found (named by ${inputs.file !== undefined ? '--config' : 'RECKON_CONFIG'})`,
+      );
+  } else if (existsSync(resolve(cwd, CONFIG_FILE_NAME))) {
+    file = resolve(cwd, CONFIG_FILE_NAME);
+  }
+  const fromFile = file !== undefined && existsSync(file) ? readFile(file, problems) : {};
+  for (const key of Object.keys(fromFile)) {
+    if (!keys.includes(key)) {
+      const hint = closest(key, keys);
+      problems.push(
+        `${file}: unknown setting "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}; known: ${keys.join(', ')}`,
+      );
+    }
+  }
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('RECKON_') && !envNames.includes(name) && !OTHER_ENV.has(name)) {
+      const hint = closest(name, envNames);
+      problems.push(
+        `${name}: unknown environment setting${hint ? ` (did you mean ${hint}?)` : ''}`,
+      );
+    }
+  }
+
+  const config = {} as Record<string, unknown>;
+  const sources = {} as Record<string, ConfigSource>;
+  for (const s of SETTINGS) {
+    const flag = inputs.flags?.[s.key];
+    const envValue = env[s.env];
+    let raw: unknown;
+    let source: ConfigSource = 'default';
+    let where = '';
+    if (flag !== undefined) {
+      raw = flag;
+      source = 'flag';
+      where = `flag ${s.flag ?? s.key}`;
+    } else if (envValue !== undefined) {
+      raw = envValue;
+      source = 'environment';
+      where = `environment ${s.env}`;
+    } else if (s.key in fromFile) {
+      raw = fromFile[s.key];
+      source = 'file';
+      where = `${file} "${s.key}"`;
+    }
+    if (source === 'default') {
+      config[s.key] = s.default;
+    } else {
+      const v = s.parse(raw);
+      // A secret is never echoed, not even a wrong one.
+      const shown = s.key.endsWith('Token')
+        ? `(hidden, ${String(raw).length} characters)`
+        : show(raw);
+      if (v instanceof Invalid)
+        problems.push(`${s.key}: ${shown} from ${where} is invalid: expected ${v.expected}`);
+      else config[s.key] = v;
+    }
+    sources[s.key] = source;
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    config: config as unknown as ReckonConfig,
+    sources: sources as LoadedConfig['sources'],
+    file,
+  };
+}

@@ -1,0 +1,52 @@
+/** Events: the wire contract, validation, exact money, timestamps and Avro encoding. */
+export {
+  avroType,
+  CLICK_SCHEMA,
+  CONFLUENT_MAGIC_BYTE,
+  clickType,
+  decodeClick,
+  decodeEmission,
+  EMISSION_SCHEMA,
+  emissionType,
+  encodeClick,
+  encodeEmission,
+  frameConfluent,
+  unframeConfluent,
+  type WriterTypeLookup,
+} from './avro.ts';
+export { ReckonError } from './errors.ts';
+export { eventToJsonLine, eventToWire } from './json.ts';
+export {
+  formatMoney,
+  MAX_PRICE_MICROS,
+  MICROS_PER_UNIT,
+  type Micros,
+  MONEY_SCALE,
+  parseMoney,
+  sumMoney,
+} from './money.ts';
+export { DEFAULT_STATS_RULES, type StatsRules } from './rules.ts';
+export {
+  describeType,
+  formatTimestamp,
+  MAX_TIMESTAMP_MS,
+  parseRfc3339,
+  parseTimestamp,
+} from './time.ts';
+export {
+  type Click,
+  type Emission,
+  EVENT_TYPES,
+  type EventType,
+  type Offer,
+  type ReckonEvent,
+} from './types.ts';
+export {
+  describeRejection,
+  MAX_ID_LENGTH,
+  MAX_OFFERS,
+  type ParseResult,
+  parseEventLine,
+  type Rejection,
+  validateEvent,
+} from './validate.ts';

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+// tsx by absolute URL, so that children may run in any directory.
+const CLI = ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli/main.ts')];
+const cleanEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')),
+);
+
+function reckon(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [...CLI, ...args], {
+    cwd: ROOT,
+    env: { ...cleanEnv, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+}
+
+async function waitForLine(
+  child: ChildProcess,
+  pattern: RegExp,
+  deadlineMs = 20_000,
+): Promise<string> {
+  let seen = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(new Error(`no line matching ${pattern} within ${deadlineMs} ms; output: ${seen}`)),
+      deadlineMs,
+    );
+    child.stdout?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      const m = pattern.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[0]);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code} before printing ${pattern}; output: ${seen}`));
+    });
+  });
+}
+
+describe('reckon command line', () => {
+  it('runs as the installed `reckon` bin and prints help', () => {
+    assert.ok(
+      existsSync(join(ROOT, 'dist/cli/main.js')),
+      'dist/ is built by `npm install` (prepare)',
+    );
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/reckon.js'), '--help'], {
+      encoding: 'utf8',
+      env: cleanEnv,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Usage: reckon/);
+    assert.match(r.stdout, /simulate/);
+    assert.match(r.stdout, /start/);
+  });
+
+  it('simulates the same seed to identical files, with progress on stderr', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'reckon-sim-'));
+    const run = (n: number) => {
+      const r = reckon([
+        'simulate',
+        '--seed',
+        '7',
+        '--emissions',
+        '3000',
+        '--out',
+        join(dir, `e${n}.ndjson`),
+        '--expected',
+        join(dir, `x${n}.json`),
+      ]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /generate: 100%/);
+      assert.match(r.stdout, /wrote \d+ lines .* minute, \d+ hour, \d+ day rows/);
+    };
+    run(1);
+    run(2);
+    assert.deepEqual(readFileSync(join(dir, 'e1.ndjson')), readFileSync(join(dir, 'e2.ndjson')));
+    assert.deepEqual(readFileSync(join(dir, 'x1.json')), readFileSync(join(dir, 'x2.json')));
+    const expected = JSON.parse(readFileSync(join(dir, 'x1.json'), 'utf8')) as {
+      seed: number;
+      day: unknown[];
+      counts: { lines: number };
+    };
+    assert.equal(expected.seed, 7);
+    assert.ok(expected.day.length > 0);
+    assert.equal(
+      readFileSync(join(dir, 'e1.ndjson'), 'utf8').trimEnd().split('\n').length,
+      expected.counts.lines,
+    );
+  });
+
+  it('rejects bad simulate flags with the flag named', () => {
+    const r = reckon(['simulate', '--out', '/tmp/never.ndjson', '--fault', 'meteor=0.1']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--fault "meteor=0.1": unknown fault "meteor"/);
+    const s = reckon(['simulate', '--out', '/tmp/never.ndjson', '--start', 'monday']);
+    assert.match(s.stderr, /--start: expected an RFC 3339 timestamp/);
+  });
+
+  it('starts the HTTP server, answers /healthz, says what is not built yet, and stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, [...CLI, 'start', '--port', '0'], {
+      cwd: mkdtempSync(join(tmpdir(), 'reckon-start-')),
+      env: cleanEnv,
+    });
+    try {
+      const url = (await waitForLine(child, /http:\/\/127\.0\.0\.1:\d+/)).trim();
+      const res = await fetch(`${url}/healthz`);
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { status: string; notBuiltYet: string[] };
+      assert.equal(body.status, 'ok');
+      assert.ok(body.notBuiltYet.some((p) => p.includes('collector')));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses a non-loopback address without tokens and explains why', () => {
+    const r = reckon(['start', '--host', '0.0.0.0', '--port', '0']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /refusing to listen on 0\.0\.0\.0: without tokens/);
+  });
+
+  it('reports configuration errors naming the key, value and expected form', () => {
+    const r = reckon(['config'], { RECKON_CLICK_WINDOW: 'forever' });
+    assert.equal(r.status, 2);
+    assert.match(
+      r.stderr,
+      /clickWindowMs: "forever" from environment RECKON_CLICK_WINDOW is invalid: expected a duration/,
+    );
+    const ok = reckon(['config', '--port', '9999']);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /port\s+9999\s+flag/);
+  });
+});
