@@ -44,8 +44,7 @@ export function eventBenchmarks(): BenchResult[] {
   );
 
   const wire = events.map(eventToWire);
-  const encodeOne = (e: ReckonEvent): Buffer =>
-    e.type === 'emission' ? encodeEmission(1, e) : encodeClick(2, e);
+  const encodeOne = (e: ReckonEvent): Buffer => (e.type === 'emission' ? encodeEmission(1, e) : encodeClick(2, e));
   results.push(
     compare(
       'Avro encode (Confluent framed)',
@@ -70,8 +69,7 @@ export function eventBenchmarks(): BenchResult[] {
       () => {
         for (let i = 0; i < encoded.length; i++) {
           const buf = encoded[i] as Buffer;
-          const e: Emission | Click =
-            types[i] === 'emission' ? decodeEmission(buf) : decodeClick(buf);
+          const e: Emission | Click = types[i] === 'emission' ? decodeEmission(buf) : decodeClick(buf);
           sink += e.ts;
         }
       },

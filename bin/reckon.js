@@ -4,9 +4,7 @@ import { existsSync } from 'node:fs';
 
 const built = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(built)) {
-  process.stderr.write(
-    'reckon: dist/ is missing; run `npm run build` (npm install does it for you)\n',
-  );
+  process.stderr.write('reckon: dist/ is missing; run `npm run build` (npm install does it for you)\n');
   process.exit(1);
 }
 await import(built.href);

@@ -31,10 +31,7 @@ function serverOptions(cmd: Command): Command {
     .option('--port <port>', 'HTTP port (env RECKON_PORT, default 8080)')
     .option('--host <address>', 'address to bind (env RECKON_HOST, default 127.0.0.1)')
     .option('--data <dir>', 'data directory (env RECKON_DATA_DIR, default ./data)')
-    .option(
-      '--config <file>',
-      'config file (env RECKON_CONFIG, default ./reckon.config.json if present)',
-    )
+    .option('--config <file>', 'config file (env RECKON_CONFIG, default ./reckon.config.json if present)')
     .option('--log-level <level>', 'debug, info, warn or error (env RECKON_LOG_LEVEL)');
 }
 
@@ -45,32 +42,21 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)');
 
-  serverOptions(
-    program.command('start').description('run the embedded pipeline (HTTP server on --port)'),
-  )
+  serverOptions(program.command('start').description('run the embedded pipeline (HTTP server on --port)'))
     .option('--demo', 'generate simulated traffic with faults')
     .action(async (flags: ServerFlags) => {
       await start(configOf(flags).config);
     });
 
   serverOptions(
-    program
-      .command('config')
-      .description('print the effective configuration and where each value came from'),
+    program.command('config').description('print the effective configuration and where each value came from'),
   ).action((flags: ServerFlags) => {
     const { config, sources, file } = configOf(flags);
     process.stdout.write(`config file: ${file ?? '(none)'}\n`);
     for (const s of SETTINGS) {
       const value = config[s.key];
-      const shown =
-        value === undefined
-          ? '(not set)'
-          : s.key.endsWith('Token')
-            ? '(set)'
-            : JSON.stringify(value);
-      process.stdout.write(
-        `${s.key.padEnd(32)} ${String(shown).padEnd(24)} ${sources[s.key].padEnd(12)} ${s.env}\n`,
-      );
+      const shown = value === undefined ? '(not set)' : s.key.endsWith('Token') ? '(set)' : JSON.stringify(value);
+      process.stdout.write(`${s.key.padEnd(32)} ${String(shown).padEnd(24)} ${sources[s.key].padEnd(12)} ${s.env}\n`);
     }
   });
 

@@ -52,29 +52,22 @@ export function simulationOptionsOf(flags: SimulateFlags): SimulationOptions {
   if (typeof start === 'string') throw new UsageError(`--start: ${start}`);
   const d = HOURS.exec(flags.duration);
   if (d === null || Number(d[1]) === 0)
-    throw new UsageError(
-      `--duration ${JSON.stringify(flags.duration)}: expected hours or days like "24h" or "2d"`,
-    );
+    throw new UsageError(`--duration ${JSON.stringify(flags.duration)}: expected hours or days like "24h" or "2d"`);
   const durationMs = Number(d[1]) * (d[2] === 'h' ? 3_600_000 : 86_400_000);
   let faults: FaultRates;
   if (flags.faults === 'none') faults = { ...NO_FAULTS };
   else if (flags.faults === 'default') faults = { ...DEFAULT_FAULTS };
-  else
-    throw new UsageError(`--faults ${JSON.stringify(flags.faults)}: expected "default" or "none"`);
+  else throw new UsageError(`--faults ${JSON.stringify(flags.faults)}: expected "default" or "none"`);
   for (const f of flags.fault) {
     const [name = '', value = ''] = f.split('=');
     if (!(FAULT_NAMES as readonly string[]).includes(name)) {
-      throw new UsageError(
-        `--fault ${JSON.stringify(f)}: unknown fault "${name}"; known: ${FAULT_NAMES.join(', ')}`,
-      );
+      throw new UsageError(`--fault ${JSON.stringify(f)}: unknown fault "${name}"; known: ${FAULT_NAMES.join(', ')}`);
     }
     faults[name as keyof FaultRates] = rate(`--fault ${name}`, value);
   }
   const window = /^([0-9]+)(s|m|h)$/.exec(flags.clickWindow);
   if (window === null)
-    throw new UsageError(
-      `--click-window ${JSON.stringify(flags.clickWindow)}: expected a duration like "30m" or "1h"`,
-    );
+    throw new UsageError(`--click-window ${JSON.stringify(flags.clickWindow)}: expected a duration like "30m" or "1h"`);
   const unit = window[2] === 's' ? 1000 : window[2] === 'm' ? 60_000 : 3_600_000;
   return {
     ...DEFAULT_SIMULATION,
@@ -100,23 +93,15 @@ export function registerSimulate(program: Command): void {
   const d = DEFAULT_SIMULATION;
   program
     .command('simulate')
-    .description(
-      'generate events with faults in arrival order (NDJSON), and their exact expected statistics',
-    )
+    .description('generate events with faults in arrival order (NDJSON), and their exact expected statistics')
     .requiredOption('--out <file>', 'where to write the events, one JSON object per line')
     .option('--expected <file>', 'where to write the expected statistics (JSON)')
     .option('--seed <n>', 'random seed: same seed, same output', String(d.seed))
     .option('--emissions <n>', 'emissions of ordinary traffic', String(d.emissions))
-    .option(
-      '--start <rfc3339>',
-      'event time of the first emission',
-      new Date(d.start).toISOString(),
-    )
+    .option('--start <rfc3339>', 'event time of the first emission', new Date(d.start).toISOString())
     .option('--duration <h|d>', 'span of event time, e.g. 24h or 2d', '24h')
     .addOption(
-      new Option('--faults <set>', 'fault rates to start from')
-        .choices(['default', 'none'])
-        .default('default'),
+      new Option('--faults <set>', 'fault rates to start from').choices(['default', 'none']).default('default'),
     )
     .option(
       '--fault <name=rate>',
@@ -129,11 +114,7 @@ export function registerSimulate(program: Command): void {
     .option('--placements <n>', 'placements', String(d.placements))
     .option('--data-centers <n>', 'data centers', String(d.dataCenters))
     .option('--click-window <dur>', 'click window of the contract', '1h')
-    .option(
-      '--blocklist <cidrs>',
-      'fraudulent IP ranges (comma-separated)',
-      d.rules.ipBlocklist.join(','),
-    )
+    .option('--blocklist <cidrs>', 'fraudulent IP ranges (comma-separated)', d.rules.ipBlocklist.join(','))
     .action((flags: SimulateFlags) => {
       const options = simulationOptionsOf(flags);
       const progress = createProgress();
@@ -142,13 +123,7 @@ export function registerSimulate(program: Command): void {
       progress('expected stats', 0, 1);
       const expected = expectedStatistics(sim.events, options.rules);
       progress('expected stats', 1, 1);
-      writeSimulation(
-        sim,
-        options,
-        expected,
-        { events: flags.out, expected: flags.expected },
-        progress,
-      );
+      writeSimulation(sim, options, expected, { events: flags.out, expected: flags.expected }, progress);
       const c = sim.counts;
       process.stdout.write(
         `wrote ${c.lines} lines (${c.emissions} emissions, ${c.clicks} clicks, ${c.redeliveries} redeliveries, ` +

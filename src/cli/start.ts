@@ -37,9 +37,7 @@ export async function start(
   out.write(`  running:       GET /healthz\n`);
   out.write(`  not built yet: ${NOT_BUILT_YET.join(', ')}\n`);
   if (config.demo)
-    out.write(
-      '  --demo: simulated traffic is not built yet; use `reckon simulate` to generate events\n',
-    );
+    out.write('  --demo: simulated traffic is not built yet; use `reckon simulate` to generate events\n');
   const stop = (signal: string): void => {
     out.write(`reckon: ${signal} received, stopping\n`);
     app.close().then(

@@ -6,17 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ReckonError } from '../events/index.ts';
-import {
-  boolean,
-  duration,
-  Invalid,
-  integer,
-  ipList,
-  oneOf,
-  type Parser,
-  text,
-  token,
-} from './parsers.ts';
+import { boolean, duration, Invalid, integer, ipList, oneOf, type Parser, text, token } from './parsers.ts';
 
 /** The effective configuration of a reckon process. */
 export interface ReckonConfig {
@@ -188,10 +178,7 @@ export interface LoadedConfig {
 
 function closest(word: string, candidates: readonly string[]): string | undefined {
   const distance = (a: string, b: string): number => {
-    const d = Array.from({ length: a.length + 1 }, (_, i) => [
-      i,
-      ...new Array<number>(b.length).fill(0),
-    ]);
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
     for (let j = 1; j <= b.length; j++) (d[0] as number[])[j] = j;
     for (let i = 1; i <= a.length; i++) {
       for (let j = 1; j <= b.length; j++) {
@@ -269,9 +256,7 @@ export function loadConfig(inputs: ConfigInputs = {}): LoadedConfig {
   for (const name of Object.keys(env)) {
     if (name.startsWith('RECKON_') && !envNames.includes(name) && !OTHER_ENV.has(name)) {
       const hint = closest(name, envNames);
-      problems.push(
-        `${name}: unknown environment setting${hint ? ` (did you mean ${hint}?)` : ''}`,
-      );
+      problems.push(`${name}: unknown environment setting${hint ? ` (did you mean ${hint}?)` : ''}`);
     }
   }
 
@@ -301,11 +286,8 @@ export function loadConfig(inputs: ConfigInputs = {}): LoadedConfig {
     } else {
       const v = s.parse(raw);
       // A secret is never echoed, not even a wrong one.
-      const shown = s.key.endsWith('Token')
-        ? `(hidden, ${String(raw).length} characters)`
-        : show(raw);
-      if (v instanceof Invalid)
-        problems.push(`${s.key}: ${shown} from ${where} is invalid: expected ${v.expected}`);
+      const shown = s.key.endsWith('Token') ? `(hidden, ${String(raw).length} characters)` : show(raw);
+      if (v instanceof Invalid) problems.push(`${s.key}: ${shown} from ${where} is invalid: expected ${v.expected}`);
       else config[s.key] = v;
     }
     sources[s.key] = source;

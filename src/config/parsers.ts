@@ -14,9 +14,7 @@ export function integer(min: number, max: number): Parser<number> {
   const expected = `an integer from ${min} to ${max}`;
   return (raw) => {
     const n = typeof raw === 'string' && /^-?[0-9]+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
-    return typeof n === 'number' && Number.isInteger(n) && n >= min && n <= max
-      ? n
-      : new Invalid(expected);
+    return typeof n === 'number' && Number.isInteger(n) && n >= min && n <= max ? n : new Invalid(expected);
   };
 }
 
@@ -80,12 +78,10 @@ function isAddressOrCidr(entry: string): boolean {
 
 /** A list of IP addresses or CIDR ranges: a JSON array, or comma-separated text. */
 export const ipList: Parser<string[]> = (raw) => {
-  const expected =
-    'IP addresses or CIDR ranges, as a JSON array or comma-separated ("198.51.100.0/24,2001:db8::/32")';
+  const expected = 'IP addresses or CIDR ranges, as a JSON array or comma-separated ("198.51.100.0/24,2001:db8::/32")';
   let items: unknown[];
   if (Array.isArray(raw)) items = raw;
-  else if (typeof raw === 'string')
-    items = raw.trim() === '' ? [] : raw.split(',').map((s) => s.trim());
+  else if (typeof raw === 'string') items = raw.trim() === '' ? [] : raw.split(',').map((s) => s.trim());
   else return new Invalid(expected);
   for (const item of items) {
     if (typeof item !== 'string' || !isAddressOrCidr(item))

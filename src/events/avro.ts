@@ -80,8 +80,7 @@ class DecimalBigIntType extends avro.types.LogicalType {
   }
 
   protected override _toValue(value: unknown): Buffer {
-    if (typeof value !== 'bigint')
-      throw new TypeError(`decimal value must be a bigint, got ${typeof value}`);
+    if (typeof value !== 'bigint') throw new TypeError(`decimal value must be a bigint, got ${typeof value}`);
     if (value >= -SIX_BYTE_LIMIT && value < SIX_BYTE_LIMIT) {
       // Fast path (all real prices): the shortest of 1-6 bytes that holds the value and its sign.
       const n = Number(value);
@@ -104,10 +103,7 @@ class DecimalBigIntType extends avro.types.LogicalType {
   }
 
   protected override _resolve(type: avro.Type): ((v: Buffer) => bigint) | undefined {
-    if (
-      avro.Type.isType(type, 'logical:decimal') &&
-      (type as DecimalBigIntType).scale === this.scale
-    ) {
+    if (avro.Type.isType(type, 'logical:decimal') && (type as DecimalBigIntType).scale === this.scale) {
       return (v) => this._fromValue(v);
     }
     return undefined;
@@ -137,10 +133,7 @@ export const CONFLUENT_MAGIC_BYTE = 0;
 /** Prefixes an Avro body with Confluent's wire-format header. */
 export function frameConfluent(schemaId: number, body: Buffer): Buffer {
   if (!Number.isInteger(schemaId) || schemaId < 0 || schemaId > 0xffffffff) {
-    throw new ReckonError(
-      'RECKON_AVRO_SCHEMA_ID',
-      `schema id must be an unsigned 32-bit integer, got ${schemaId}`,
-    );
+    throw new ReckonError('RECKON_AVRO_SCHEMA_ID', `schema id must be an unsigned 32-bit integer, got ${schemaId}`);
   }
   const out = Buffer.allocUnsafe(5 + body.length);
   out[0] = CONFLUENT_MAGIC_BYTE;
@@ -216,20 +209,14 @@ export function encodeClick(schemaId: number, c: Click): Buffer {
  */
 export type WriterTypeLookup = (schemaId: number) => avro.Type | undefined;
 
-function decodeBody(
-  message: Buffer,
-  reader: avro.Type,
-  writerOf: WriterTypeLookup | undefined,
-): unknown {
+function decodeBody(message: Buffer, reader: avro.Type, writerOf: WriterTypeLookup | undefined): unknown {
   const { schemaId, body } = unframeConfluent(message);
   if (writerOf === undefined) return reader.fromBuffer(body);
   const writer = writerOf(schemaId);
   if (writer === undefined) {
-    throw new ReckonError(
-      'RECKON_AVRO_UNKNOWN_SCHEMA',
-      `no schema is registered with id ${schemaId}`,
-      { retriable: true },
-    );
+    throw new ReckonError('RECKON_AVRO_UNKNOWN_SCHEMA', `no schema is registered with id ${schemaId}`, {
+      retriable: true,
+    });
   }
   if (writer === reader) return reader.fromBuffer(body);
   return reader.fromBuffer(body, reader.createResolver(writer));

@@ -8,11 +8,7 @@ export class ReckonError extends Error {
   /** True when retrying the same operation later may succeed. */
   readonly retriable: boolean;
 
-  constructor(
-    code: string,
-    message: string,
-    options: { retriable?: boolean; cause?: unknown } = {},
-  ) {
+  constructor(code: string, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ReckonError';
     this.code = code;

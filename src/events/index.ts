@@ -26,21 +26,8 @@ export {
   sumMoney,
 } from './money.ts';
 export { DEFAULT_STATS_RULES, type StatsRules } from './rules.ts';
-export {
-  describeType,
-  formatTimestamp,
-  MAX_TIMESTAMP_MS,
-  parseRfc3339,
-  parseTimestamp,
-} from './time.ts';
-export {
-  type Click,
-  type Emission,
-  EVENT_TYPES,
-  type EventType,
-  type Offer,
-  type ReckonEvent,
-} from './types.ts';
+export { describeType, formatTimestamp, MAX_TIMESTAMP_MS, parseRfc3339, parseTimestamp } from './time.ts';
+export { type Click, type Emission, EVENT_TYPES, type EventType, type Offer, type ReckonEvent } from './types.ts';
 export {
   describeRejection,
   MAX_ID_LENGTH,

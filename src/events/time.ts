@@ -38,15 +38,13 @@ export function parseRfc3339(text: string): number | string {
   if (day < 1 || day > dim) return `day ${m[3]} does not exist in ${m[1]}-${m[2]} in "${text}"`;
   if (hour > 23) return `hour ${m[4]} is out of range 00-23 in "${text}"`;
   if (minute > 59) return `minute ${m[5]} is out of range 00-59 in "${text}"`;
-  if (second > 59)
-    return `second ${m[6]} is out of range 00-59 (leap seconds are not accepted) in "${text}"`;
+  if (second > 59) return `second ${m[6]} is out of range 00-59 (leap seconds are not accepted) in "${text}"`;
   const millis = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
   let offsetMinutes = 0;
   if (m[8] === undefined) {
     const oh = Number(m[10]);
     const om = Number(m[11]);
-    if (oh > 23 || om > 59)
-      return `zone offset ${m[9]}${m[10]}:${m[11]} is out of range in "${text}"`;
+    if (oh > 23 || om > 59) return `zone offset ${m[9]}${m[10]}:${m[11]} is out of range in "${text}"`;
     offsetMinutes = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
   }
   if (year < 1970) return `is outside 1970-01-01 .. 9999-12-31 in "${text}"`;
@@ -104,8 +102,7 @@ export function parseTimestamp(value: unknown): number | string {
   if (typeof value === 'string') return parseRfc3339(value);
   if (typeof value === 'number') {
     if (!Number.isInteger(value)) return `epoch milliseconds must be an integer, got ${value}`;
-    if (value < 0 || value > MAX_TIMESTAMP_MS)
-      return `epoch milliseconds ${value} is outside 1970-01-01 .. 9999-12-31`;
+    if (value < 0 || value > MAX_TIMESTAMP_MS) return `epoch milliseconds ${value} is outside 1970-01-01 .. 9999-12-31`;
     return value;
   }
   return `expected an RFC 3339 string or integer epoch milliseconds, got ${describeType(value)}`;

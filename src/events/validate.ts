@@ -47,15 +47,13 @@ function requireString(obj: Record<string, unknown>, key: string, path: string):
   if (v === undefined) reject(path, 'is required');
   if (typeof v !== 'string') reject(path, `expected a string, got ${describeType(v)}`);
   if (v.length === 0) reject(path, 'must not be empty');
-  if (v.length > MAX_ID_LENGTH)
-    reject(path, `is ${v.length} characters long, at most ${MAX_ID_LENGTH} allowed`);
+  if (v.length > MAX_ID_LENGTH) reject(path, `is ${v.length} characters long, at most ${MAX_ID_LENGTH} allowed`);
   return v;
 }
 
 function checkFields(obj: Record<string, unknown>, allowed: Set<string>, prefix: string): void {
   for (const key in obj) {
-    if (!allowed.has(key))
-      reject(`${prefix}${key}`, `unknown field (allowed: ${[...allowed].join(', ')})`);
+    if (!allowed.has(key)) reject(`${prefix}${key}`, `unknown field (allowed: ${[...allowed].join(', ')})`);
   }
 }
 
@@ -83,11 +81,9 @@ function emission(obj: Record<string, unknown>): Emission {
   const dc = optionalDc(obj);
   const raw = obj.offers;
   if (raw === undefined) reject('offers', 'is required');
-  if (!Array.isArray(raw))
-    reject('offers', `expected an array of offers, got ${describeType(raw)}`);
+  if (!Array.isArray(raw)) reject('offers', `expected an array of offers, got ${describeType(raw)}`);
   if (raw.length === 0) reject('offers', 'must list at least one offer');
-  if (raw.length > MAX_OFFERS)
-    reject('offers', `lists ${raw.length} offers, at most ${MAX_OFFERS} allowed`);
+  if (raw.length > MAX_OFFERS) reject('offers', `lists ${raw.length} offers, at most ${MAX_OFFERS} allowed`);
   const offers: Offer[] = new Array(raw.length);
   const seen = new Set<string>();
   for (let i = 0; i < raw.length; i++) {
@@ -96,8 +92,7 @@ function emission(obj: Record<string, unknown>): Emission {
     if (!isRecord(o)) reject(path, `expected an object, got ${describeType(o)}`);
     checkFields(o, OFFER_FIELDS, `${path}.`);
     const offerId = requireString(o, 'offerId', `${path}.offerId`);
-    if (seen.has(offerId))
-      reject(`${path}.offerId`, `offer "${offerId}" is listed twice in this emission`);
+    if (seen.has(offerId)) reject(`${path}.offerId`, `offer "${offerId}" is listed twice in this emission`);
     seen.add(offerId);
     const c = o.clickCost;
     if (c === undefined) reject(`${path}.clickCost`, 'is required');
@@ -139,8 +134,7 @@ export function validateEvent(value: unknown): ParseResult {
     const type = value.type;
     if (type === 'emission') return { ok: true, event: emission(value) };
     if (type === 'click') return { ok: true, event: click(value) };
-    if (type === undefined)
-      return { ok: false, field: 'type', reason: 'is required ("emission" or "click")' };
+    if (type === undefined) return { ok: false, field: 'type', reason: 'is required ("emission" or "click")' };
     return {
       ok: false,
       field: 'type',

@@ -187,10 +187,7 @@ export function simulate(options: SimulationOptions, onProgress?: ProgressCallba
   const f = o.faults;
   const window = o.rules.clickWindowMs;
   const pending: Pending[] = [];
-  const faults = Object.fromEntries(FAULT_NAMES.map((n) => [n, 0])) as Record<
-    keyof FaultRates,
-    number
-  >;
+  const faults = Object.fromEntries(FAULT_NAMES.map((n) => [n, 0])) as Record<keyof FaultRates, number>;
   let seq = 0;
   let emissionCount = 0;
   let clickCount = 0;
@@ -233,11 +230,7 @@ export function simulate(options: SimulationOptions, onProgress?: ProgressCallba
     }
   };
 
-  const makeEmission = (
-    ts: number,
-    placement: string,
-    offers: { offerId: string; clickCost: string }[],
-  ) => {
+  const makeEmission = (ts: number, placement: string, offers: { offerId: string; clickCost: string }[]) => {
     const id = `em-${o.seed}-${emissionCount++}`;
     const event: OracleEmission = { type: 'emission', id, ts, placement, offers };
     const dc = dcName();
@@ -329,8 +322,7 @@ export function simulate(options: SimulationOptions, onProgress?: ProgressCallba
     });
     if (clicks.length > 0 && rng.chance(f.clickBeforeEmission)) {
       faults.clickBeforeEmission++;
-      emissionArrival =
-        Math.max(emissionArrival, ...clicks.map((c) => c.arrival)) + 1000 + rng.int(30_000);
+      emissionArrival = Math.max(emissionArrival, ...clicks.map((c) => c.arrival)) + 1000 + rng.int(30_000);
     }
     send(emissionArrival, em.wire, em.event);
     for (const c of clicks) send(c.arrival, c.wire, c.event);

@@ -256,17 +256,12 @@ function aggregate(contributions: Contribution[], bucketMs: number): ExpectedRow
     out.push({ ...row, clickCost: fromMicros(costMicros), fraudCost: fromMicros(fraudMicros) });
   }
   const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-  out.sort(
-    (a, b) => cmp(a.bucket, b.bucket) || cmp(a.offerId, b.offerId) || cmp(a.placement, b.placement),
-  );
+  out.sort((a, b) => cmp(a.bucket, b.bucket) || cmp(a.offerId, b.offerId) || cmp(a.placement, b.placement));
   return out;
 }
 
 /** Computes the exact expected statistics of a stream of events (in any order, with redeliveries). */
-export function expectedStatistics(
-  events: Iterable<OracleEvent>,
-  rules: OracleRules,
-): ExpectedStatistics {
+export function expectedStatistics(events: Iterable<OracleEvent>, rules: OracleRules): ExpectedStatistics {
   const { contributions } = classifyClicks(events, rules);
   return {
     minute: aggregate(contributions, MINUTE),

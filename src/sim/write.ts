@@ -39,11 +39,7 @@ function* ndjson(lines: string[]): Iterable<string> {
   for (const line of lines) yield `${line}\n`;
 }
 
-function* expectedJson(
-  sim: Simulation,
-  options: SimulationOptions,
-  expected: ExpectedStatistics,
-): Iterable<string> {
+function* expectedJson(sim: Simulation, options: SimulationOptions, expected: ExpectedStatistics): Iterable<string> {
   const header = {
     format: 'reckon-expected-statistics/1',
     seed: options.seed,
@@ -57,8 +53,7 @@ function* expectedJson(
   for (const [g, grain] of grains.entries()) {
     const rows: ExpectedRow[] = expected[grain];
     yield ` "${grain}": [\n`;
-    for (const [i, row] of rows.entries())
-      yield `  ${JSON.stringify(row)}${i + 1 < rows.length ? ',' : ''}\n`;
+    for (const [i, row] of rows.entries()) yield `  ${JSON.stringify(row)}${i + 1 < rows.length ? ',' : ''}\n`;
     yield g + 1 < grains.length ? ' ],\n' : ' ]\n}\n';
   }
 }
@@ -74,12 +69,6 @@ export function writeSimulation(
   writeAtomically(paths.events, ndjson(sim.lines), sim.lines.length, 'write events', onProgress);
   if (paths.expected !== undefined) {
     const rows = expected.minute.length + expected.hour.length + expected.day.length + 4;
-    writeAtomically(
-      paths.expected,
-      expectedJson(sim, options, expected),
-      rows,
-      'write expected',
-      onProgress,
-    );
+    writeAtomically(paths.expected, expectedJson(sim, options, expected), rows, 'write expected', onProgress);
   }
 }

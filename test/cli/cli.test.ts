@@ -8,9 +8,7 @@ import { describe, it } from 'node:test';
 const ROOT = new URL('../../', import.meta.url).pathname;
 // tsx by absolute URL, so that children may run in any directory.
 const CLI = ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli/main.ts')];
-const cleanEnv = Object.fromEntries(
-  Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')),
-);
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')));
 
 function reckon(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [...CLI, ...args], {
@@ -21,16 +19,11 @@ function reckon(args: string[], env: Record<string, string> = {}) {
   });
 }
 
-async function waitForLine(
-  child: ChildProcess,
-  pattern: RegExp,
-  deadlineMs = 20_000,
-): Promise<string> {
+async function waitForLine(child: ChildProcess, pattern: RegExp, deadlineMs = 20_000): Promise<string> {
   let seen = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
-      () =>
-        reject(new Error(`no line matching ${pattern} within ${deadlineMs} ms; output: ${seen}`)),
+      () => reject(new Error(`no line matching ${pattern} within ${deadlineMs} ms; output: ${seen}`)),
       deadlineMs,
     );
     child.stdout?.on('data', (chunk: Buffer) => {
@@ -50,10 +43,7 @@ async function waitForLine(
 
 describe('reckon command line', () => {
   it('runs as the installed `reckon` bin and prints help', () => {
-    assert.ok(
-      existsSync(join(ROOT, 'dist/cli/main.js')),
-      'dist/ is built by `npm install` (prepare)',
-    );
+    assert.ok(existsSync(join(ROOT, 'dist/cli/main.js')), 'dist/ is built by `npm install` (prepare)');
     const r = spawnSync(process.execPath, [join(ROOT, 'bin/reckon.js'), '--help'], {
       encoding: 'utf8',
       env: cleanEnv,
@@ -93,10 +83,7 @@ describe('reckon command line', () => {
     };
     assert.equal(expected.seed, 7);
     assert.ok(expected.day.length > 0);
-    assert.equal(
-      readFileSync(join(dir, 'e1.ndjson'), 'utf8').trimEnd().split('\n').length,
-      expected.counts.lines,
-    );
+    assert.equal(readFileSync(join(dir, 'e1.ndjson'), 'utf8').trimEnd().split('\n').length, expected.counts.lines);
   });
 
   it('rejects bad simulate flags with the flag named', () => {

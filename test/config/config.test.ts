@@ -3,20 +3,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import {
-  ConfigError,
-  checkBindAddress,
-  loadConfig,
-  type ReckonConfig,
-} from '../../src/config/index.ts';
+import { ConfigError, checkBindAddress, loadConfig, type ReckonConfig } from '../../src/config/index.ts';
 
 function dirWith(config?: unknown): string {
   const dir = mkdtempSync(join(tmpdir(), 'reckon-config-'));
   if (config !== undefined)
-    writeFileSync(
-      join(dir, 'reckon.config.json'),
-      typeof config === 'string' ? config : JSON.stringify(config),
-    );
+    writeFileSync(join(dir, 'reckon.config.json'), typeof config === 'string' ? config : JSON.stringify(config));
   return dir;
 }
 
@@ -27,8 +19,7 @@ function problemsOf(fn: () => unknown): string[] {
   } catch (e) {
     error = e;
   }
-  if (!(error instanceof ConfigError))
-    return assert.fail(`expected a ConfigError, got ${String(error)}`);
+  if (!(error instanceof ConfigError)) return assert.fail(`expected a ConfigError, got ${String(error)}`);
   assert.equal(error.code, 'RECKON_CONFIG_INVALID');
   return error.problems;
 }
@@ -78,9 +69,7 @@ describe('configuration', () => {
 
   it('names the setting, the bad value, its source and the expected form, for every problem at once', () => {
     const cwd = dirWith({ clickWindowMs: 'soon', fraudIpBlocklist: ['10.0.0.0/33'] });
-    const problems = problemsOf(() =>
-      loadConfig({ env: { RECKON_PORT: 'eighty' }, cwd, flags: { logLevel: 'loud' } }),
-    );
+    const problems = problemsOf(() => loadConfig({ env: { RECKON_PORT: 'eighty' }, cwd, flags: { logLevel: 'loud' } }));
     assert.equal(problems.length, 4);
     assert.match(
       problems.find((p) => p.startsWith('port:')) ?? '',
@@ -90,10 +79,7 @@ describe('configuration', () => {
       problems.find((p) => p.startsWith('clickWindowMs:')) ?? '',
       /"soon" from .*reckon\.config\.json "clickWindowMs" is invalid: expected a duration/,
     );
-    assert.match(
-      problems.find((p) => p.startsWith('fraudIpBlocklist:')) ?? '',
-      /"10\.0\.0\.0\/33" is neither/,
-    );
+    assert.match(problems.find((p) => p.startsWith('fraudIpBlocklist:')) ?? '', /"10\.0\.0\.0\/33" is neither/);
     assert.match(
       problems.find((p) => p.startsWith('logLevel:')) ?? '',
       /"loud" from flag --log-level is invalid: expected one of debug, info, warn, error/,
@@ -101,14 +87,9 @@ describe('configuration', () => {
   });
 
   it('rejects unknown settings with a suggestion', () => {
-    const problems = problemsOf(() =>
-      loadConfig({ env: { RECKON_PROT: '1' }, cwd: dirWith({ prot: 1 }) }),
-    );
+    const problems = problemsOf(() => loadConfig({ env: { RECKON_PROT: '1' }, cwd: dirWith({ prot: 1 }) }));
     assert.match(problems[0] ?? '', /unknown setting "prot" \(did you mean "port"\?\)/);
-    assert.match(
-      problems[1] ?? '',
-      /RECKON_PROT: unknown environment setting \(did you mean RECKON_PORT\?\)/,
-    );
+    assert.match(problems[1] ?? '', /RECKON_PROT: unknown environment setting \(did you mean RECKON_PORT\?\)/);
   });
 
   it('reports an unreadable or missing config file', () => {
@@ -116,13 +97,9 @@ describe('configuration', () => {
       problemsOf(() => loadConfig({ env: {}, cwd: dirWith('{"port": 80,') }))[0] ?? '',
       /cannot read the config file as JSON/,
     );
+    assert.match(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('[1]') }))[0] ?? '', /expected a JSON object/);
     assert.match(
-      problemsOf(() => loadConfig({ env: {}, cwd: dirWith('[1]') }))[0] ?? '',
-      /expected a JSON object/,
-    );
-    assert.match(
-      problemsOf(() => loadConfig({ env: { RECKON_CONFIG: 'nope.json' }, cwd: dirWith() }))[0] ??
-        '',
+      problemsOf(() => loadConfig({ env: { RECKON_CONFIG: 'nope.json' }, cwd: dirWith() }))[0] ?? '',
       /config file not found \(named by RECKON_CONFIG\)/,
     );
   });
@@ -146,9 +123,7 @@ describe('configuration', () => {
     });
     checkBindAddress({ ...base, host: '127.0.0.2' });
     checkBindAddress({ ...base, host: '::1' });
-    const weak = problemsOf(() =>
-      loadConfig({ env: { RECKON_READ_TOKEN: 'short' }, cwd: dirWith() }),
-    );
+    const weak = problemsOf(() => loadConfig({ env: { RECKON_READ_TOKEN: 'short' }, cwd: dirWith() }));
     assert.match(
       weak[0] ?? '',
       /readToken: \(hidden, 5 characters\) from environment RECKON_READ_TOKEN .* expected a token of at least 16 characters/,

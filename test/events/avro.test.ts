@@ -26,13 +26,10 @@ const emission: fc.Arbitrary<Emission> = fc
     ts: fc.integer({ min: 0, max: MAX_TIMESTAMP_MS }),
     placement: text,
     dc: fc.option(text, { nil: undefined }),
-    offers: fc.array(
-      fc.record({ offerId: text, clickCost: fc.bigInt({ min: 0n, max: MAX_PRICE_MICROS }) }),
-      {
-        minLength: 1,
-        maxLength: 10,
-      },
-    ),
+    offers: fc.array(fc.record({ offerId: text, clickCost: fc.bigInt({ min: 0n, max: MAX_PRICE_MICROS }) }), {
+      minLength: 1,
+      maxLength: 10,
+    }),
   })
   .map(({ dc, offers, ...rest }) => {
     // fast-check builds null-prototype records; the codec returns plain objects.
@@ -49,9 +46,7 @@ const click: fc.Arbitrary<Click> = fc
     ip: fc.oneof(fc.ipV4(), fc.ipV6()),
     dc: fc.option(text, { nil: undefined }),
   })
-  .map(({ dc, ...c }) =>
-    dc === undefined ? { type: 'click' as const, ...c } : { type: 'click' as const, dc, ...c },
-  );
+  .map(({ dc, ...c }) => (dc === undefined ? { type: 'click' as const, ...c } : { type: 'click' as const, dc, ...c }));
 
 describe('Avro in Confluent wire format', () => {
   it('round-trips emissions and clicks exactly, money included', () => {
@@ -88,8 +83,7 @@ describe('Avro in Confluent wire format', () => {
   it('rejects frames that are not Confluent wire format with a typed error', () => {
     assert.throws(
       () => unframeConfluent(Buffer.from([0, 0, 0])),
-      (e: unknown) =>
-        e instanceof ReckonError && e.code === 'RECKON_AVRO_FRAME' && /too short/.test(e.message),
+      (e: unknown) => e instanceof ReckonError && e.code === 'RECKON_AVRO_FRAME' && /too short/.test(e.message),
     );
     assert.throws(() => unframeConfluent(Buffer.from([1, 0, 0, 0, 1, 0])), /magic byte 1/);
     assert.throws(() => frameConfluent(-1, Buffer.alloc(0)), /unsigned 32-bit/);
@@ -108,10 +102,7 @@ describe('Avro in Confluent wire format', () => {
     assert.throws(
       () => decodeClick(encodeClick(42, c), () => undefined),
       (e: unknown) =>
-        e instanceof ReckonError &&
-        e.code === 'RECKON_AVRO_UNKNOWN_SCHEMA' &&
-        e.retriable &&
-        /42/.test(e.message),
+        e instanceof ReckonError && e.code === 'RECKON_AVRO_UNKNOWN_SCHEMA' && e.retriable && /42/.test(e.message),
     );
   });
 

@@ -54,10 +54,7 @@ describe('money', () => {
 
   it('round-trips: format(parse(s)) is s without trailing fraction zeros', () => {
     const decimal = fc
-      .tuple(
-        fc.bigInt({ min: 0n, max: 999_999_999_999n }),
-        fc.option(fc.stringMatching(/^[0-9]{1,6}$/)),
-      )
+      .tuple(fc.bigInt({ min: 0n, max: 999_999_999_999n }), fc.option(fc.stringMatching(/^[0-9]{1,6}$/)))
       .map(([u, f]) => (f === null ? `${u}` : `${u}.${f}`));
     fc.assert(
       fc.property(decimal, (s) => {
@@ -77,17 +74,14 @@ describe('money', () => {
       1,
     );
     fc.assert(
-      fc.property(
-        fc.array(fc.bigInt({ min: 0n, max: MAX_PRICE_MICROS }), { maxLength: 50 }),
-        (xs) => {
-          const total = sumMoney(xs);
-          assert.equal(
-            total,
-            xs.reduce((a, b) => a + b, 0n),
-          );
-          assert.equal(parseMoney(formatMoney(total)) === total || total > MAX_PRICE_MICROS, true);
-        },
-      ),
+      fc.property(fc.array(fc.bigInt({ min: 0n, max: MAX_PRICE_MICROS }), { maxLength: 50 }), (xs) => {
+        const total = sumMoney(xs);
+        assert.equal(
+          total,
+          xs.reduce((a, b) => a + b, 0n),
+        );
+        assert.equal(parseMoney(formatMoney(total)) === total || total > MAX_PRICE_MICROS, true);
+      }),
     );
   });
 });

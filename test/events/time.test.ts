@@ -1,25 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import {
-  formatTimestamp,
-  MAX_TIMESTAMP_MS,
-  parseRfc3339,
-  parseTimestamp,
-} from '../../src/events/index.ts';
+import { formatTimestamp, MAX_TIMESTAMP_MS, parseRfc3339, parseTimestamp } from '../../src/events/index.ts';
 
 describe('timestamps', () => {
   it('parses RFC 3339 with Z or an offset into UTC ms', () => {
     assert.equal(parseTimestamp('2026-11-21T10:00:00.000Z'), Date.UTC(2026, 10, 21, 10));
     assert.equal(parseTimestamp('2026-11-21T11:00:00+01:00'), Date.UTC(2026, 10, 21, 10));
-    assert.equal(
-      parseTimestamp('2026-11-21T04:30:00.5-05:30'),
-      Date.UTC(2026, 10, 21, 10, 0, 0, 500),
-    );
-    assert.equal(
-      parseTimestamp('2026-11-21t10:00:00.123456789z'),
-      Date.UTC(2026, 10, 21, 10, 0, 0, 123),
-    );
+    assert.equal(parseTimestamp('2026-11-21T04:30:00.5-05:30'), Date.UTC(2026, 10, 21, 10, 0, 0, 500));
+    assert.equal(parseTimestamp('2026-11-21t10:00:00.123456789z'), Date.UTC(2026, 10, 21, 10, 0, 0, 123));
     assert.equal(parseTimestamp('2024-02-29T00:00:00Z'), Date.UTC(2024, 1, 29));
   });
 

@@ -85,10 +85,7 @@ describe('event validation', () => {
       },
     });
     const c = validateEvent(CLICK);
-    assert.equal(
-      c.ok && c.event.type === 'click' && c.event.ts,
-      Date.UTC(2026, 10, 21, 10, 0, 5, 120),
-    );
+    assert.equal(c.ok && c.event.type === 'click' && c.event.ts, Date.UTC(2026, 10, 21, 10, 0, 5, 120));
     const { dc: _dc, ...withoutDc } = CLICK;
     const d = validateEvent(withoutDc);
     assert.equal(d.ok && d.event.dc, undefined);
@@ -102,31 +99,15 @@ describe('event validation', () => {
       [{ ...EMISSION, ts: 'yesterday' }, 'ts', /RFC 3339/],
       [{ ...EMISSION, offers: [] }, 'offers', /at least one/],
       [{ ...EMISSION, offers: 'of-1' }, 'offers', /expected an array/],
-      [
-        { ...EMISSION, offers: new Array(MAX_OFFERS + 1).fill({ offerId: 'x', clickCost: '1' }) },
-        'offers',
-        /at most/,
-      ],
-      [
-        { ...EMISSION, offers: [{ offerId: 'of-1', clickCost: '1e3' }] },
-        'offers[0].clickCost',
-        /decimal/,
-      ],
-      [
-        { ...EMISSION, offers: [{ offerId: 'of-1', clickCost: 0.35 }] },
-        'offers[0].clickCost',
-        /decimal string/,
-      ],
+      [{ ...EMISSION, offers: new Array(MAX_OFFERS + 1).fill({ offerId: 'x', clickCost: '1' }) }, 'offers', /at most/],
+      [{ ...EMISSION, offers: [{ offerId: 'of-1', clickCost: '1e3' }] }, 'offers[0].clickCost', /decimal/],
+      [{ ...EMISSION, offers: [{ offerId: 'of-1', clickCost: 0.35 }] }, 'offers[0].clickCost', /decimal string/],
       [
         { ...EMISSION, offers: [EMISSION.offers[0], { offerId: 'of-1', clickCost: '2' }] },
         'offers[1].offerId',
         /twice/,
       ],
-      [
-        { ...EMISSION, offers: [{ offerId: 'of-1', clickCost: '1', bid: 2 }] },
-        'offers[0].bid',
-        /unknown field/,
-      ],
+      [{ ...EMISSION, offers: [{ offerId: 'of-1', clickCost: '1', bid: 2 }] }, 'offers[0].bid', /unknown field/],
       [{ ...EMISSION, colour: 'red' }, 'colour', /unknown field/],
       [{ ...CLICK, ip: '999.1.1.1' }, 'ip', /IPv4 or IPv6/],
       [{ ...CLICK, userId: null }, 'userId', /got null/],

@@ -26,11 +26,7 @@ const MAY_IMPORT: Record<string, string[]> = {
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
-    d.isDirectory()
-      ? sourceFiles(join(dir, d.name))
-      : d.name.endsWith('.ts')
-        ? [join(dir, d.name)]
-        : [],
+    d.isDirectory() ? sourceFiles(join(dir, d.name)) : d.name.endsWith('.ts') ? [join(dir, d.name)] : [],
   );
 }
 
@@ -39,9 +35,7 @@ describe('layout', () => {
     for (const part of Object.keys(MAY_IMPORT)) {
       assert.ok(existsSync(join(SRC, part, 'README.md')), `src/${part}/README.md is missing`);
     }
-    const unknown = readdirSync(SRC, { withFileTypes: true }).filter(
-      (d) => d.isDirectory() && !(d.name in MAY_IMPORT),
-    );
+    const unknown = readdirSync(SRC, { withFileTypes: true }).filter((d) => d.isDirectory() && !(d.name in MAY_IMPORT));
     assert.deepEqual(
       unknown.map((d) => d.name),
       [],
@@ -54,16 +48,12 @@ describe('layout', () => {
     for (const file of sourceFiles(SRC)) {
       const part = relative(SRC, file).split('/')[0] as string;
       const text = readFileSync(file, 'utf8');
-      for (const m of text.matchAll(
-        /(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]/g,
-      )) {
+      for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]/g)) {
         const target = relative(SRC, join(file, '..', m[1] as string));
         const targetPart = target.split('/')[0] as string;
         if (targetPart === part) continue;
         if (!(MAY_IMPORT[part] ?? []).includes(targetPart))
-          violations.push(
-            `${relative(SRC, file)} imports ${target} (${part} may not import ${targetPart})`,
-          );
+          violations.push(`${relative(SRC, file)} imports ${target} (${part} may not import ${targetPart})`);
         else if (target !== `${targetPart}/index.ts`)
           violations.push(`${relative(SRC, file)} imports ${target}: use ${targetPart}/index.ts`);
       }

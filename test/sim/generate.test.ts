@@ -96,8 +96,7 @@ describe('simulator', () => {
 
   it('injects every fault of the contract', () => {
     const sim = simulate(small({ seed: 11, faults: MANY_FAULTS }));
-    for (const [name, count] of Object.entries(sim.counts.faults))
-      assert.ok(count > 0, `fault ${name} never injected`);
+    for (const [name, count] of Object.entries(sim.counts.faults)) assert.ok(count > 0, `fault ${name} never injected`);
     const events = sim.events;
     const t = totals(expectedStatistics(events, DEFAULT_SIMULATION.rules).day);
     assert.ok(t.duplicateClicks > 0, 'repeat clicks');
@@ -142,9 +141,7 @@ describe('simulator', () => {
       [...perBotHour.values()].some((n) => n > 10),
       'a user clicking an offer more than 10 times an hour',
     );
-    const emissionTs = new Map(
-      events.filter((e) => e.type === 'emission').map((e) => [e.id, e.ts]),
-    );
+    const emissionTs = new Map(events.filter((e) => e.type === 'emission').map((e) => [e.id, e.ts]));
     const day = (ms: number) => Math.floor(ms / 86_400_000);
     assert.ok(
       clicks.some((c) => {
@@ -159,8 +156,7 @@ describe('simulator', () => {
     const sim = simulate(small({ seed: 2, faults: NO_FAULTS }));
     const perOffer = new Map<string, number>();
     for (const e of sim.events)
-      if (e.type === 'emission')
-        for (const o of e.offers) perOffer.set(o.offerId, (perOffer.get(o.offerId) ?? 0) + 1);
+      if (e.type === 'emission') for (const o of e.offers) perOffer.set(o.offerId, (perOffer.get(o.offerId) ?? 0) + 1);
     const counts = [...perOffer.values()].sort((a, b) => b - a);
     assert.equal([...perOffer.entries()].sort((a, b) => b[1] - a[1])[0]?.[0], 'of-0');
     assert.ok((counts[0] as number) > 20 * (counts[Math.floor(counts.length / 2)] as number));

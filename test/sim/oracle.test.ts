@@ -50,12 +50,7 @@ function verdicts(events: OracleEvent[], rules = RULES): Record<string, string> 
   return Object.fromEntries(classifyClicks(events, rules).verdicts);
 }
 
-function row(
-  rows: ExpectedRow[],
-  bucket: number,
-  offerId = 'of-1',
-  placement = 'home-top',
-): ExpectedRow | undefined {
+function row(rows: ExpectedRow[], bucket: number, offerId = 'of-1', placement = 'home-top'): ExpectedRow | undefined {
   const b = new Date(bucket).toISOString();
   return rows.find((r) => r.bucket === b && r.offerId === offerId && r.placement === placement);
 }
@@ -82,10 +77,7 @@ describe('oracle: the statistics contract, one rule at a time', () => {
   });
 
   it('counts a redelivered click (same id) once', () => {
-    const s = expectedStatistics(
-      [em('em-1', T0), cl('cl-1', T0 + 1000), cl('cl-1', T0 + 1000)],
-      RULES,
-    );
+    const s = expectedStatistics([em('em-1', T0), cl('cl-1', T0 + 1000), cl('cl-1', T0 + 1000)], RULES);
     assert.equal(row(s.hour, T0)?.clicks, 1);
     assert.equal(row(s.hour, T0)?.duplicateClicks, 0);
   });
@@ -114,20 +106,12 @@ describe('oracle: the statistics contract, one rule at a time', () => {
   it('sums money exactly', () => {
     const events: OracleEvent[] = [];
     for (let i = 0; i < 10; i++)
-      events.push(
-        em(`em-${i}`, T0, [['of-1', '0.1']]),
-        cl(`cl-${i}`, T0 + 1, `em-${i}`, 'of-1', `u-${i}`),
-      );
+      events.push(em(`em-${i}`, T0, [['of-1', '0.1']]), cl(`cl-${i}`, T0 + 1, `em-${i}`, 'of-1', `u-${i}`));
     assert.equal(row(expectedStatistics(events, RULES).hour, T0)?.clickCost, '1');
   });
 
   it('bills only the earliest of repeat clicks on one (emissionId, offerId), by ts then id', () => {
-    const events = [
-      em('em-1', T0),
-      cl('cl-b', T0 + 5000),
-      cl('cl-c', T0 + 1000),
-      cl('cl-a', T0 + 5000),
-    ];
+    const events = [em('em-1', T0), cl('cl-b', T0 + 5000), cl('cl-c', T0 + 1000), cl('cl-a', T0 + 5000)];
     assert.deepEqual(verdicts(events), {
       'cl-b': 'duplicate',
       'cl-c': 'billable',
@@ -146,10 +130,7 @@ describe('oracle: the statistics contract, one rule at a time', () => {
   });
 
   it("makes a click on an offer the emission does not list invalid, with the emission's placement", () => {
-    const events = [
-      em('em-1', T0, [['of-1', '0.35']], 'search-top'),
-      cl('cl-1', T0 + 1, 'em-1', 'of-9'),
-    ];
+    const events = [em('em-1', T0, [['of-1', '0.35']], 'search-top'), cl('cl-1', T0 + 1, 'em-1', 'of-9')];
     const s = expectedStatistics(events, RULES);
     assert.equal(row(s.minute, T0, 'of-9', 'search-top')?.invalidClicks, 1);
     assert.equal(row(s.minute, T0, 'of-9', 'search-top')?.clicks, 0);
@@ -210,10 +191,7 @@ describe('oracle: the statistics contract, one rule at a time', () => {
         ]),
         cl(`cl-${String.fromCharCode(107 - i)}`, T0 + 1, `em-${i}`, 'of-1', 'u'),
       );
-    events.push(
-      cl('cl-dup', T0 + 2, 'em-0', 'of-1', 'u'),
-      cl('cl-other', T0 + 2, 'em-0', 'of-2', 'u'),
-    );
+    events.push(cl('cl-dup', T0 + 2, 'em-0', 'of-1', 'u'), cl('cl-other', T0 + 2, 'em-0', 'of-2', 'u'));
     const v = verdicts(events);
     // Same ts: the greatest id (cl-k, from em-0) is last, so it is the fraud one.
     assert.equal(v['cl-k'], 'fraud');
@@ -236,10 +214,7 @@ describe('oracle: the statistics contract, one rule at a time', () => {
     assert.deepEqual(verdicts(events), { 'cl-v4': 'fraud', 'cl-v6': 'fraud', 'cl-one': 'fraud' });
     const allowance: OracleEvent[] = [];
     for (let i = 0; i < 10; i++)
-      allowance.push(
-        em(`em-${i}`, T0),
-        cl(`cl-${i}`, T0 + 1 + i, `em-${i}`, 'of-1', 'u', '203.0.113.1'),
-      );
+      allowance.push(em(`em-${i}`, T0), cl(`cl-${i}`, T0 + 1 + i, `em-${i}`, 'of-1', 'u', '203.0.113.1'));
     allowance.push(em('em-x', T0), cl('cl-blocked', T0, 'em-x', 'of-1', 'u', '198.51.100.1'));
     const v = verdicts(allowance);
     assert.equal(v['cl-blocked'], 'fraud');
@@ -255,21 +230,12 @@ describe('oracle: the statistics contract, one rule at a time', () => {
     ];
     assert.deepEqual(verdicts(events), { 'cl-1': 'fraud', 'cl-2': 'duplicate', 'cl-3': 'invalid' });
     const d = row(expectedStatistics(events, RULES).day, Date.UTC(2026, 10, 21));
-    assert.equal(
-      (d?.clicks ?? 0) +
-        (d?.duplicateClicks ?? 0) +
-        (d?.fraudClicks ?? 0) +
-        (d?.invalidClicks ?? 0),
-      3,
-    );
+    assert.equal((d?.clicks ?? 0) + (d?.duplicateClicks ?? 0) + (d?.fraudClicks ?? 0) + (d?.invalidClicks ?? 0), 3);
   });
 
   it("counts a click after midnight on an emission before it on the click's day", () => {
     const midnight = Date.UTC(2026, 10, 22);
-    const events = [
-      em('em-1', midnight - 30_000, [['of-1', '0.35']]),
-      cl('cl-1', midnight + 60_000),
-    ];
+    const events = [em('em-1', midnight - 30_000, [['of-1', '0.35']]), cl('cl-1', midnight + 60_000)];
     const s = expectedStatistics(events, RULES);
     assert.equal(row(s.day, Date.UTC(2026, 10, 21))?.emissions, 1);
     assert.equal(row(s.day, Date.UTC(2026, 10, 21))?.clicks, 0);
@@ -302,12 +268,7 @@ describe('oracle: the statistics contract, one rule at a time', () => {
   });
 
   it('honours a configured click window and fraud limit', () => {
-    const events = [
-      em('em-1', T0),
-      cl('cl-1', T0 + 10 * MIN),
-      em('em-2', T0),
-      cl('cl-2', T0 + 1, 'em-2'),
-    ];
+    const events = [em('em-1', T0), cl('cl-1', T0 + 10 * MIN), em('em-2', T0), cl('cl-2', T0 + 1, 'em-2')];
     assert.equal(verdicts(events, { ...RULES, clickWindowMs: 5 * MIN })['cl-1'], 'invalid');
     assert.deepEqual(verdicts(events, { ...RULES, maxClicksPerUserOfferHour: 1 }), {
       'cl-1': 'fraud',
