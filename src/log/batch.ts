@@ -1,0 +1,175 @@
+/**
+ * The on-disk record batch of the embedded log. One append to one partition is one batch,
+ * checked by a CRC-32 over everything after the CRC field.
+ *
+ *   0  u32  magic "RKB1"
+ *   4  u32  batch length in bytes, header included
+ *   8  u32  CRC-32 of bytes [12, length)
+ *  12  u32  base offset, high 32 bits
+ *  16  u32  base offset, low 32 bits
+ *  20  u32  record count
+ *  24  f64  largest record timestamp
+ *  32  records, each: f64 timestamp, i32 key length (-1: null), key, i32 value length, value,
+ *      u16 header count, then per header: u16 name length, name (UTF-8), i32 value length, value
+ */
+import { crc32 } from 'node:zlib';
+import type { HeaderValue, LogRecord, RecordInput } from './types.ts';
+
+/** "RKB1" */
+export const BATCH_MAGIC = 0x524b4231;
+/** Size of the batch header. */
+export const BATCH_HEADER_BYTES = 32;
+const TWO_32 = 2 ** 32;
+const NO_HEADERS: Readonly<Record<string, Buffer>> = Object.freeze({});
+
+function headerBytes(headers: Record<string, HeaderValue> | undefined): number {
+  let n = 2;
+  if (headers === undefined) return n;
+  for (const name in headers) {
+    const v = headers[name] as HeaderValue;
+    n += 2 + Buffer.byteLength(name) + 4 + (typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+  }
+  return n;
+}
+
+/** Encodes records as one batch starting at `baseOffset`; `keys[i]` is record i's key as bytes. */
+export function encodeBatch(
+  records: readonly RecordInput[],
+  keys: readonly (Buffer | null)[],
+  baseOffset: number,
+  now: number,
+): Buffer {
+  let size = BATCH_HEADER_BYTES;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i] as RecordInput;
+    const key = keys[i] as Buffer | null;
+    size += 18 + (key === null ? 0 : key.length) + r.value.length + (r.headers === undefined ? 0 : headerBytes(r.headers) - 2);
+  }
+  const buf = Buffer.allocUnsafe(size);
+  let maxTs = 0;
+  let p = BATCH_HEADER_BYTES;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i] as RecordInput;
+    const ts = r.timestamp ?? now;
+    if (ts > maxTs) maxTs = ts;
+    buf.writeDoubleBE(ts, p);
+    p += 8;
+    const key = keys[i] as Buffer | null;
+    if (key === null) {
+      buf.writeInt32BE(-1, p);
+      p += 4;
+    } else {
+      buf.writeInt32BE(key.length, p);
+      p += 4 + key.copy(buf, p + 4);
+    }
+    buf.writeInt32BE(r.value.length, p);
+    p += 4;
+    p += r.value.copy(buf, p);
+    const headers = r.headers;
+    if (headers === undefined) {
+      buf.writeUInt16BE(0, p);
+      p += 2;
+    } else {
+      const names = Object.keys(headers);
+      buf.writeUInt16BE(names.length, p);
+      p += 2;
+      for (const name of names) {
+        const v = headers[name] as HeaderValue;
+        const nameLength = buf.write(name, p + 2, 'utf8');
+        buf.writeUInt16BE(nameLength, p);
+        p += 2 + nameLength;
+        const valueLength = typeof v === 'string' ? buf.write(v, p + 4, 'utf8') : v.copy(buf, p + 4);
+        buf.writeInt32BE(valueLength, p);
+        p += 4 + valueLength;
+      }
+    }
+  }
+  buf.writeUInt32BE(BATCH_MAGIC, 0);
+  buf.writeUInt32BE(size, 4);
+  buf.writeUInt32BE(Math.floor(baseOffset / TWO_32), 12);
+  buf.writeUInt32BE(baseOffset % TWO_32, 16);
+  buf.writeUInt32BE(records.length, 20);
+  buf.writeDoubleBE(maxTs, 24);
+  buf.writeUInt32BE(crc32(buf.subarray(12)), 8);
+  return buf;
+}
+
+/** The header of a batch found at some position. */
+export interface BatchHeader {
+  length: number;
+  baseOffset: number;
+  count: number;
+  maxTimestamp: number;
+}
+
+/**
+ * Reads a batch header at `pos` of `buf`. Returns undefined when fewer than a header's bytes
+ * remain, and 'invalid' when the bytes there cannot be a batch header.
+ */
+export function readBatchHeader(buf: Buffer, pos: number): BatchHeader | 'invalid' | undefined {
+  if (buf.length - pos < BATCH_HEADER_BYTES) return undefined;
+  if (buf.readUInt32BE(pos) !== BATCH_MAGIC) return 'invalid';
+  const length = buf.readUInt32BE(pos + 4);
+  if (length < BATCH_HEADER_BYTES) return 'invalid';
+  return {
+    length,
+    baseOffset: buf.readUInt32BE(pos + 12) * TWO_32 + buf.readUInt32BE(pos + 16),
+    count: buf.readUInt32BE(pos + 20),
+    maxTimestamp: buf.readDoubleBE(pos + 24),
+  };
+}
+
+/** True when the batch at `pos` (whose header says `length`) passes its CRC. */
+export function batchCrcOk(buf: Buffer, pos: number, length: number): boolean {
+  return crc32(buf.subarray(pos + 12, pos + length)) === buf.readUInt32BE(pos + 8);
+}
+
+/**
+ * Decodes the records of a CRC-checked batch at `pos`, appending those with offset >= `fromOffset`
+ * to `out`. Returns false when the records do not fit the batch (corruption the CRC missed).
+ */
+export function decodeBatch(
+  buf: Buffer,
+  pos: number,
+  header: BatchHeader,
+  partition: number,
+  fromOffset: number,
+  out: LogRecord[],
+): boolean {
+  const end = pos + header.length;
+  let p = pos + BATCH_HEADER_BYTES;
+  for (let i = 0; i < header.count; i++) {
+    if (p + 18 > end) return false;
+    const timestamp = buf.readDoubleBE(p);
+    const keyLength = buf.readInt32BE(p + 8);
+    p += 12;
+    let key: Buffer | null = null;
+    if (keyLength >= 0) {
+      key = buf.subarray(p, p + keyLength);
+      p += keyLength;
+    }
+    const valueLength = buf.readInt32BE(p);
+    p += 4;
+    if (valueLength < 0 || p + valueLength + 2 > end) return false;
+    const value = buf.subarray(p, p + valueLength);
+    p += valueLength;
+    const headerCount = buf.readUInt16BE(p);
+    p += 2;
+    let headers = NO_HEADERS;
+    if (headerCount > 0) {
+      const h: Record<string, Buffer> = {};
+      for (let j = 0; j < headerCount; j++) {
+        const nameLength = buf.readUInt16BE(p);
+        const name = buf.toString('utf8', p + 2, p + 2 + nameLength);
+        p += 2 + nameLength;
+        const vLength = buf.readInt32BE(p);
+        h[name] = buf.subarray(p + 4, p + 4 + vLength);
+        p += 4 + vLength;
+      }
+      headers = h;
+    }
+    const offset = header.baseOffset + i;
+    if (offset >= fromOffset) out.push({ partition, offset, key, value, timestamp, headers });
+  }
+  return p === end;
+}

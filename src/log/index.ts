@@ -1,0 +1,16 @@
+/** The log: one interface, an embedded segment log and a Kafka adapter. */
+export { EmbeddedLog, type EmbeddedLogOptions, LOG_FORMAT_VERSION, openEmbeddedLog } from './embedded.ts';
+export { checkName, LogErrors } from './errors.ts';
+export { murmur2, partitionForKey } from './murmur2.ts';
+export type {
+  AppendedRange,
+  HeaderValue,
+  Log,
+  LogRecord,
+  PartitionOffset,
+  ReadOptions,
+  RecordInput,
+  RetentionPolicy,
+  RetentionReport,
+  TopicSpec,
+} from './types.ts';

@@ -1,0 +1,97 @@
+/** The `Log` interface: what every part of reckon sees of the log, embedded or Kafka. */
+
+/** A header value; strings are stored as UTF-8. */
+export type HeaderValue = Buffer | string;
+
+/** A record to append. */
+export interface RecordInput {
+  /** Decides the partition (Kafka's murmur2) unless `partition` is given; null spreads records round-robin. */
+  key?: Buffer | string | null;
+  value: Buffer;
+  /** Event or producer time, epoch ms; default now. */
+  timestamp?: number;
+  headers?: Record<string, HeaderValue>;
+  /** An explicit partition, overriding the key. */
+  partition?: number;
+}
+
+/** A record read back from the log. */
+export interface LogRecord {
+  partition: number;
+  /** Dense per partition: 0, 1, 2, ... (below the earliest offset, records have been removed by retention). */
+  offset: number;
+  key: Buffer | null;
+  value: Buffer;
+  timestamp: number;
+  headers: Readonly<Record<string, Buffer>>;
+}
+
+/** Retention: whole segments are removed once older than `ms` or while the partition exceeds `bytes`. */
+export interface RetentionPolicy {
+  ms?: number;
+  bytes?: number;
+}
+
+/** A topic and its fixed number of partitions. */
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  retention?: RetentionPolicy;
+}
+
+/** Where an append put one partition's share of a batch. */
+export interface AppendedRange {
+  partition: number;
+  baseOffset: number;
+  count: number;
+}
+
+/** Options of a read. */
+export interface ReadOptions {
+  /** At most about this many bytes of records (at least one record is returned when one exists). Default 1 MiB. */
+  maxBytes?: number;
+  /** When nothing is there yet, wait up to this long for records to arrive (no busy polling). Default 0. */
+  waitMs?: number;
+  /** Stops a waiting read early. */
+  signal?: AbortSignal;
+}
+
+/** A committed consumer position: the next offset the group will read. */
+export interface PartitionOffset {
+  partition: number;
+  offset: number;
+}
+
+/** What a retention pass removed. */
+export interface RetentionReport {
+  segmentsDeleted: number;
+  bytesDeleted: number;
+}
+
+/**
+ * The log: topics of fixed partitions, durable batched appends, reads by offset, consumer-group
+ * offsets. Both implementations (embedded segment log, Kafka) pass the same contract suite.
+ */
+export interface Log {
+  /** Which implementation this is, for messages and metrics. */
+  readonly kind: 'embedded' | 'kafka';
+  /** Creates a topic; succeeds without change when it exists with the same partition count. */
+  createTopic(spec: TopicSpec): Promise<void>;
+  /** The partition count of a topic; throws RECKON_LOG_UNKNOWN_TOPIC when there is none. */
+  partitionCount(topic: string): Promise<number>;
+  /** Appends records; resolves only when every one of them is durable. */
+  append(topic: string, records: readonly RecordInput[]): Promise<AppendedRange[]>;
+  /** Reads records at and after `offset` of one partition, in offset order. */
+  read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<LogRecord[]>;
+  /** The first offset still in the partition. */
+  earliestOffset(topic: string, partition: number): Promise<number>;
+  /** The offset the next appended record will get (the end of the durable log). */
+  latestOffset(topic: string, partition: number): Promise<number>;
+  /** Durably records the group's next offsets. */
+  commitOffsets(group: string, topic: string, offsets: readonly PartitionOffset[]): Promise<void>;
+  /** The group's committed next offsets by partition; partitions never committed are absent. */
+  committedOffsets(group: string, topic: string): Promise<Map<number, number>>;
+  /** Removes whole segments past the topics' retention. */
+  applyRetention(now?: number): Promise<RetentionReport>;
+  close(): Promise<void>;
+}
