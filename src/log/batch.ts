@@ -43,7 +43,11 @@ export function encodeBatch(
   for (let i = 0; i < records.length; i++) {
     const r = records[i] as RecordInput;
     const key = keys[i] as Buffer | null;
-    size += 18 + (key === null ? 0 : key.length) + r.value.length + (r.headers === undefined ? 0 : headerBytes(r.headers) - 2);
+    size +=
+      18 +
+      (key === null ? 0 : key.length) +
+      r.value.length +
+      (r.headers === undefined ? 0 : headerBytes(r.headers) - 2);
   }
   const buf = Buffer.allocUnsafe(size);
   let maxTs = 0;

@@ -89,14 +89,22 @@ export async function openEmbeddedLog(options: EmbeddedLogOptions): Promise<Embe
   const metaPath = join(dir, META_FILE);
   if (!existsSync(dir)) {
     if (role === 'reader') {
-      throw new ReckonError('RECKON_LOG_NO_DIRECTORY', `log directory ${dir} does not exist: start the writer first, or check --data`, {
-        retriable: true,
-      });
+      throw new ReckonError(
+        'RECKON_LOG_NO_DIRECTORY',
+        `log directory ${dir} does not exist: start the writer first, or check --data`,
+        {
+          retriable: true,
+        },
+      );
     }
     try {
       mkdirSync(dir, { recursive: true });
     } catch (e) {
-      throw new ReckonError('RECKON_LOG_NOT_WRITABLE', `cannot create log directory ${dir}: ${(e as Error).message}; check --data and permissions`, { cause: e });
+      throw new ReckonError(
+        'RECKON_LOG_NOT_WRITABLE',
+        `cannot create log directory ${dir}: ${(e as Error).message}; check --data and permissions`,
+        { cause: e },
+      );
     }
   }
   try {
@@ -113,7 +121,10 @@ export async function openEmbeddedLog(options: EmbeddedLogOptions): Promise<Embe
     try {
       meta = JSON.parse(readFileSync(metaPath, 'utf8')) as typeof meta;
     } catch (e) {
-      throw new ReckonError('RECKON_LOG_VERSION', `${metaPath} is unreadable (${(e as Error).message}); is this a reckon log directory?`);
+      throw new ReckonError(
+        'RECKON_LOG_VERSION',
+        `${metaPath} is unreadable (${(e as Error).message}); is this a reckon log directory?`,
+      );
     }
     if (meta.format !== 'reckon-log' || meta.version !== LOG_FORMAT_VERSION) {
       throw new ReckonError(
@@ -124,14 +135,24 @@ export async function openEmbeddedLog(options: EmbeddedLogOptions): Promise<Embe
   } else if (role === 'writer') {
     const foreign = readdirSync(dir).filter((n) => !n.startsWith('.'));
     if (foreign.length > 0) {
-      throw new ReckonError('RECKON_LOG_VERSION', `${dir} is not empty and is not a reckon log (no ${META_FILE}; found ${foreign.slice(0, 3).join(', ')}); choose an empty or reckon directory`);
+      throw new ReckonError(
+        'RECKON_LOG_VERSION',
+        `${dir} is not empty and is not a reckon log (no ${META_FILE}; found ${foreign.slice(0, 3).join(', ')}); choose an empty or reckon directory`,
+      );
     }
     writeFileDurably(dir, META_FILE, JSON.stringify({ format: 'reckon-log', version: LOG_FORMAT_VERSION }));
   } else {
-    throw new ReckonError('RECKON_LOG_NO_DIRECTORY', `${dir} is not a reckon log yet (no ${META_FILE}): start the writer first`, { retriable: true });
+    throw new ReckonError(
+      'RECKON_LOG_NO_DIRECTORY',
+      `${dir} is not a reckon log yet (no ${META_FILE}): start the writer first`,
+      { retriable: true },
+    );
   }
   const log = new EmbeddedLog(dir, role, options);
-  if (role === 'writer') log.lock();
+  if (role === 'writer') {
+    log.lock();
+    log.recoverAll();
+  }
   return log;
 }
 
@@ -175,12 +196,23 @@ export class EmbeddedLog implements Log {
     if (existsSync(path)) {
       const pid = Number(readFileSync(path, 'utf8').trim());
       if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) {
-        throw new ReckonError('RECKON_LOG_LOCKED', `another process (pid ${pid}) is writing the log in ${this.dir}; stop it first, or open this one as a reader`, {
-          retriable: true,
-        });
+        throw new ReckonError(
+          'RECKON_LOG_LOCKED',
+          `another process (pid ${pid}) is writing the log in ${this.dir}; stop it first, or open this one as a reader`,
+          {
+            retriable: true,
+          },
+        );
       }
     }
     writeFileSync(path, String(process.pid));
+  }
+
+  /** Opens every topic now, so that recovery (and its warnings) happens at start, not at first use. */
+  recoverAll(): void {
+    const topicsDir = join(this.dir, 'topics');
+    if (!existsSync(topicsDir)) return;
+    for (const topic of readdirSync(topicsDir)) this.state(topic);
   }
 
   private topicDir(topic: string): string {
@@ -217,14 +249,21 @@ export class EmbeddedLog implements Log {
   }
 
   private requireWriter(what: string): void {
-    if (this.role !== 'writer') throw new ReckonError('RECKON_LOG_READ_ONLY', `${what} needs the writer; this process opened the log as a reader`);
+    if (this.role !== 'writer')
+      throw new ReckonError(
+        'RECKON_LOG_READ_ONLY',
+        `${what} needs the writer; this process opened the log as a reader`,
+      );
   }
 
   async createTopic(spec: TopicSpec): Promise<void> {
     this.requireWriter('createTopic');
     checkName('topic', spec.name);
     if (!Number.isInteger(spec.partitions) || spec.partitions < 1 || spec.partitions > 10_000) {
-      throw new ReckonError('RECKON_LOG_BAD_TOPIC', `topic "${spec.name}": partitions must be an integer from 1 to 10000, got ${spec.partitions}`);
+      throw new ReckonError(
+        'RECKON_LOG_BAD_TOPIC',
+        `topic "${spec.name}": partitions must be an integer from 1 to 10000, got ${spec.partitions}`,
+      );
     }
     const dir = this.topicDir(spec.name);
     const specPath = join(dir, 'topic.json');
@@ -322,9 +361,13 @@ export class EmbeddedLog implements Log {
       waiting.resolve();
     } catch (e) {
       // After a failed fsync the page cache can no longer be trusted: refuse further appends.
-      this.failed = new ReckonError('RECKON_LOG_FSYNC_FAILED', `fsync of the log failed (${(e as Error).message}); restart reckon to recover the log`, {
-        cause: e,
-      });
+      this.failed = new ReckonError(
+        'RECKON_LOG_FSYNC_FAILED',
+        `fsync of the log failed (${(e as Error).message}); restart reckon to recover the log`,
+        {
+          cause: e,
+        },
+      );
       waiting.reject(this.failed);
     }
     this.syncing = false;
@@ -346,7 +389,13 @@ export class EmbeddedLog implements Log {
   }
 
   /** Waits until the partition's durable end passes `offset`, without polling: in-process events, or inotify on the hw file. */
-  private waitForData(state: TopicState, partition: number, offset: number, waitMs: number, signal?: AbortSignal): Promise<void> {
+  private waitForData(
+    state: TopicState,
+    partition: number,
+    offset: number,
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const reader = state.readers[partition] as PartitionReader;
     return new Promise<void>((resolveWait) => {
       const cleanups: (() => void)[] = [];
@@ -398,7 +447,11 @@ export class EmbeddedLog implements Log {
     mkdirSync(dir, { recursive: true });
     for (const { partition, offset } of offsets) {
       this.checkPartition(state, partition);
-      if (!Number.isInteger(offset) || offset < 0) throw new ReckonError('RECKON_LOG_BAD_OFFSET', `committed offset must be a non-negative integer, got ${offset}`);
+      if (!Number.isInteger(offset) || offset < 0)
+        throw new ReckonError(
+          'RECKON_LOG_BAD_OFFSET',
+          `committed offset must be a non-negative integer, got ${offset}`,
+        );
       writeFileDurably(dir, `${partition}.offset`, `${offset}\n`, false);
     }
     if (offsets.length > 0) fsyncDir(dir);
@@ -438,7 +491,8 @@ export class EmbeddedLog implements Log {
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
-    while (this.syncing || this.next !== undefined) await (this.next?.promise.catch(() => undefined) ?? new Promise((r) => setTimeout(r, 1)));
+    while (this.syncing || this.next !== undefined)
+      await (this.next?.promise.catch(() => undefined) ?? new Promise((r) => setTimeout(r, 1)));
     this.closed = true;
     for (const state of this.topicStates.values()) {
       for (const w of state.writers) w.close();

@@ -179,10 +179,15 @@ export class PartitionReader {
     const hw = this.highWatermark();
     const out: LogRecord[] = [];
     if (offset >= hw.nextOffset) {
-      if (offset > hw.nextOffset) throw LogErrors.offsetOutOfRange(this.topic, this.partition, offset, this.earliest(), hw.nextOffset);
+      if (offset > hw.nextOffset)
+        throw LogErrors.offsetOutOfRange(this.topic, this.partition, offset, this.earliest(), hw.nextOffset);
       return out;
     }
-    if (this.bases.length === 0 || (this.bases[this.bases.length - 1] as number) < hw.segmentBase || offset < (this.bases[0] as number)) {
+    if (
+      this.bases.length === 0 ||
+      (this.bases[this.bases.length - 1] as number) < hw.segmentBase ||
+      offset < (this.bases[0] as number)
+    ) {
       this.refresh();
     }
     if (this.bases.length === 0 || offset < (this.bases[0] as number)) {
@@ -213,7 +218,8 @@ export class PartitionReader {
         let p = 0;
         while (p < chunk.length && bytes < maxBytes) {
           const header = readBatchHeader(chunk, p);
-          if (header === 'invalid') throw LogErrors.corrupt(join(this.dir, segmentName(base, 'log')), `no batch at byte ${pos + p}`);
+          if (header === 'invalid')
+            throw LogErrors.corrupt(join(this.dir, segmentName(base, 'log')), `no batch at byte ${pos + p}`);
           if (header === undefined || p + header.length > chunk.length) {
             if (p > 0) break;
             // A batch larger than the chunk: read exactly that batch.
@@ -226,7 +232,10 @@ export class PartitionReader {
           }
           if (header.baseOffset + header.count > offset) {
             if (!batchCrcOk(chunk, p, header.length)) {
-              throw LogErrors.corrupt(join(this.dir, segmentName(base, 'log')), `batch at byte ${pos + p} fails its CRC`);
+              throw LogErrors.corrupt(
+                join(this.dir, segmentName(base, 'log')),
+                `batch at byte ${pos + p} fails its CRC`,
+              );
             }
             let ok: boolean;
             try {
@@ -234,7 +243,11 @@ export class PartitionReader {
             } catch {
               ok = false;
             }
-            if (!ok) throw LogErrors.corrupt(join(this.dir, segmentName(base, 'log')), `batch at byte ${pos + p} is malformed`);
+            if (!ok)
+              throw LogErrors.corrupt(
+                join(this.dir, segmentName(base, 'log')),
+                `batch at byte ${pos + p} is malformed`,
+              );
             bytes += header.length;
           }
           p += header.length;
@@ -369,13 +382,15 @@ export class PartitionWriter {
     }
     let expected = bases[0] as number;
     for (const base of bases.slice(0, -1)) {
-      if (base !== expected) throw LogErrors.corrupt(this.path(base, 'log'), `segment starts at ${base} where ${expected} was expected`);
+      if (base !== expected)
+        throw LogErrors.corrupt(this.path(base, 'log'), `segment starts at ${base} where ${expected} was expected`);
       let info: SealedInfo | undefined;
       try {
         info = JSON.parse(readFileSync(this.path(base, 'sealed'), 'utf8')) as SealedInfo;
       } catch {
         const s = this.scan(base, base);
-        if (s.bad !== undefined) throw LogErrors.corrupt(this.path(base, 'log'), `sealed segment contains ${s.bad} at byte ${s.validEnd}`);
+        if (s.bad !== undefined)
+          throw LogErrors.corrupt(this.path(base, 'log'), `sealed segment contains ${s.bad} at byte ${s.validEnd}`);
         info = { size: s.validEnd, nextOffset: s.next, maxTimestamp: s.maxTimestamp };
         writeFileDurably(this.dir, segmentName(base, 'sealed'), JSON.stringify(info));
       }
@@ -383,7 +398,8 @@ export class PartitionWriter {
       expected = info.nextOffset;
     }
     const last = bases[bases.length - 1] as number;
-    if (last !== expected) throw LogErrors.corrupt(this.path(last, 'log'), `segment starts at ${last} where ${expected} was expected`);
+    if (last !== expected)
+      throw LogErrors.corrupt(this.path(last, 'log'), `segment starts at ${last} where ${expected} was expected`);
     const s = this.scan(last, last);
     if (s.bad !== undefined && s.validAfter) {
       throw LogErrors.corrupt(this.path(last, 'log'), `${s.bad} at byte ${s.validEnd} is followed by valid batches`);
@@ -433,7 +449,8 @@ export class PartitionWriter {
     const batch = encodeBatch(records, keys, baseOffset, now);
     const position = this.activeSize;
     let written = 0;
-    while (written < batch.length) written += writeSync(this.activeFd, batch, written, batch.length - written, position + written);
+    while (written < batch.length)
+      written += writeSync(this.activeFd, batch, written, batch.length - written, position + written);
     if (position - this.lastIndexedPosition >= INDEX_INTERVAL_BYTES) {
       const entry = Buffer.allocUnsafe(8);
       entry.writeUInt32BE(baseOffset - this.activeBase, 0);
@@ -454,7 +471,11 @@ export class PartitionWriter {
   private roll(): void {
     fdatasyncSync(this.activeFd);
     fdatasyncSync(this.indexFd);
-    const info: SealedInfo = { size: this.activeSize, nextOffset: this.nextOffset, maxTimestamp: this.activeMaxTimestamp };
+    const info: SealedInfo = {
+      size: this.activeSize,
+      nextOffset: this.nextOffset,
+      maxTimestamp: this.activeMaxTimestamp,
+    };
     writeFileDurably(this.dir, segmentName(this.activeBase, 'sealed'), JSON.stringify(info));
     this.sealed.set(this.activeBase, info);
     this.retiredFds.push(this.activeFd);
