@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -65,7 +65,7 @@ describe('embedded log', () => {
 
   it('refuses to open a log whose acknowledged data is corrupt, and never returns corrupt records', async () => {
     const dir = tempDir();
-    let log = await openEmbeddedLog({ dir, ...quiet });
+    const log = await openEmbeddedLog({ dir, ...quiet });
     await log.createTopic({ name: 't', partitions: 1 });
     await log.append('t', [{ value: Buffer.from('first') }]);
     await log.append('t', [{ value: Buffer.from('second') }]);
