@@ -1,7 +1,8 @@
 /** The log: one interface, an embedded segment log and a Kafka adapter. */
 export { EmbeddedLog, type EmbeddedLogOptions, LOG_FORMAT_VERSION, openEmbeddedLog } from './embedded.ts';
 export { checkName, LogErrors } from './errors.ts';
-export { murmur2, partitionForKey } from './murmur2.ts';
+export { KafkaLog, type KafkaLogOptions } from './kafka.ts';
+export { murmur2, partitionForKey, partitionForKeyBytes } from './murmur2.ts';
 export type {
   AppendedRange,
   HeaderValue,
