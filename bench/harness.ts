@@ -62,3 +62,38 @@ export function compare(
 export function report(result: BenchResult): void {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
+
+/** Runs async `work` (processing `units` items) repeatedly for at least `minMs`; returns items per second. */
+export async function throughputAsync(work: () => Promise<void>, units: number, minMs = 300): Promise<number> {
+  let runs = 0;
+  let elapsed = 0;
+  const start = performance.now();
+  do {
+    await work();
+    runs++;
+    elapsed = performance.now() - start;
+  } while (elapsed < minMs);
+  return (units * runs) / (elapsed / 1000);
+}
+
+/** {@link compare} for asynchronous work. */
+export async function compareAsync(
+  name: string,
+  unit: string,
+  subject: () => Promise<void>,
+  baseline: () => Promise<void>,
+  units: number,
+  rounds = 5,
+): Promise<BenchResult> {
+  await subject();
+  await baseline();
+  const values: number[] = [];
+  const baselines: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    values.push(await throughputAsync(subject, units));
+    baselines.push(await throughputAsync(baseline, units));
+  }
+  const value = median(values);
+  const base = median(baselines);
+  return { name, unit, value: Math.round(value), baseline: Math.round(base), ratio: Number((value / base).toFixed(3)) };
+}

@@ -6,9 +6,11 @@
 import { cpus, totalmem } from 'node:os';
 import { eventBenchmarks } from './events.bench.ts';
 import { type BenchResult, report } from './harness.ts';
+import { logBenchmarks } from './log.bench.ts';
 
 const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
   events: eventBenchmarks,
+  log: logBenchmarks,
 };
 
 const filters = process.argv.slice(2);

@@ -13,6 +13,7 @@ import { existsSync, watch, mkdirSync, readdirSync, readFileSync, rmSync, writeF
 import { access, constants } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ReckonError } from '../events/index.ts';
+import { keyByteLength, writeKey } from './batch.ts';
 import { checkName, LogErrors } from './errors.ts';
 import { fsyncDir, writeFileDurably } from './files.ts';
 import { partitionForKeyBytes } from './murmur2.ts';
@@ -27,6 +28,9 @@ import type {
   RetentionReport,
   TopicSpec,
 } from './types.ts';
+
+/** Scratch space for hashing string keys without allocating. */
+const KEY_SCRATCH = Buffer.allocUnsafe(64 * 1024);
 
 /** Format version of the embedded log's directory; a different one is refused. */
 export const LOG_FORMAT_VERSION = 1;
@@ -299,36 +303,45 @@ export class EmbeddedLog implements Log {
     const now = Date.now();
     const ranges: AppendedRange[] = [];
     if (records.length === 0) return ranges;
-    // Split by partition, keeping each partition's records in call order; key bytes are made once.
-    const byPartition = new Map<number, { records: RecordInput[]; keys: (Buffer | null)[] }>();
+    // Split by partition, keeping each partition's records in call order. String keys are
+    // hashed from a scratch buffer, so no per-record Buffer is allocated.
+    const byPartition = new Map<number, { records: RecordInput[]; keyLengths: number[] }>();
     for (const r of records) {
-      const key = r.key === undefined || r.key === null ? null : typeof r.key === 'string' ? Buffer.from(r.key) : r.key;
+      const key = r.key;
+      let keyLength = -1;
       let p: number;
-      if (r.partition !== undefined) {
-        this.checkPartition(state, r.partition);
-        p = r.partition;
-      } else if (key !== null) {
-        p = partitionForKeyBytes(key, n);
+      if (key !== undefined && key !== null) {
+        if (typeof key === 'string') {
+          keyLength = keyByteLength(key);
+          if (keyLength > KEY_SCRATCH.length) {
+            p = partitionForKeyBytes(Buffer.from(key), n);
+          } else {
+            writeKey(KEY_SCRATCH, key, 0, keyLength);
+            p = partitionForKeyBytes(KEY_SCRATCH, n, keyLength);
+          }
+        } else {
+          keyLength = key.length;
+          p = partitionForKeyBytes(key, n);
+        }
       } else {
         p = state.roundRobin++ % n;
       }
+      if (r.partition !== undefined) {
+        this.checkPartition(state, r.partition);
+        p = r.partition;
+      }
       let list = byPartition.get(p);
       if (list === undefined) {
-        list = { records: [], keys: [] };
+        list = { records: [], keyLengths: [] };
         byPartition.set(p, list);
       }
       list.records.push(r);
-      list.keys.push(key);
+      list.keyLengths.push(keyLength);
     }
     for (const [p, list] of byPartition) {
       const writer = state.writers[p] as PartitionWriter;
-      ranges.push(writer.append(list.records, list.keys, now));
+      ranges.push(writer.append(list.records, list.keyLengths, now));
       this.dirty.add(writer);
-    }
-    if (this.fsyncPolicy === 'none') {
-      for (const w of this.dirty) w.publish(w.snapshot());
-      this.dirty.clear();
-      return ranges;
     }
     await this.requestSync();
     return ranges;
@@ -356,7 +369,7 @@ export class EmbeddedLog implements Log {
     this.dirty.clear();
     const snapshots = writers.map((w) => w.snapshot());
     try {
-      await Promise.all(writers.map((w) => w.sync()));
+      await Promise.all(writers.map((w) => w.sync(this.fsyncPolicy === 'group')));
       writers.forEach((w, i) => w.publish(snapshots[i] as ReturnType<PartitionWriter['snapshot']>));
       waiting.resolve();
     } catch (e) {

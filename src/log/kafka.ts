@@ -43,7 +43,9 @@ interface FetchedMessage {
 }
 
 interface FetchResponse {
-  responses: { partitions: { partition: number; errorCode: number; highWatermark: string; messages: FetchedMessage[] }[] }[];
+  responses: {
+    partitions: { partition: number; errorCode: number; highWatermark: string; messages: FetchedMessage[] }[];
+  }[];
 }
 
 interface BrokerHandle {
@@ -88,9 +90,17 @@ export class KafkaLog implements Log {
     // Ordered, durable appends: all in-sync replicas acknowledge; one request in flight keeps order across retries.
     this.producer = this.kafka.producer({ allowAutoTopicCreation: false, maxInFlightRequests: 1, idempotent: false });
     this.admin = this.kafka.admin();
-    const symbol = Object.getOwnPropertySymbols(this.kafka).find((s) => s.description === 'private:Kafka:createCluster');
-    if (symbol === undefined) throw new ReckonError('RECKON_KAFKA_CLIENT', 'this kafkajs version does not expose its cluster; use kafkajs 2.2.x');
-    const createCluster = (this.kafka as unknown as Record<symbol, (o: unknown) => ClusterHandle>)[symbol] as (o: unknown) => ClusterHandle;
+    const symbol = Object.getOwnPropertySymbols(this.kafka).find(
+      (s) => s.description === 'private:Kafka:createCluster',
+    );
+    if (symbol === undefined)
+      throw new ReckonError(
+        'RECKON_KAFKA_CLIENT',
+        'this kafkajs version does not expose its cluster; use kafkajs 2.2.x',
+      );
+    const createCluster = (this.kafka as unknown as Record<symbol, (o: unknown) => ClusterHandle>)[symbol] as (
+      o: unknown,
+    ) => ClusterHandle;
     this.cluster = createCluster({ allowAutoTopicCreation: false });
     this.pollIntervalMs = options.pollIntervalMs ?? 50;
   }
@@ -102,10 +112,14 @@ export class KafkaLog implements Log {
       await Promise.all([log.producer.connect(), log.admin.connect(), log.cluster.connect()]);
     } catch (e) {
       await log.close().catch(() => undefined);
-      throw new ReckonError('RECKON_KAFKA_UNREACHABLE', `cannot connect to Kafka at ${options.brokers.join(',')}: ${(e as Error).message}`, {
-        retriable: true,
-        cause: e,
-      });
+      throw new ReckonError(
+        'RECKON_KAFKA_UNREACHABLE',
+        `cannot connect to Kafka at ${options.brokers.join(',')}: ${(e as Error).message}`,
+        {
+          retriable: true,
+          cause: e,
+        },
+      );
     }
     return log;
   }
@@ -125,7 +139,8 @@ export class KafkaLog implements Log {
 
   private async checkPartition(topic: string, partition: number): Promise<number> {
     const n = await this.count(topic);
-    if (!Number.isInteger(partition) || partition < 0 || partition >= n) throw LogErrors.unknownPartition(topic, partition, n);
+    if (!Number.isInteger(partition) || partition < 0 || partition >= n)
+      throw LogErrors.unknownPartition(topic, partition, n);
     return n;
   }
 
@@ -137,15 +152,23 @@ export class KafkaLog implements Log {
         await this.options.createTopic(spec);
       } else {
         const configEntries = [];
-        if (spec.retention?.ms !== undefined) configEntries.push({ name: 'retention.ms', value: String(spec.retention.ms) });
-        if (spec.retention?.bytes !== undefined) configEntries.push({ name: 'retention.bytes', value: String(spec.retention.bytes) });
-        await this.admin.createTopics({ waitForLeaders: true, topics: [{ topic: spec.name, numPartitions: spec.partitions, configEntries }] });
+        if (spec.retention?.ms !== undefined)
+          configEntries.push({ name: 'retention.ms', value: String(spec.retention.ms) });
+        if (spec.retention?.bytes !== undefined)
+          configEntries.push({ name: 'retention.bytes', value: String(spec.retention.bytes) });
+        await this.admin.createTopics({
+          waitForLeaders: true,
+          topics: [{ topic: spec.name, numPartitions: spec.partitions, configEntries }],
+        });
       }
     }
     this.partitions.delete(spec.name);
     const n = await this.count(spec.name);
     if (n !== spec.partitions) {
-      throw new ReckonError('RECKON_LOG_TOPIC_EXISTS', `topic "${spec.name}" exists with ${n} partitions, not ${spec.partitions}; partition counts are fixed`);
+      throw new ReckonError(
+        'RECKON_LOG_TOPIC_EXISTS',
+        `topic "${spec.name}" exists with ${n} partitions, not ${spec.partitions}; partition counts are fixed`,
+      );
     }
   }
 
@@ -160,7 +183,8 @@ export class KafkaLog implements Log {
       const key = r.key === undefined || r.key === null ? null : typeof r.key === 'string' ? Buffer.from(r.key) : r.key;
       let partition: number;
       if (r.partition !== undefined) {
-        if (!Number.isInteger(r.partition) || r.partition < 0 || r.partition >= n) throw LogErrors.unknownPartition(topic, r.partition, n);
+        if (!Number.isInteger(r.partition) || r.partition < 0 || r.partition >= n)
+          throw LogErrors.unknownPartition(topic, r.partition, n);
         partition = r.partition;
       } else if (key !== null) {
         partition = partitionForKeyBytes(key, n);
@@ -174,7 +198,11 @@ export class KafkaLog implements Log {
     });
     if (messages.length === 0) return [];
     const sent = await this.producer.send({ topic, acks: -1, messages });
-    return sent.map((m) => ({ partition: m.partition, baseOffset: Number(m.baseOffset), count: counts.get(m.partition) ?? 0 }));
+    return sent.map((m) => ({
+      partition: m.partition,
+      baseOffset: Number(m.baseOffset),
+      count: counts.get(m.partition) ?? 0,
+    }));
   }
 
   private async fetchOnce(topic: string, partition: number, offset: number, maxBytes: number): Promise<LogRecord[]> {
@@ -185,7 +213,8 @@ export class KafkaLog implements Log {
       leaders = this.cluster.findLeaderForPartitions(topic, [partition]);
     }
     const [nodeId] = Object.keys(leaders);
-    if (nodeId === undefined) throw new ReckonError('RECKON_KAFKA_NO_LEADER', `no leader for ${topic}/${partition} yet`, { retriable: true });
+    if (nodeId === undefined)
+      throw new ReckonError('RECKON_KAFKA_NO_LEADER', `no leader for ${topic}/${partition} yet`, { retriable: true });
     const broker = await this.cluster.findBroker({ nodeId });
     let response: FetchResponse;
     try {
@@ -222,7 +251,8 @@ export class KafkaLog implements Log {
 
   async read(topic: string, partition: number, offset: number, options: ReadOptions = {}): Promise<LogRecord[]> {
     await this.checkPartition(topic, partition);
-    if (!Number.isInteger(offset) || offset < 0) throw new ReckonError('RECKON_LOG_BAD_OFFSET', `offset must be a non-negative integer, got ${offset}`);
+    if (!Number.isInteger(offset) || offset < 0)
+      throw new ReckonError('RECKON_LOG_BAD_OFFSET', `offset must be a non-negative integer, got ${offset}`);
     const maxBytes = options.maxBytes ?? 1024 * 1024;
     const deadline = Date.now() + (options.waitMs ?? 0);
     for (;;) {

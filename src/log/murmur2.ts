@@ -5,8 +5,7 @@
  */
 
 /** Kafka's 32-bit murmur2 of a byte array (seed 0x9747b28c). */
-export function murmur2(data: Uint8Array): number {
-  const length = data.length;
+export function murmur2(data: Uint8Array, length = data.length): number {
   const m = 0x5bd1e995;
   const r = 24;
   let h = 0x9747b28c ^ length;
@@ -44,7 +43,7 @@ export function partitionForKey(key: Buffer | string, partitions: number): numbe
   return partitionForKeyBytes(bytes, partitions);
 }
 
-/** {@link partitionForKey} for key bytes. */
-export function partitionForKeyBytes(key: Uint8Array, partitions: number): number {
-  return (murmur2(key) & 0x7fffffff) % partitions;
+/** {@link partitionForKey} for key bytes (the first `length` of them). */
+export function partitionForKeyBytes(key: Uint8Array, partitions: number, length = key.length): number {
+  return (murmur2(key, length) & 0x7fffffff) % partitions;
 }

@@ -4,6 +4,7 @@
  * that publishes the durable end to readers in any process.
  */
 import {
+  write as writeCallback,
   closeSync,
   existsSync,
   fdatasync,
@@ -36,6 +37,15 @@ import {
 import type { AppendedRange, LogRecord, RecordInput, RetentionPolicy } from './types.ts';
 
 const fdatasyncAsync = promisify(fdatasync);
+const writeAsync = promisify(writeCallback);
+
+/** Writes all of `buf` at `position` (pwrite) on the thread pool, so encoding the next batch overlaps it. */
+async function pwriteFully(fd: number, buf: Buffer, position: number): Promise<void> {
+  let written = 0;
+  while (written < buf.length) {
+    written += (await writeAsync(fd, buf, written, buf.length - written, position + written)).bytesWritten;
+  }
+}
 
 /** Bytes of log between two index entries. */
 const INDEX_INTERVAL_BYTES = 4096;
@@ -301,7 +311,12 @@ export class PartitionWriter {
   private indexFd = -1;
   private indexSize = 0;
   private lastIndexedPosition = -INDEX_INTERVAL_BYTES;
-  private retiredFds: number[] = [];
+  /** Writes handed to the thread pool and not yet awaited by a sync. */
+  private pendingWrites: Promise<void>[] = [];
+  /** Sealing of rolled segments, not yet awaited by a sync. */
+  private sealing: Promise<void>[] = [];
+  /** Descriptors of sealed segments, closed at the end of the next sync (no one else holds them then). */
+  private closable: number[] = [];
   private published: HighWatermark = { nextOffset: 0, segmentBase: 0, segmentSize: 0 };
   private readonly hwFd: number;
   private readonly sealed = new Map<number, SealedInfo>();
@@ -443,14 +458,12 @@ export class PartitionWriter {
     }
   }
 
-  /** Writes one batch (not yet durable: see {@link sync}). */
-  append(records: readonly RecordInput[], keys: readonly (Buffer | null)[], now: number): AppendedRange {
+  /** Writes one batch (not yet durable, nor even written: see {@link sync}). */
+  append(records: readonly RecordInput[], keyLengths: readonly number[], now: number): AppendedRange {
     const baseOffset = this.nextOffset;
-    const batch = encodeBatch(records, keys, baseOffset, now);
+    const batch = encodeBatch(records, keyLengths, baseOffset, now);
     const position = this.activeSize;
-    let written = 0;
-    while (written < batch.length)
-      written += writeSync(this.activeFd, batch, written, batch.length - written, position + written);
+    this.pendingWrites.push(pwriteFully(this.activeFd, batch, position));
     if (position - this.lastIndexedPosition >= INDEX_INTERVAL_BYTES) {
       const entry = Buffer.allocUnsafe(8);
       entry.writeUInt32BE(baseOffset - this.activeBase, 0);
@@ -467,19 +480,27 @@ export class PartitionWriter {
     return { partition: this.partition, baseOffset, count: records.length };
   }
 
-  /** Seals the active segment (durably) and starts a new one at the next offset. */
+  /** Starts a new segment at the next offset; the full one is sealed (durably) in the background. */
   private roll(): void {
-    fdatasyncSync(this.activeFd);
-    fdatasyncSync(this.indexFd);
+    const base = this.activeBase;
+    const fd = this.activeFd;
+    const indexFd = this.indexFd;
+    const writes = this.pendingWrites;
+    this.pendingWrites = [];
     const info: SealedInfo = {
       size: this.activeSize,
       nextOffset: this.nextOffset,
       maxTimestamp: this.activeMaxTimestamp,
     };
-    writeFileDurably(this.dir, segmentName(this.activeBase, 'sealed'), JSON.stringify(info));
-    this.sealed.set(this.activeBase, info);
-    this.retiredFds.push(this.activeFd);
-    closeSync(this.indexFd);
+    this.sealing.push(
+      (async () => {
+        await Promise.all(writes);
+        await Promise.all([fdatasyncAsync(fd), fdatasyncAsync(indexFd)]);
+        writeFileDurably(this.dir, segmentName(base, 'sealed'), JSON.stringify(info));
+        this.sealed.set(base, info);
+        this.closable.push(fd, indexFd);
+      })(),
+    );
     this.openActive(this.nextOffset, true);
   }
 
@@ -493,12 +514,22 @@ export class PartitionWriter {
     return this.published.nextOffset !== this.nextOffset;
   }
 
-  /** Makes everything written so far durable. */
-  async sync(): Promise<void> {
-    const retired = this.retiredFds;
-    this.retiredFds = [];
-    await fdatasyncAsync(this.activeFd);
-    for (const fd of retired) closeSync(fd);
+  /**
+   * Waits for everything appended so far to be written and, when `durable`, fdatasyncs it.
+   * One sync at a time per writer (the log's group commit guarantees it).
+   */
+  async sync(durable: boolean): Promise<void> {
+    const fd = this.activeFd;
+    const waits = [...this.pendingWrites, ...this.sealing];
+    this.pendingWrites = [];
+    this.sealing = [];
+    try {
+      await Promise.all(waits);
+      if (durable) await fdatasyncAsync(fd);
+    } finally {
+      for (const c of this.closable) closeSync(c);
+      this.closable = [];
+    }
   }
 
   /** Publishes a durable end to readers in this and other processes. */
@@ -547,7 +578,7 @@ export class PartitionWriter {
 
   /** Closes the files (after a final sync by the caller). */
   close(): void {
-    for (const fd of this.retiredFds) closeSync(fd);
+    for (const fd of this.closable) closeSync(fd);
     closeSync(this.activeFd);
     closeSync(this.indexFd);
     closeSync(this.hwFd);

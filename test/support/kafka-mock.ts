@@ -23,7 +23,9 @@ function binary(): string {
   const out = join(tmpdir(), `reckon-mock-broker-${hash}`);
   if (existsSync(out)) return out;
   if (!existsSync('/usr/include/librdkafka/rdkafka_mock.h')) {
-    throw new Error('the Kafka tests need librdkafka-dev and gcc: apt-get install -y librdkafka-dev gcc (.ci/run installs them)');
+    throw new Error(
+      'the Kafka tests need librdkafka-dev and gcc: apt-get install -y librdkafka-dev gcc (.ci/run installs them)',
+    );
   }
   execFileSync('gcc', ['-O2', '-Wall', source, '-o', `${out}.tmp`, '-lrdkafka'], { stdio: 'inherit' });
   execFileSync('mv', [`${out}.tmp`, out]);
