@@ -6,7 +6,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ReckonError } from '../events/index.ts';
-import { boolean, duration, Invalid, integer, ipList, oneOf, type Parser, text, token } from './parsers.ts';
+import {
+  boolean,
+  duration,
+  hostPortList,
+  Invalid,
+  integer,
+  ipList,
+  oneOf,
+  type Parser,
+  text,
+  token,
+} from './parsers.ts';
 
 /** The effective configuration of a reckon process. */
 export interface ReckonConfig {
@@ -34,6 +45,14 @@ export interface ReckonConfig {
   fraudIpBlocklist: string[];
   /** Least severe log level printed. */
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Embedded log durability: `group` (appends resolve after a shared fdatasync) or `none` (after the write to the OS). */
+  logFsync: 'group' | 'none';
+  /** Wait this long before a group fsync to gather more appends, ms. */
+  logLingerMs: number;
+  /** Embedded log segment size, bytes. */
+  logSegmentBytes: number;
+  /** Kafka bootstrap brokers; when set, the log is Kafka instead of the embedded log. */
+  kafkaBrokers: string[];
 }
 
 /** Where a setting's value came from. */
@@ -131,6 +150,34 @@ export const SETTINGS = [
     env: 'RECKON_FRAUD_IP_BLOCKLIST',
     doc: 'fraudulent IPs or CIDRs, comma-separated',
     parse: ipList,
+    default: [],
+  }),
+  def({
+    key: 'logFsync',
+    env: 'RECKON_LOG_FSYNC',
+    doc: 'group (durable, shared fdatasync) or none',
+    parse: oneOf(['group', 'none'] as const),
+    default: 'group',
+  }),
+  def({
+    key: 'logLingerMs',
+    env: 'RECKON_LOG_LINGER',
+    doc: 'wait before a group fsync',
+    parse: duration(0, 1000),
+    default: 0,
+  }),
+  def({
+    key: 'logSegmentBytes',
+    env: 'RECKON_LOG_SEGMENT_BYTES',
+    doc: 'segment size of the embedded log',
+    parse: integer(65_536, 2 ** 31),
+    default: 64 * 1024 * 1024,
+  }),
+  def({
+    key: 'kafkaBrokers',
+    env: 'RECKON_KAFKA_BROKERS',
+    doc: 'host:port,... of Kafka (distributed mode)',
+    parse: hostPortList,
     default: [],
   }),
   def({

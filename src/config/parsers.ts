@@ -89,3 +89,17 @@ export const ipList: Parser<string[]> = (raw) => {
   }
   return items as string[];
 };
+
+/** A list of `host:port` addresses: a JSON array, or comma-separated text. */
+export const hostPortList: Parser<string[]> = (raw) => {
+  const expected = 'host:port addresses, as a JSON array or comma-separated ("kafka1:9092,kafka2:9092")';
+  let items: unknown[];
+  if (Array.isArray(raw)) items = raw;
+  else if (typeof raw === 'string') items = raw.trim() === '' ? [] : raw.split(',').map((s) => s.trim());
+  else return new Invalid(expected);
+  for (const item of items) {
+    const m = typeof item === 'string' ? /^(.+):([0-9]{1,5})$/.exec(item) : null;
+    if (m === null || Number(m[2]) > 65535) return new Invalid(`${expected}; ${JSON.stringify(item)} is not one`);
+  }
+  return items as string[];
+};

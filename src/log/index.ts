@@ -3,6 +3,7 @@ export { EmbeddedLog, type EmbeddedLogOptions, LOG_FORMAT_VERSION, openEmbeddedL
 export { checkName, LogErrors } from './errors.ts';
 export { KafkaLog, type KafkaLogOptions } from './kafka.ts';
 export { murmur2, partitionForKey, partitionForKeyBytes } from './murmur2.ts';
+export { openLog } from './open.ts';
 export type {
   AppendedRange,
   HeaderValue,
