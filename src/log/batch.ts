@@ -141,6 +141,10 @@ class StoredRecord implements LogRecord {
     private readonly valueLength: number,
   ) {}
 
+  get size(): number {
+    return (this.keyLength > 0 ? this.keyLength : 0) + this.valueLength;
+  }
+
   get key(): Buffer | null {
     if (this.#key === undefined)
       this.#key = this.keyLength < 0 ? null : this.buf.subarray(this.keyStart, this.keyStart + this.keyLength);

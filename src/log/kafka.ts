@@ -244,7 +244,16 @@ export class KafkaLog implements Log {
       for (const [name, v] of Object.entries(m.headers ?? {})) {
         if (v !== undefined) headers[name] = Array.isArray(v) ? (v[v.length - 1] as Buffer) : v;
       }
-      out.push({ partition, offset: o, key: m.key, value: m.value ?? EMPTY, timestamp: Number(m.timestamp), headers });
+      const value = m.value ?? EMPTY;
+      out.push({
+        partition,
+        offset: o,
+        key: m.key,
+        value,
+        timestamp: Number(m.timestamp),
+        headers,
+        size: value.length + (m.key?.length ?? 0),
+      });
     }
     return out;
   }

@@ -24,6 +24,8 @@ export interface LogRecord {
   value: Buffer;
   timestamp: number;
   headers: Readonly<Record<string, Buffer>>;
+  /** Bytes of key and value, for memory accounting without touching them. */
+  size: number;
 }
 
 /** Retention: whole segments are removed once older than `ms` or while the partition exceeds `bytes`. */

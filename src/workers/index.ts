@@ -1,0 +1,27 @@
+/** Workers: the consumer runtime every reckon consumer runs on. */
+export {
+  type DeadLetter,
+  deadLetterTopic,
+  ensureGroupTopics,
+  type Gap,
+  gapTopic,
+  listDeadLetters,
+  listGaps,
+  recordGap,
+  replayDeadLetters,
+} from './dead-letters.ts';
+export { ContiguousOffsetTracker } from './offsets.ts';
+export { type PartitionStatus, stopOnSignals, type WorkerStats, WorkerRuntime } from './runtime.ts';
+export { type GroupSample, ScalingAdvisor } from './scaling.ts';
+export type {
+  CatchUpPolicy,
+  RecordObserver,
+  SinkOffsets,
+  StartFrom,
+  TaskContext,
+  TopicPartition,
+  WorkerOptions,
+  WorkerPartitioner,
+  WorkerRecord,
+  WorkerTask,
+} from './types.ts';

@@ -1,0 +1,672 @@
+/**
+ * WorkerRuntime: consumes topics of a {@link Log} with one fetch loop, buffers records in bounded
+ * per-sub-partition queues, hands them to tasks in offset order, and commits only contiguously
+ * processed offsets. The TypeScript counterpart of RTB House's Kafka Workers, with the queue
+ * semantics of a visibility timeout, redelivery and a dead-letter queue.
+ */
+import { ReckonError } from '../events/index.ts';
+import type { Log, LogRecord } from '../log/index.ts';
+import { ensureGroupTopics, recordGap, writeDeadLetters } from './dead-letters.ts';
+import { ContiguousOffsetTracker } from './offsets.ts';
+import type { RecordObserver, TaskContext, TopicPartition, WorkerOptions, WorkerRecord, WorkerTask } from './types.ts';
+
+/** Per-record memory overhead counted on top of key and value bytes. */
+const RECORD_OVERHEAD_BYTES = 96;
+
+class QueuedRecord implements WorkerRecord {
+  attempt = 1;
+  constructor(
+    readonly topic: string,
+    readonly raw: LogRecord,
+    readonly subpartition: number,
+  ) {}
+  get partition(): number {
+    return this.raw.partition;
+  }
+  get offset(): number {
+    return this.raw.offset;
+  }
+  get key(): Buffer | null {
+    return this.raw.key;
+  }
+  get value(): Buffer {
+    return this.raw.value;
+  }
+  get timestamp(): number {
+    return this.raw.timestamp;
+  }
+  get headers(): Readonly<Record<string, Buffer>> {
+    return this.raw.headers;
+  }
+  get bytes(): number {
+    return this.raw.size + RECORD_OVERHEAD_BYTES;
+  }
+}
+
+interface Sub {
+  part: PartitionState;
+  index: number;
+  task: WorkerTask;
+  queue: QueuedRecord[];
+  head: number;
+  bytes: number;
+  busy: boolean;
+  draining: boolean;
+  /** A retry is scheduled: nothing is taken before it fires. */
+  retryTimer: NodeJS.Timeout | undefined;
+}
+
+interface PartitionState extends TopicPartition {
+  tracker: ContiguousOffsetTracker;
+  fetchOffset: number;
+  subs: Sub[];
+  pausedByPressure: boolean;
+  pausedByTask: boolean;
+  lastCommitted: number;
+}
+
+/** Counters of a runtime, for metrics and tests. */
+export interface WorkerStats {
+  processed: number;
+  failed: number;
+  retried: number;
+  timedOut: number;
+  deadLettered: number;
+  skipped: number;
+  pauses: number;
+  commits: number;
+}
+
+/** One partition's state, for metrics. */
+export interface PartitionStatus extends TopicPartition {
+  fetchOffset: number;
+  committed: number;
+  queuedRecords: number;
+  queuedBytes: number;
+  inFlight: number;
+  paused: boolean;
+}
+
+/** A record (or batch) being processed: the observer handed to the task. */
+class Completion implements RecordObserver {
+  done = false;
+  timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly runtime: WorkerRuntime,
+    readonly sub: Sub,
+    readonly records: QueuedRecord[],
+  ) {}
+
+  success(): void {
+    if (this.finish('success')) this.runtime.completed(this);
+  }
+
+  failure(error: Error): void {
+    if (this.finish('failure')) this.runtime.failed(this, error instanceof Error ? error : new Error(String(error)));
+  }
+
+  timeout(ms: number): void {
+    if (this.done) return;
+    this.runtime.stats.timedOut++;
+    const first = this.records[0] as QueuedRecord;
+    this.failure(
+      new ReckonError(
+        'RECKON_WORKER_TIMEOUT',
+        `${first.topic}/${first.partition}@${first.offset} was not completed within ${ms} ms`,
+        { retriable: true },
+      ),
+    );
+  }
+
+  private finish(kind: string): boolean {
+    if (this.done) {
+      const first = this.records[0] as QueuedRecord;
+      this.runtime.report(
+        `observer of ${first.topic}/${first.partition}@${first.offset} called (${kind}) after completion or timeout; ignored`,
+      );
+      return false;
+    }
+    this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    return true;
+  }
+}
+
+/** Resolves when `wake()` is called; re-armed by each `wait()`. */
+class Wakeup {
+  private resolve: (() => void) | undefined;
+  wait(ms: number): Promise<void> {
+    return new Promise((r) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        if (this.resolve === done) this.resolve = undefined;
+        r();
+      };
+      const timer = setTimeout(done, ms);
+      this.resolve = done;
+    });
+  }
+  wake(): void {
+    this.resolve?.();
+  }
+}
+
+/** The worker runtime. Create, `start()`, and `stop()` (also on SIGTERM: see {@link stopOnSignals}). */
+export class WorkerRuntime {
+  readonly stats: WorkerStats = {
+    processed: 0,
+    failed: 0,
+    retried: 0,
+    timedOut: 0,
+    deadLettered: 0,
+    skipped: 0,
+    pauses: 0,
+    commits: 0,
+  };
+  private readonly log: Log;
+  private readonly parts: PartitionState[] = [];
+  private running = false;
+  private stopping = false;
+  private fatal: Error | undefined;
+  private fetchLoopDone: Promise<void> = Promise.resolve();
+  private commitTimer: NodeJS.Timeout | undefined;
+  private punctuateTimer: NodeJS.Timeout | undefined;
+  private committing: Promise<void> = Promise.resolve();
+  private readonly wakeup = new Wakeup();
+  private fetchAbort: AbortController | undefined;
+  private readonly idle = new Set<() => void>();
+  private readonly o: Required<
+    Omit<WorkerOptions, 'partitioner' | 'assignment' | 'sinkOffsets' | 'retry' | 'catchUp'>
+  > &
+    Pick<WorkerOptions, 'partitioner' | 'assignment' | 'sinkOffsets'> & {
+      maxAttempts: number;
+      initialBackoffMs: number;
+      maxBackoffMs: number;
+      catchUp: NonNullable<WorkerOptions['catchUp']>;
+    };
+
+  constructor(options: WorkerOptions) {
+    this.log = options.log;
+    this.o = {
+      ...options,
+      queueBytes: options.queueBytes ?? 4 * 1024 * 1024,
+      resumeRatio: options.resumeRatio ?? 0.5,
+      processingTimeoutMs: options.processingTimeoutMs ?? 30_000,
+      commitIntervalMs: options.commitIntervalMs ?? 1000,
+      guarantee: options.guarantee ?? 'at_least_once',
+      onExhausted: options.onExhausted ?? 'dead_letter',
+      startFrom: options.startFrom ?? 'earliest',
+      catchUp: options.catchUp ?? { kind: 'full' },
+      maxBatchRecords: options.maxBatchRecords ?? 500,
+      fetchMaxBytes: options.fetchMaxBytes ?? 1024 * 1024,
+      fetchWaitMs: options.fetchWaitMs ?? 500,
+      punctuateIntervalMs: options.punctuateIntervalMs ?? 1000,
+      onError: options.onError ?? ((m) => process.stderr.write(`reckon workers (${options.group}): ${m}\n`)),
+      maxAttempts: options.retry?.maxAttempts ?? 5,
+      initialBackoffMs: options.retry?.initialBackoffMs ?? 100,
+      maxBackoffMs: options.retry?.maxBackoffMs ?? 10_000,
+    };
+  }
+
+  /** Reports a problem through `onError`. */
+  report(message: string, error?: Error): void {
+    this.o.onError(message, error);
+  }
+
+  /** Resolves each partition's start, creates the tasks, and starts fetching. */
+  async start(): Promise<void> {
+    const { log, o } = this;
+    await ensureGroupTopics(log, o.group);
+    let assignment = o.assignment;
+    if (assignment === undefined) {
+      assignment = [];
+      for (const topic of o.topics) {
+        const n = await log.partitionCount(topic);
+        for (let p = 0; p < n; p++) assignment.push({ topic, partition: p });
+      }
+    }
+    const committedByTopic = new Map<string, Map<number, number>>();
+    for (const topic of new Set(assignment.map((a) => a.topic))) {
+      const parts = assignment.filter((a) => a.topic === topic).map((a) => a.partition);
+      committedByTopic.set(
+        topic,
+        o.sinkOffsets ? await o.sinkOffsets.committed(topic, parts) : await log.committedOffsets(o.group, topic),
+      );
+    }
+    for (const tp of assignment) {
+      const earliest = await log.earliestOffset(tp.topic, tp.partition);
+      const latest = await log.latestOffset(tp.topic, tp.partition);
+      let start = committedByTopic.get(tp.topic)?.get(tp.partition) ?? (o.startFrom === 'earliest' ? earliest : latest);
+      if (start < earliest) {
+        await recordGap(log, o.group, { ...tp, from: start, to: earliest, reason: 'retention', at: Date.now() });
+        this.report(
+          `${tp.topic}/${tp.partition}: offsets ${start}..${earliest - 1} were removed by retention before being processed; recorded as a gap`,
+        );
+        this.stats.skipped += earliest - start;
+        start = earliest;
+      }
+      if (o.catchUp.kind === 'skipForward' && latest - start > o.catchUp.maxLagRecords) {
+        const to = latest - o.catchUp.maxLagRecords;
+        await recordGap(log, o.group, { ...tp, from: start, to, reason: 'skip_forward', at: Date.now() });
+        this.stats.skipped += to - start;
+        start = to;
+      }
+      const part: PartitionState = {
+        ...tp,
+        tracker: new ContiguousOffsetTracker(start),
+        fetchOffset: start,
+        subs: [],
+        pausedByPressure: false,
+        pausedByTask: false,
+        lastCommitted: committedByTopic.get(tp.topic)?.get(tp.partition) ?? -1,
+      };
+      const count = o.partitioner?.count(tp) ?? 1;
+      for (let i = 0; i < count; i++) {
+        const sub: Sub = {
+          part,
+          index: i,
+          task: o.taskFactory(tp, i),
+          queue: [],
+          head: 0,
+          bytes: 0,
+          busy: false,
+          draining: false,
+          retryTimer: undefined,
+        };
+        part.subs.push(sub);
+        const context: TaskContext = {
+          topicPartition: tp,
+          subpartition: i,
+          pause: () => {
+            part.pausedByTask = true;
+          },
+          resume: () => {
+            part.pausedByTask = false;
+            this.wake();
+          },
+        };
+        await sub.task.init?.(context);
+      }
+      this.parts.push(part);
+    }
+    this.running = true;
+    this.fetchLoopDone = this.fetchLoop().catch((e: unknown) => this.die(e as Error));
+    this.commitTimer = setInterval(() => void this.commit(), o.commitIntervalMs);
+    this.punctuateTimer = setInterval(() => void this.punctuate(), o.punctuateIntervalMs);
+  }
+
+  private wake(): void {
+    this.wakeup.wake();
+    this.fetchAbort?.abort();
+  }
+
+  private die(error: Error): void {
+    if (this.fatal !== undefined) return;
+    this.fatal = error;
+    this.report(`stopping: ${error.message}`, error);
+    this.running = false;
+    this.wake();
+  }
+
+  /** The error that stopped the runtime, if one did. */
+  get error(): Error | undefined {
+    return this.fatal;
+  }
+
+  private async fetchLoop(): Promise<void> {
+    const o = this.o;
+    while (this.running) {
+      let got = 0;
+      for (const part of this.parts) {
+        if (!this.running) break;
+        if (part.pausedByPressure || part.pausedByTask) continue;
+        got += this.enqueue(part, await this.readSafely(part, 0, undefined));
+      }
+      if (got > 0 || !this.running) continue;
+      const active = this.parts.filter((p) => !p.pausedByPressure && !p.pausedByTask);
+      if (active.length === 0) {
+        await this.wakeup.wait(o.fetchWaitMs);
+        continue;
+      }
+      // Nothing new anywhere: wait on every active partition at once; the first arrival (or a wake) ends the wait.
+      const abort = new AbortController();
+      this.fetchAbort = abort;
+      await Promise.all(
+        active.map(async (part) => {
+          const records = await this.readSafely(part, o.fetchWaitMs, abort.signal);
+          if (records.length > 0) abort.abort();
+          this.enqueue(part, records);
+        }),
+      );
+      this.fetchAbort = undefined;
+    }
+  }
+
+  private async readSafely(
+    part: PartitionState,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<LogRecord[]> {
+    try {
+      return await this.log.read(part.topic, part.partition, part.fetchOffset, {
+        maxBytes: this.o.fetchMaxBytes,
+        waitMs,
+        signal,
+      });
+    } catch (e) {
+      if ((e as ReckonError).code === 'RECKON_LOG_OFFSET_OUT_OF_RANGE') {
+        const earliest = await this.log.earliestOffset(part.topic, part.partition);
+        if (part.fetchOffset < earliest) {
+          await recordGap(this.log, this.o.group, {
+            topic: part.topic,
+            partition: part.partition,
+            from: part.fetchOffset,
+            to: earliest,
+            reason: 'retention',
+            at: Date.now(),
+          });
+          this.report(
+            `${part.topic}/${part.partition}: offsets ${part.fetchOffset}..${earliest - 1} were removed by retention before being processed; recorded as a gap`,
+          );
+          this.stats.skipped += earliest - part.fetchOffset;
+          part.fetchOffset = earliest;
+          part.tracker.skipTo(earliest);
+          return [];
+        }
+      }
+      throw e;
+    }
+  }
+
+  private enqueue(part: PartitionState, records: LogRecord[]): number {
+    if (records.length === 0) return 0;
+    const partitioner = this.o.partitioner;
+    const single = part.subs.length === 1 ? part.subs[0] : undefined;
+    const touched = new Set<Sub>();
+    for (const raw of records) {
+      if (raw.offset < part.fetchOffset) continue;
+      const index =
+        single === undefined
+          ? (partitioner as NonNullable<typeof partitioner>).subpartition(Object.assign(raw, { topic: part.topic }))
+          : 0;
+      const sub = single ?? part.subs[index];
+      if (sub === undefined)
+        throw new ReckonError(
+          'RECKON_WORKER_PARTITIONER',
+          `partitioner returned sub-partition ${index} for ${part.topic}/${part.partition}, which has ${part.subs.length}`,
+        );
+      const record = new QueuedRecord(part.topic, raw, index);
+      part.tracker.register(raw.offset);
+      sub.queue.push(record);
+      sub.bytes += record.bytes;
+      touched.add(sub);
+      if (sub.bytes > this.o.queueBytes && !part.pausedByPressure) {
+        part.pausedByPressure = true;
+        this.stats.pauses++;
+      }
+      part.fetchOffset = raw.offset + 1;
+    }
+    for (const sub of touched) this.drain(sub);
+    return records.length;
+  }
+
+  /** Feeds the sub-partition's task while it is free and records are queued. */
+  private drain(sub: Sub): void {
+    if (sub.draining) return;
+    sub.draining = true;
+    try {
+      while (
+        !sub.busy &&
+        sub.retryTimer === undefined &&
+        sub.head < sub.queue.length &&
+        !this.stopping &&
+        this.fatal === undefined
+      ) {
+        const task = sub.task;
+        const first = sub.queue[sub.head] as QueuedRecord;
+        if (task.accept !== undefined && !task.accept(first)) break;
+        let batch: QueuedRecord[];
+        if (task.processBatch !== undefined) {
+          const end = Math.min(sub.queue.length, sub.head + this.o.maxBatchRecords);
+          batch = sub.queue.slice(sub.head, end);
+        } else {
+          batch = [first];
+        }
+        sub.busy = true;
+        const completion = new Completion(this, sub, batch);
+        let result: void | Promise<void>;
+        try {
+          result =
+            task.processBatch !== undefined ? task.processBatch(batch, completion) : task.process(first, completion);
+        } catch (e) {
+          completion.failure(e as Error);
+          continue;
+        }
+        if (completion.done) continue;
+        completion.timer = setTimeout(() => completion.timeout(this.o.processingTimeoutMs), this.o.processingTimeoutMs);
+        if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+          (result as Promise<void>).then(undefined, (e: unknown) => completion.failure(e as Error));
+        }
+      }
+    } finally {
+      sub.draining = false;
+    }
+  }
+
+  private dequeue(sub: Sub, records: QueuedRecord[]): void {
+    const part = sub.part;
+    for (const r of records) {
+      part.tracker.finish(r.offset);
+      sub.bytes -= r.bytes;
+    }
+    sub.head += records.length;
+    if (sub.head === sub.queue.length) {
+      sub.queue = [];
+      sub.head = 0;
+    } else if (sub.head > 4096 && sub.head * 2 > sub.queue.length) {
+      sub.queue = sub.queue.slice(sub.head);
+      sub.head = 0;
+    }
+    if (part.pausedByPressure && part.subs.every((s) => s.bytes <= this.o.queueBytes * this.o.resumeRatio)) {
+      part.pausedByPressure = false;
+      this.wake();
+    }
+    if (this.idle.size > 0 && !sub.busy) for (const f of this.idle) f();
+  }
+
+  /** Called by a completion's success. */
+  completed(c: Completion): void {
+    const sub = c.sub;
+    this.stats.processed += c.records.length;
+    sub.busy = false;
+    this.dequeue(sub, c.records);
+    this.drain(sub);
+  }
+
+  /** Called by a completion's failure or timeout. */
+  failed(c: Completion, error: Error): void {
+    const sub = c.sub;
+    const first = c.records[0] as QueuedRecord;
+    this.stats.failed++;
+    if (this.o.guarantee === 'none') {
+      this.report(
+        `${first.topic}/${first.partition}@${first.offset}: ${error.message} (skipped: guarantee none)`,
+        error,
+      );
+      this.completed(c);
+      return;
+    }
+    if (first.attempt < this.o.maxAttempts) {
+      this.stats.retried++;
+      const backoff = Math.min(this.o.maxBackoffMs, this.o.initialBackoffMs * 2 ** (first.attempt - 1));
+      for (const r of c.records) r.attempt++;
+      sub.busy = false;
+      sub.retryTimer = setTimeout(() => {
+        sub.retryTimer = undefined;
+        this.drain(sub);
+        for (const f of this.idle) f();
+      }, backoff);
+      return;
+    }
+    if (this.o.onExhausted === 'stop') {
+      this.die(
+        new ReckonError(
+          'RECKON_WORKER_EXHAUSTED',
+          `${first.topic}/${first.partition}@${first.offset} failed ${first.attempt} times: ${error.message}`,
+          { cause: error },
+        ),
+      );
+      sub.busy = false;
+      for (const f of this.idle) f();
+      return;
+    }
+    // Dead-letter, then move on; a failing write is retried, never skipped.
+    const attempts = first.attempt;
+    const write = (): void => {
+      writeDeadLetters(this.log, this.o.group, c.records, error, attempts).then(
+        () => {
+          this.stats.deadLettered += c.records.length;
+          sub.busy = false;
+          this.dequeue(sub, c.records);
+          this.drain(sub);
+        },
+        (e: unknown) => {
+          this.report(`dead-letter write failed (${(e as Error).message}); retrying`);
+          setTimeout(write, this.o.initialBackoffMs);
+        },
+      );
+    };
+    write();
+  }
+
+  private async punctuate(): Promise<void> {
+    const now = Date.now();
+    for (const part of this.parts) {
+      for (const sub of part.subs) {
+        try {
+          await sub.task.punctuate?.(now);
+        } catch (e) {
+          this.report(`punctuate of ${part.topic}/${part.partition}#${sub.index} failed: ${(e as Error).message}`);
+        }
+        this.drain(sub);
+      }
+    }
+  }
+
+  /** Commits every partition's contiguous position that moved since the last commit. */
+  commit(): Promise<void> {
+    this.committing = this.committing.then(async () => {
+      if (this.o.sinkOffsets !== undefined) return;
+      const byTopic = new Map<string, { partition: number; offset: number }[]>();
+      for (const part of this.parts) {
+        const position = part.tracker.position();
+        if (position === part.lastCommitted) continue;
+        const list = byTopic.get(part.topic) ?? [];
+        list.push({ partition: part.partition, offset: position });
+        byTopic.set(part.topic, list);
+      }
+      for (const [topic, offsets] of byTopic) {
+        try {
+          await this.log.commitOffsets(this.o.group, topic, offsets);
+          this.stats.commits++;
+          for (const o of offsets) {
+            const part = this.parts.find((p) => p.topic === topic && p.partition === o.partition);
+            if (part !== undefined) part.lastCommitted = o.offset;
+          }
+        } catch (e) {
+          this.report(`commit of ${topic} failed (${(e as Error).message}); will retry`);
+        }
+      }
+    });
+    return this.committing;
+  }
+
+  /** Per-partition state, for metrics. */
+  status(): PartitionStatus[] {
+    return this.parts.map((p) => ({
+      topic: p.topic,
+      partition: p.partition,
+      fetchOffset: p.fetchOffset,
+      committed: p.lastCommitted,
+      queuedRecords: p.subs.reduce((n, s) => n + s.queue.length - s.head, 0),
+      queuedBytes: p.subs.reduce((n, s) => n + s.bytes, 0),
+      inFlight: p.tracker.inFlight,
+      paused: p.pausedByPressure || p.pausedByTask,
+    }));
+  }
+
+  /** Lag per partition: records between the committed position and the end of the log. */
+  async lag(): Promise<(TopicPartition & { lag: number })[]> {
+    const out: (TopicPartition & { lag: number })[] = [];
+    for (const p of this.parts) {
+      out.push({
+        topic: p.topic,
+        partition: p.partition,
+        lag: (await this.log.latestOffset(p.topic, p.partition)) - p.tracker.position(),
+      });
+    }
+    return out;
+  }
+
+  /** Resolves when every queued record is processed (or the runtime died): for tests and draining. */
+  async idleWhenDone(deadlineMs = 30_000): Promise<void> {
+    const quiet = () =>
+      this.fatal !== undefined || this.parts.every((p) => p.subs.every((s) => !s.busy && s.head === s.queue.length));
+    if (quiet()) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.idle.delete(check);
+        reject(new Error(`workers not idle within ${deadlineMs} ms`));
+      }, deadlineMs);
+      const check = (): void => {
+        if (!quiet()) return;
+        clearTimeout(timer);
+        this.idle.delete(check);
+        resolve();
+      };
+      this.idle.add(check);
+    });
+  }
+
+  /**
+   * Stops gracefully: no more fetching, in-flight work finishes or times out (up to
+   * `timeoutMs`), contiguous offsets are committed, tasks are closed.
+   */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    if (!this.running && this.stopping) return;
+    this.running = false;
+    this.stopping = true;
+    this.wake();
+    await this.fetchLoopDone;
+    if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
+    if (this.punctuateTimer !== undefined) clearInterval(this.punctuateTimer);
+    const busy = () => this.parts.some((p) => p.subs.some((s) => s.busy));
+    const deadline = Date.now() + timeoutMs;
+    while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const p of this.parts) for (const s of p.subs) if (s.retryTimer !== undefined) clearTimeout(s.retryTimer);
+    await this.commit();
+    for (const p of this.parts) {
+      for (const s of p.subs) {
+        try {
+          await s.task.close?.();
+        } catch (e) {
+          this.report(`close of ${p.topic}/${p.partition}#${s.index} failed: ${(e as Error).message}`);
+        }
+      }
+    }
+  }
+}
+
+/** Stops the runtime gracefully on SIGTERM or SIGINT, then calls `exit`. */
+export function stopOnSignals(runtime: WorkerRuntime, exit: (code: number) => void = (c) => process.exit(c)): void {
+  const handler = (): void => {
+    runtime.stop().then(
+      () => exit(runtime.error === undefined ? 0 : 1),
+      () => exit(1),
+    );
+  };
+  process.once('SIGTERM', handler);
+  process.once('SIGINT', handler);
+}
