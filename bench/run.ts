@@ -7,10 +7,12 @@ import { cpus, totalmem } from 'node:os';
 import { eventBenchmarks } from './events.bench.ts';
 import { type BenchResult, report } from './harness.ts';
 import { logBenchmarks } from './log.bench.ts';
+import { workerBenchmarks } from './workers.bench.ts';
 
 const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
   events: eventBenchmarks,
   log: logBenchmarks,
+  workers: workerBenchmarks,
 };
 
 const filters = process.argv.slice(2);

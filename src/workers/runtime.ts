@@ -15,11 +15,15 @@ const RECORD_OVERHEAD_BYTES = 96;
 
 class QueuedRecord implements WorkerRecord {
   attempt = 1;
+  /** Memory this record holds while queued. */
+  readonly bytes: number;
   constructor(
     readonly topic: string,
     readonly raw: LogRecord,
     readonly subpartition: number,
-  ) {}
+  ) {
+    this.bytes = raw.size + RECORD_OVERHEAD_BYTES;
+  }
   get partition(): number {
     return this.raw.partition;
   }
@@ -37,9 +41,6 @@ class QueuedRecord implements WorkerRecord {
   }
   get headers(): Readonly<Record<string, Buffer>> {
     return this.raw.headers;
-  }
-  get bytes(): number {
-    return this.raw.size + RECORD_OVERHEAD_BYTES;
   }
 }
 
@@ -95,8 +96,16 @@ class Completion implements RecordObserver {
   constructor(
     private readonly runtime: WorkerRuntime,
     readonly sub: Sub,
-    readonly records: QueuedRecord[],
+    /** The record, or the first of the batch. */
+    readonly first: QueuedRecord,
+    /** The whole batch, for processBatch; undefined for a single record (no array per record). */
+    readonly batch: QueuedRecord[] | undefined,
   ) {}
+
+  /** Every record this completion covers. */
+  get records(): QueuedRecord[] {
+    return this.batch ?? [this.first];
+  }
 
   success(): void {
     if (this.finish('success')) this.runtime.completed(this);
@@ -383,32 +392,38 @@ export class WorkerRuntime {
   private enqueue(part: PartitionState, records: LogRecord[]): number {
     if (records.length === 0) return 0;
     const partitioner = this.o.partitioner;
-    const single = part.subs.length === 1 ? part.subs[0] : undefined;
-    const touched = new Set<Sub>();
+    const subs = part.subs;
+    const single = subs.length === 1 ? (subs[0] as Sub) : undefined;
+    const tracker = part.tracker;
+    const limit = this.o.queueBytes;
     for (const raw of records) {
-      if (raw.offset < part.fetchOffset) continue;
-      const index =
-        single === undefined
-          ? (partitioner as NonNullable<typeof partitioner>).subpartition(Object.assign(raw, { topic: part.topic }))
-          : 0;
-      const sub = single ?? part.subs[index];
-      if (sub === undefined)
-        throw new ReckonError(
-          'RECKON_WORKER_PARTITIONER',
-          `partitioner returned sub-partition ${index} for ${part.topic}/${part.partition}, which has ${part.subs.length}`,
+      const offset = raw.offset;
+      if (offset < part.fetchOffset) continue;
+      let sub = single;
+      let index = 0;
+      if (sub === undefined) {
+        index = (partitioner as NonNullable<typeof partitioner>).subpartition(
+          Object.assign(raw, { topic: part.topic }),
         );
+        sub = subs[index];
+        if (sub === undefined) {
+          throw new ReckonError(
+            'RECKON_WORKER_PARTITIONER',
+            `partitioner returned sub-partition ${index} for ${part.topic}/${part.partition}, which has ${subs.length}`,
+          );
+        }
+      }
       const record = new QueuedRecord(part.topic, raw, index);
-      part.tracker.register(raw.offset);
+      tracker.register(offset);
       sub.queue.push(record);
       sub.bytes += record.bytes;
-      touched.add(sub);
-      if (sub.bytes > this.o.queueBytes && !part.pausedByPressure) {
+      if (sub.bytes > limit && !part.pausedByPressure) {
         part.pausedByPressure = true;
         this.stats.pauses++;
       }
-      part.fetchOffset = raw.offset + 1;
+      part.fetchOffset = offset + 1;
     }
-    for (const sub of touched) this.drain(sub);
+    for (const sub of subs) if (sub.head < sub.queue.length) this.drain(sub);
     return records.length;
   }
 
@@ -427,19 +442,18 @@ export class WorkerRuntime {
         const task = sub.task;
         const first = sub.queue[sub.head] as QueuedRecord;
         if (task.accept !== undefined && !task.accept(first)) break;
-        let batch: QueuedRecord[];
-        if (task.processBatch !== undefined) {
-          const end = Math.min(sub.queue.length, sub.head + this.o.maxBatchRecords);
-          batch = sub.queue.slice(sub.head, end);
-        } else {
-          batch = [first];
-        }
+        const batch =
+          task.processBatch === undefined
+            ? undefined
+            : sub.queue.slice(sub.head, Math.min(sub.queue.length, sub.head + this.o.maxBatchRecords));
         sub.busy = true;
-        const completion = new Completion(this, sub, batch);
+        const completion = new Completion(this, sub, first, batch);
         let result: void | Promise<void>;
         try {
           result =
-            task.processBatch !== undefined ? task.processBatch(batch, completion) : task.process(first, completion);
+            batch !== undefined
+              ? (task.processBatch as NonNullable<WorkerTask['processBatch']>)(batch, completion)
+              : task.process(first, completion);
         } catch (e) {
           completion.failure(e as Error);
           continue;
@@ -455,13 +469,19 @@ export class WorkerRuntime {
     }
   }
 
-  private dequeue(sub: Sub, records: QueuedRecord[]): void {
+  private dequeue(sub: Sub, first: QueuedRecord, batch: QueuedRecord[] | undefined): void {
     const part = sub.part;
-    for (const r of records) {
-      part.tracker.finish(r.offset);
-      sub.bytes -= r.bytes;
+    if (batch === undefined) {
+      part.tracker.finish(first.offset);
+      sub.bytes -= first.bytes;
+      sub.head++;
+    } else {
+      for (const r of batch) {
+        part.tracker.finish(r.offset);
+        sub.bytes -= r.bytes;
+      }
+      sub.head += batch.length;
     }
-    sub.head += records.length;
     if (sub.head === sub.queue.length) {
       sub.queue = [];
       sub.head = 0;
@@ -479,9 +499,9 @@ export class WorkerRuntime {
   /** Called by a completion's success. */
   completed(c: Completion): void {
     const sub = c.sub;
-    this.stats.processed += c.records.length;
+    this.stats.processed += c.batch === undefined ? 1 : c.batch.length;
     sub.busy = false;
-    this.dequeue(sub, c.records);
+    this.dequeue(sub, c.first, c.batch);
     this.drain(sub);
   }
 
@@ -529,7 +549,7 @@ export class WorkerRuntime {
         () => {
           this.stats.deadLettered += c.records.length;
           sub.busy = false;
-          this.dequeue(sub, c.records);
+          this.dequeue(sub, c.first, c.batch);
           this.drain(sub);
         },
         (e: unknown) => {
