@@ -99,17 +99,25 @@ async function readTopic(log: Log, topic: string): Promise<LogRecord[]> {
   return out;
 }
 
-/** Lists a group's dead letters, oldest first, marking those already replayed. */
+/**
+ * Lists a group's dead letters, oldest first, marking those already replayed. A record is
+ * dead-lettered at least once (a crash between the write and the commit repeats it): letters
+ * are listed once per origin (topic, partition, offset), the first one kept.
+ */
 export async function listDeadLetters(log: Log, group: string): Promise<DeadLetter[]> {
   const records = await readTopic(log, deadLetterTopic(group));
   const replayed = new Set<number>();
   const letters: DeadLetter[] = [];
+  const origins = new Set<string>();
   for (const r of records) {
     const h = r.headers;
     if (h[H.replayOf] !== undefined) {
       replayed.add(Number(h[H.replayOf]?.toString()));
       continue;
     }
+    const origin = `${h[H.topic]?.toString()}/${h[H.partition]?.toString()}/${h[H.offset]?.toString()}`;
+    if (origins.has(origin)) continue;
+    origins.add(origin);
     const headers: Record<string, Buffer> = {};
     for (const [k, v] of Object.entries(h)) if (!k.startsWith('reckon.dlq.')) headers[k] = v;
     letters.push({

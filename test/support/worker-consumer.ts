@@ -1,0 +1,30 @@
+/**
+ * Kill-test child: consumes `events` in group `g` with a slow task that appends each processed
+ * value to a file (before acknowledging it); values divisible by 97 always fail (poison).
+ */
+import { appendFileSync } from 'node:fs';
+import { openEmbeddedLog } from '../../src/log/index.ts';
+import { WorkerRuntime } from '../../src/workers/index.ts';
+
+const [dir = '', processedFile = ''] = process.argv.slice(2);
+const log = await openEmbeddedLog({ dir, retentionIntervalMs: 0, onWarning: () => undefined });
+const runtime = new WorkerRuntime({
+  log,
+  group: 'g',
+  topics: ['events'],
+  commitIntervalMs: 30,
+  retry: { maxAttempts: 2, initialBackoffMs: 5 },
+  taskFactory: () => ({
+    process: (record, observer) => {
+      const value = Number(record.value.toString());
+      setTimeout(() => {
+        if (value % 97 === 0) return observer.failure(new Error(`poison ${value}`));
+        appendFileSync(processedFile, `${value}\n`);
+        observer.success();
+      }, 1);
+    },
+  }),
+  onError: () => undefined,
+});
+await runtime.start();
+process.stdout.write('ready\n');
