@@ -18,8 +18,11 @@ import { checkName, LogErrors } from './errors.ts';
 import { fsyncDir, writeFileDurably } from './files.ts';
 import { partitionForKeyBytes } from './murmur2.ts';
 import { PartitionReader, PartitionWriter, readHighWatermarkFile } from './partition.ts';
+import { joinEmbeddedGroup } from './group.ts';
 import type {
   AppendedRange,
+  AssignmentListener,
+  GroupMember,
   Log,
   LogRecord,
   PartitionOffset,
@@ -481,6 +484,11 @@ export class EmbeddedLog implements Log {
       if (m !== null) out.set(Number(m[1]), Number(readFileSync(join(dir, name), 'utf8').trim()));
     }
     return out;
+  }
+
+  async joinGroup(group: string, topics: string[], onAssignment: AssignmentListener): Promise<GroupMember> {
+    checkName('group', group);
+    return joinEmbeddedGroup(this, this.dir, group, topics, onAssignment);
   }
 
   async applyRetention(now = Date.now()): Promise<RetentionReport> {

@@ -4,8 +4,11 @@ export { checkName, LogErrors } from './errors.ts';
 export { KafkaLog, type KafkaLogOptions } from './kafka.ts';
 export { murmur2, partitionForKey, partitionForKeyBytes } from './murmur2.ts';
 export { openLog } from './open.ts';
+export { assignRoundRobin, GROUP_HEARTBEAT_MS, GROUP_SESSION_MS } from './group.ts';
 export type {
   AppendedRange,
+  AssignmentListener,
+  GroupMember,
   HeaderValue,
   Log,
   LogRecord,
@@ -14,5 +17,6 @@ export type {
   RecordInput,
   RetentionPolicy,
   RetentionReport,
+  TopicPartition,
   TopicSpec,
 } from './types.ts';

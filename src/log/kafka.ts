@@ -13,12 +13,15 @@ import { checkName, LogErrors } from './errors.ts';
 import { partitionForKeyBytes } from './murmur2.ts';
 import type {
   AppendedRange,
+  AssignmentListener,
+  GroupMember,
   Log,
   LogRecord,
   PartitionOffset,
   ReadOptions,
   RecordInput,
   RetentionReport,
+  TopicPartition,
   TopicSpec,
 } from './types.ts';
 
@@ -309,6 +312,47 @@ export class KafkaLog implements Log {
       if (o >= 0) out.set(p.partition, o);
     }
     return out;
+  }
+
+  async joinGroup(group: string, topics: string[], onAssignment: AssignmentListener): Promise<GroupMember> {
+    checkName('group', group);
+    // kafkajs's consumer is used for membership only (joins, heartbeats, rebalances, commits);
+    // its fetching stays paused, records are read through read().
+    const consumer = this.kafka.consumer({
+      groupId: group,
+      sessionTimeout: 6000,
+      heartbeatInterval: 500,
+      // A crashed consumer (e.g. a protocol error during a rebalance) rejoins instead of leaving the group for good.
+      retry: { retries: 10, restartOnFailure: async () => true },
+    });
+    let chain: Promise<void> = Promise.resolve();
+    let memberId = '';
+    const pauseFetching = (): void => consumer.pause(topics.map((topic) => ({ topic })));
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      memberId = event.payload.memberId;
+      // The group exists from the first join on: only then may fetching be paused.
+      pauseFetching();
+      const assigned: TopicPartition[] = [];
+      for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
+        for (const partition of partitions as number[]) assigned.push({ topic, partition });
+      }
+      chain = chain.then(() => onAssignment(assigned)).catch(() => undefined);
+    });
+    await consumer.connect();
+    for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: async () => undefined });
+    return {
+      get memberId() {
+        return memberId;
+      },
+      commit: async (topic, offsets) => {
+        await consumer.commitOffsets(offsets.map((o) => ({ topic, partition: o.partition, offset: String(o.offset) })));
+      },
+      leave: async () => {
+        await chain;
+        await consumer.disconnect();
+      },
+    };
   }
 
   async applyRetention(): Promise<RetentionReport> {

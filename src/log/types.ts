@@ -64,6 +64,24 @@ export interface PartitionOffset {
   offset: number;
 }
 
+/** A topic and one of its partitions. */
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+/** Called with a member's whole new assignment whenever it changes. */
+export type AssignmentListener = (assigned: TopicPartition[]) => Promise<void>;
+
+/** A member of a consumer group: the log decides which partitions each member owns. */
+export interface GroupMember {
+  readonly memberId: string;
+  /** Commits the group's next offsets as this member (Kafka needs the member's generation). */
+  commit(topic: string, offsets: readonly PartitionOffset[]): Promise<void>;
+  /** Leaves the group; its partitions go to the remaining members. */
+  leave(): Promise<void>;
+}
+
 /** What a retention pass removed. */
 export interface RetentionReport {
   segmentsDeleted: number;
@@ -93,6 +111,11 @@ export interface Log {
   commitOffsets(group: string, topic: string, offsets: readonly PartitionOffset[]): Promise<void>;
   /** The group's committed next offsets by partition; partitions never committed are absent. */
   committedOffsets(group: string, topic: string): Promise<Map<number, number>>;
+  /**
+   * Joins a consumer group for `topics`. Partitions are spread over the live members and moved
+   * when members come and go (also when one is killed); `onAssignment` gets each new assignment.
+   */
+  joinGroup(group: string, topics: string[], onAssignment: AssignmentListener): Promise<GroupMember>;
   /** Removes whole segments past the topics' retention. */
   applyRetention(now?: number): Promise<RetentionReport>;
   close(): Promise<void>;

@@ -5,7 +5,7 @@
  * semantics of a visibility timeout, redelivery and a dead-letter queue.
  */
 import { ReckonError } from '../events/index.ts';
-import type { Log, LogRecord } from '../log/index.ts';
+import type { GroupMember, Log, LogRecord } from '../log/index.ts';
 import { ensureGroupTopics, recordGap, writeDeadLetters } from './dead-letters.ts';
 import { ContiguousOffsetTracker } from './offsets.ts';
 import type { RecordObserver, TaskContext, TopicPartition, WorkerOptions, WorkerRecord, WorkerTask } from './types.ts';
@@ -63,6 +63,8 @@ interface PartitionState extends TopicPartition {
   subs: Sub[];
   pausedByPressure: boolean;
   pausedByTask: boolean;
+  /** Handed over to another member: no new records are taken. */
+  revoked: boolean;
   lastCommitted: number;
 }
 
@@ -175,7 +177,9 @@ export class WorkerRuntime {
     commits: 0,
   };
   private readonly log: Log;
-  private readonly parts: PartitionState[] = [];
+  private parts: PartitionState[] = [];
+  private member: GroupMember | undefined;
+  private rebalancing: Promise<void> = Promise.resolve();
   private running = false;
   private stopping = false;
   private fatal: Error | undefined;
@@ -187,9 +191,12 @@ export class WorkerRuntime {
   private fetchAbort: AbortController | undefined;
   private readonly idle = new Set<() => void>();
   private readonly o: Required<
-    Omit<WorkerOptions, 'partitioner' | 'assignment' | 'sinkOffsets' | 'retry' | 'catchUp'>
+    Omit<
+      WorkerOptions,
+      'partitioner' | 'assignment' | 'sinkOffsets' | 'retry' | 'catchUp' | 'groupMembership' | 'revokeTimeoutMs'
+    >
   > &
-    Pick<WorkerOptions, 'partitioner' | 'assignment' | 'sinkOffsets'> & {
+    Pick<WorkerOptions, 'partitioner' | 'assignment' | 'sinkOffsets' | 'groupMembership' | 'revokeTimeoutMs'> & {
       maxAttempts: number;
       initialBackoffMs: number;
       maxBackoffMs: number;
@@ -228,14 +235,65 @@ export class WorkerRuntime {
   async start(): Promise<void> {
     const { log, o } = this;
     await ensureGroupTopics(log, o.group);
-    let assignment = o.assignment;
-    if (assignment === undefined) {
-      assignment = [];
-      for (const topic of o.topics) {
-        const n = await log.partitionCount(topic);
-        for (let p = 0; p < n; p++) assignment.push({ topic, partition: p });
+    this.running = true;
+    if (o.groupMembership === true && o.assignment === undefined) {
+      this.member = await log.joinGroup(o.group, o.topics, (assigned) => this.rebalance(assigned));
+    } else {
+      let assignment = o.assignment;
+      if (assignment === undefined) {
+        assignment = [];
+        for (const topic of o.topics) {
+          const n = await log.partitionCount(topic);
+          for (let p = 0; p < n; p++) assignment.push({ topic, partition: p });
+        }
+      }
+      await this.assign(assignment);
+    }
+    this.fetchLoopDone = this.fetchLoop().catch((e: unknown) => this.die(e as Error));
+    this.commitTimer = setInterval(() => void this.commit(), o.commitIntervalMs);
+    this.punctuateTimer = setInterval(() => void this.punctuate(), o.punctuateIntervalMs);
+  }
+
+  /** Applies a new assignment from the group: hands over lost partitions, then takes the new ones. */
+  private rebalance(assigned: TopicPartition[]): Promise<void> {
+    this.rebalancing = this.rebalancing.then(async () => {
+      if (!this.running) return;
+      const key = (tp: TopicPartition) => `${tp.topic}/${tp.partition}`;
+      const wanted = new Set(assigned.map(key));
+      const lost = this.parts.filter((p) => !wanted.has(key(p)));
+      await this.revoke(lost);
+      const held = new Set(this.parts.map(key));
+      await this.assign(assigned.filter((tp) => !held.has(key(tp))));
+      this.wake();
+    });
+    return this.rebalancing;
+  }
+
+  /** Stops taking records of `lost` partitions, lets in-flight ones finish, commits, closes their tasks. */
+  private async revoke(lost: PartitionState[]): Promise<void> {
+    if (lost.length === 0) return;
+    for (const part of lost) part.revoked = true;
+    const deadline = Date.now() + (this.o.revokeTimeoutMs ?? 10_000);
+    while (lost.some((p) => p.subs.some((s) => s.busy)) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5));
+    await this.commit();
+    for (const part of lost) {
+      for (const sub of part.subs) {
+        if (sub.retryTimer !== undefined) clearTimeout(sub.retryTimer);
+        try {
+          await sub.task.close?.();
+        } catch (e) {
+          this.report(`close of ${part.topic}/${part.partition}#${sub.index} failed: ${(e as Error).message}`);
+        }
       }
     }
+    const gone = new Set(lost);
+    this.parts = this.parts.filter((p) => !gone.has(p));
+  }
+
+  /** Takes partitions: resolves where each starts, creates and initialises its tasks. */
+  private async assign(assignment: TopicPartition[]): Promise<void> {
+    const { log, o } = this;
     const committedByTopic = new Map<string, Map<number, number>>();
     for (const topic of new Set(assignment.map((a) => a.topic))) {
       const parts = assignment.filter((a) => a.topic === topic).map((a) => a.partition);
@@ -269,6 +327,7 @@ export class WorkerRuntime {
         subs: [],
         pausedByPressure: false,
         pausedByTask: false,
+        revoked: false,
         lastCommitted: committedByTopic.get(tp.topic)?.get(tp.partition) ?? -1,
       };
       const count = o.partitioner?.count(tp) ?? 1;
@@ -300,10 +359,11 @@ export class WorkerRuntime {
       }
       this.parts.push(part);
     }
-    this.running = true;
-    this.fetchLoopDone = this.fetchLoop().catch((e: unknown) => this.die(e as Error));
-    this.commitTimer = setInterval(() => void this.commit(), o.commitIntervalMs);
-    this.punctuateTimer = setInterval(() => void this.punctuate(), o.punctuateIntervalMs);
+  }
+
+  /** Partitions this runtime holds now. */
+  get assignment(): TopicPartition[] {
+    return this.parts.map((p) => ({ topic: p.topic, partition: p.partition }));
   }
 
   private wake(): void {
@@ -330,11 +390,11 @@ export class WorkerRuntime {
       let got = 0;
       for (const part of this.parts) {
         if (!this.running) break;
-        if (part.pausedByPressure || part.pausedByTask) continue;
+        if (part.pausedByPressure || part.pausedByTask || part.revoked) continue;
         got += this.enqueue(part, await this.readSafely(part, 0, undefined));
       }
       if (got > 0 || !this.running) continue;
-      const active = this.parts.filter((p) => !p.pausedByPressure && !p.pausedByTask);
+      const active = this.parts.filter((p) => !p.pausedByPressure && !p.pausedByTask && !p.revoked);
       if (active.length === 0) {
         await this.wakeup.wait(o.fetchWaitMs);
         continue;
@@ -390,7 +450,7 @@ export class WorkerRuntime {
   }
 
   private enqueue(part: PartitionState, records: LogRecord[]): number {
-    if (records.length === 0) return 0;
+    if (records.length === 0 || part.revoked) return 0;
     const partitioner = this.o.partitioner;
     const subs = part.subs;
     const single = subs.length === 1 ? (subs[0] as Sub) : undefined;
@@ -436,6 +496,7 @@ export class WorkerRuntime {
         !sub.busy &&
         sub.retryTimer === undefined &&
         sub.head < sub.queue.length &&
+        !sub.part.revoked &&
         !this.stopping &&
         this.fatal === undefined
       ) {
@@ -589,7 +650,8 @@ export class WorkerRuntime {
       }
       for (const [topic, offsets] of byTopic) {
         try {
-          await this.log.commitOffsets(this.o.group, topic, offsets);
+          if (this.member !== undefined) await this.member.commit(topic, offsets);
+          else await this.log.commitOffsets(this.o.group, topic, offsets);
           this.stats.commits++;
           for (const o of offsets) {
             const part = this.parts.find((p) => p.topic === topic && p.partition === o.partition);
@@ -667,6 +729,8 @@ export class WorkerRuntime {
     while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const p of this.parts) for (const s of p.subs) if (s.retryTimer !== undefined) clearTimeout(s.retryTimer);
     await this.commit();
+    await this.rebalancing;
+    await this.member?.leave();
     for (const p of this.parts) {
       for (const s of p.subs) {
         try {

@@ -1,11 +1,7 @@
 /** The worker runtime's public types: records, tasks, partitioners and options. */
-import type { Log, LogRecord } from '../log/index.ts';
+import type { Log, LogRecord, TopicPartition } from '../log/index.ts';
 
-/** A topic and one of its partitions. */
-export interface TopicPartition {
-  topic: string;
-  partition: number;
-}
+export type { TopicPartition };
 
 /** A record handed to a task. */
 export interface WorkerRecord {
@@ -85,8 +81,15 @@ export interface WorkerOptions {
   taskFactory: (tp: TopicPartition, subpartition: number) => WorkerTask;
   /** Default: one sub-partition per partition. */
   partitioner?: WorkerPartitioner;
-  /** Partitions to consume; default all partitions of the topics. */
+  /** Partitions to consume; default all partitions of the topics (see also `groupMembership`). */
   assignment?: TopicPartition[];
+  /**
+   * Share the topics' partitions with the other members of the group (other processes, other
+   * machines): the log assigns partitions and moves them when members come and go.
+   */
+  groupMembership?: boolean;
+  /** How long a revoked partition's in-flight records may take before it is handed over. Default 10 s. */
+  revokeTimeoutMs?: number;
   /** Bound of each sub-partition queue in bytes; its partition pauses above it. Default 4 MiB. */
   queueBytes?: number;
   /** A paused partition resumes when all its queues are below this fraction of the bound. Default 0.5. */
