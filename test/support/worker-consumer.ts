@@ -4,7 +4,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { openEmbeddedLog } from '../../src/log/index.ts';
-import { WorkerRuntime } from '../../src/workers/index.ts';
+import { stopOnSignals, WorkerRuntime } from '../../src/workers/index.ts';
 
 const [dir = '', processedFile = ''] = process.argv.slice(2);
 const log = await openEmbeddedLog({ dir, retentionIntervalMs: 0, onWarning: () => undefined });
@@ -27,4 +27,5 @@ const runtime = new WorkerRuntime({
   onError: () => undefined,
 });
 await runtime.start();
+stopOnSignals(runtime);
 process.stdout.write('ready\n');

@@ -35,7 +35,7 @@ describe('worker runtime under SIGKILL', () => {
       child.stdout?.on('data', (c: Buffer) => {
         if (c.toString().includes('ready')) ready = true;
       });
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       await waitFor('the consumer to start', () => ready, 20_000);
       // Let it work for a while, then kill it mid-stream; after a few kills let the last run finish.
       const log = await openEmbeddedLog({ dir: join(dir, 'log'), role: 'reader' });
@@ -52,6 +52,7 @@ describe('worker runtime under SIGKILL', () => {
         await waitFor('the consumer to finish', done, 60_000, 50);
         finished = true;
         child.kill('SIGTERM');
+        assert.equal(await exited, 0, 'SIGTERM stops the consumer gracefully');
       }
       await exited;
       await log.close();

@@ -410,3 +410,39 @@ describe('worker runtime', () => {
     assert.ok(Math.max(...sizes) <= 300 && sizes.length < 1000 / 2);
   });
 });
+
+describe('worker runtime lifecycle', () => {
+  it('stops gracefully: no new records, the in-flight one finishes and is committed', async () => {
+    const log = await logWith(10, 1);
+    let finishInFlight: (() => void) | undefined;
+    const rt = runtime(log, (r) =>
+      r.offset === 3
+        ? (_, o) => {
+            finishInFlight = () => o.success();
+          }
+        : undefined,
+    );
+    await rt.start();
+    await waitFor('record 3 in flight', () => finishInFlight);
+    const stopped = rt.stop(5000);
+    setTimeout(() => finishInFlight?.(), 50);
+    await stopped;
+    assert.equal(rt.stats.processed, 4, 'records after the in-flight one were not started');
+    assert.equal((await log.committedOffsets('g', 'events')).get(0), 4);
+  });
+});
+
+describe('ScalingAdvisor', () => {
+  it('scales out while the backlog grows and in only when nothing is in flight, within bounds', async () => {
+    const { ScalingAdvisor } = await import('../../src/workers/index.ts');
+    const advisor = new ScalingAdvisor(1, 3, 2);
+    assert.equal(advisor.desiredWorkers(1, { lag: 10, inFlight: 5 }), 1);
+    assert.equal(advisor.desiredWorkers(1, { lag: 20, inFlight: 5 }), 1);
+    assert.equal(advisor.desiredWorkers(1, { lag: 30, inFlight: 5 }), 2, 'three growing samples');
+    assert.equal(advisor.desiredWorkers(2, { lag: 25, inFlight: 5 }), 2, 'a shrinking backlog keeps the count');
+    assert.equal(advisor.desiredWorkers(2, { lag: 0, inFlight: 1 }), 2, 'never scale in while work is in flight');
+    assert.equal(advisor.desiredWorkers(2, { lag: 0, inFlight: 0 }), 1);
+    assert.equal(advisor.desiredWorkers(1, { lag: 0, inFlight: 0 }), 1, 'never below min');
+    assert.throws(() => new ScalingAdvisor(3, 2), /min <= max/);
+  });
+});
