@@ -13,6 +13,7 @@ export {
 export { ContiguousOffsetTracker } from './offsets.ts';
 export { type PartitionStatus, stopOnSignals, type WorkerStats, WorkerRuntime } from './runtime.ts';
 export { type GroupSample, ScalingAdvisor } from './scaling.ts';
+export { type SupervisorOptions, WorkerSupervisor } from './supervisor.ts';
 export type {
   CatchUpPolicy,
   RecordObserver,

@@ -6,7 +6,8 @@
 import { KafkaLog, type Log, openEmbeddedLog } from '../../src/log/index.ts';
 import { WorkerRuntime } from '../../src/workers/index.ts';
 
-const [kind = '', where = ''] = process.argv.slice(2);
+const [kind = '', where = '', slow = '0'] = process.argv.slice(2);
+const slowMs = Number(slow);
 const log: Log =
   kind === 'kafka'
     ? await KafkaLog.connect({ brokers: where.split(','), createTopic: async () => undefined })
@@ -20,8 +21,13 @@ const runtime = new WorkerRuntime({
   fetchWaitMs: 100,
   taskFactory: () => ({
     process: (record, observer) => {
-      process.stdout.write(`processed ${record.value.toString()}\n`);
-      observer.success();
+      const done = () => {
+        process.stdout.write(`processed ${record.value.toString()}\n`);
+        observer.success();
+      };
+      // SLOW_MS makes a slow consumer, for scaling tests.
+      if (slowMs > 0) setTimeout(done, slowMs);
+      else done();
     },
   }),
   onError: (m) => process.stderr.write(`${m}\n`),
