@@ -3,6 +3,7 @@
  * {"name","unit","value","baseline","ratio"}, the baseline measured in the same run.
  * Pass name fragments as arguments to run only matching benchmark groups.
  */
+import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { eventBenchmarks } from './events.bench.ts';
 import { type BenchResult, report } from './harness.ts';
@@ -16,10 +17,30 @@ const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
 };
 
 const filters = process.argv.slice(2);
-process.stderr.write(
-  `reckon bench: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${new Date().toISOString()}\n`,
-);
+const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+const date = new Date().toISOString();
+process.stderr.write(`reckon bench: ${machine}, ${date}\n`);
+const all: BenchResult[] = [];
 for (const [group, run] of Object.entries(GROUPS)) {
   if (filters.length > 0 && !filters.some((f) => group.includes(f))) continue;
-  for (const result of await run()) report(result);
+  for (const result of await run()) {
+    report(result);
+    all.push(result);
+  }
+}
+// A full run records its figures in bench/RESULTS.md.
+if (filters.length === 0) {
+  const rows = all.map((r) => `| ${r.name} | ${r.unit} | ${r.value.toLocaleString('en-US')} | ${r.baseline.toLocaleString('en-US')} | ${r.ratio} |`);
+  const text = [
+    '# Benchmark results',
+    '',
+    `Written by \`npm run bench\` on ${date}: ${machine}.`,
+    'Each value is measured against its baseline in the same run (see bench/*.bench.ts for what each baseline is).',
+    '',
+    '| name | unit | value | baseline | ratio |',
+    '|---|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
+  writeFileSync(new URL('./RESULTS.md', import.meta.url), text);
 }
