@@ -30,7 +30,10 @@ for (const [group, run] of Object.entries(GROUPS)) {
 }
 // A full run records its figures in bench/RESULTS.md.
 if (filters.length === 0) {
-  const rows = all.map((r) => `| ${r.name} | ${r.unit} | ${r.value.toLocaleString('en-US')} | ${r.baseline.toLocaleString('en-US')} | ${r.ratio} |`);
+  const rows = all.map(
+    (r) =>
+      `| ${r.name} | ${r.unit} | ${r.value.toLocaleString('en-US')} | ${r.baseline.toLocaleString('en-US')} | ${r.ratio} |`,
+  );
   const text = [
     '# Benchmark results',
     '',
