@@ -374,16 +374,7 @@ export class PartitionWriter {
       if (h.maxTimestamp > maxTimestamp) maxTimestamp = h.maxTimestamp;
       pos += h.length;
     }
-    // Valid batches after a bad one mean corruption inside acknowledged data, not a torn tail.
-    let validAfter = false;
-    if (bad !== undefined) {
-      for (let p = pos + 1; p + 32 <= data.length && !validAfter; p++) {
-        if (data.readUInt32BE(p) !== 0x524b4231) continue;
-        const h = readBatchHeader(data, p);
-        validAfter = h !== undefined && h !== 'invalid' && p + h.length <= data.length && batchCrcOk(data, p, h.length);
-      }
-    }
-    return { validEnd: pos, fileSize: data.length, next, maxTimestamp, index, bad, validAfter, lastIndexed };
+    return { validEnd: pos, fileSize: data.length, next, maxTimestamp, index, bad, lastIndexed };
   }
 
   private recover(): void {
@@ -395,7 +386,14 @@ export class PartitionWriter {
       this.openActive(0, true);
       return;
     }
+    // The published durable end: every byte below it was acknowledged, so a bad batch there is
+    // corruption. Past it, bytes were never acknowledged (writes run in parallel, and a crash can
+    // leave holes): they are a torn tail, cut off even if valid-looking batches follow.
+    const hw = existsSync(join(this.dir, 'hw')) ? decodeHighWatermark(readFileSync(join(this.dir, 'hw'))) : undefined;
+    const acknowledgedEnd = (base: number): number =>
+      hw === undefined || hw.segmentBase < base ? 0 : hw.segmentBase > base ? Number.POSITIVE_INFINITY : hw.segmentSize;
     let expected = bases[0] as number;
+    let last = bases[bases.length - 1] as number;
     for (const base of bases.slice(0, -1)) {
       if (base !== expected)
         throw LogErrors.corrupt(this.path(base, 'log'), `segment starts at ${base} where ${expected} was expected`);
@@ -403,21 +401,43 @@ export class PartitionWriter {
       try {
         info = JSON.parse(readFileSync(this.path(base, 'sealed'), 'utf8')) as SealedInfo;
       } catch {
-        const s = this.scan(base, base);
-        if (s.bad !== undefined)
-          throw LogErrors.corrupt(this.path(base, 'log'), `sealed segment contains ${s.bad} at byte ${s.validEnd}`);
-        info = { size: s.validEnd, nextOffset: s.next, maxTimestamp: s.maxTimestamp };
+        info = undefined;
+      }
+      if (info === undefined && acknowledgedEnd(base) === Number.POSITIVE_INFINITY) {
+        // Acknowledged past this segment, so it was sealed: rebuild the lost summary.
+        const scanned = this.scan(base, base);
+        if (scanned.bad !== undefined) {
+          throw LogErrors.corrupt(
+            this.path(base, 'log'),
+            `sealed segment contains ${scanned.bad} at byte ${scanned.validEnd}`,
+          );
+        }
+        info = { size: scanned.validEnd, nextOffset: scanned.next, maxTimestamp: scanned.maxTimestamp };
         writeFileDurably(this.dir, segmentName(base, 'sealed'), JSON.stringify(info));
+      }
+      if (info === undefined) {
+        // A roll that did not finish: later segments hold only unacknowledged records.
+        const later = bases.filter((b) => b > base);
+        for (const b of later) {
+          for (const ext of ['log', 'index', 'sealed'] as const) rmSync(this.path(b, ext), { force: true });
+        }
+        if (later.length > 0) {
+          fsyncDir(this.dir);
+          this.options.onWarning(
+            `${this.topic}/${this.partition}: removed ${later.length} unacknowledged segment(s) after an unfinished roll of ${segmentName(base, 'log')}`,
+          );
+        }
+        last = base;
+        break;
       }
       this.sealed.set(base, info);
       expected = info.nextOffset;
     }
-    const last = bases[bases.length - 1] as number;
     if (last !== expected)
       throw LogErrors.corrupt(this.path(last, 'log'), `segment starts at ${last} where ${expected} was expected`);
     const s = this.scan(last, last);
-    if (s.bad !== undefined && s.validAfter) {
-      throw LogErrors.corrupt(this.path(last, 'log'), `${s.bad} at byte ${s.validEnd} is followed by valid batches`);
+    if (s.bad !== undefined && s.validEnd < acknowledgedEnd(last)) {
+      throw LogErrors.corrupt(this.path(last, 'log'), `${s.bad} at byte ${s.validEnd}, inside acknowledged data`);
     }
     if (s.validEnd < s.fileSize) {
       this.options.onWarning(

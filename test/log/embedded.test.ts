@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -84,8 +84,28 @@ describe('embedded log', () => {
     await assert.rejects(
       openEmbeddedLog({ dir, ...quiet }).then((l) => l.partitionCount('t')),
       (e: { code?: string; message: string }) =>
-        e.code === 'RECKON_LOG_CORRUPT' && /followed by valid batches/.test(e.message),
+        e.code === 'RECKON_LOG_CORRUPT' && /inside acknowledged data/.test(e.message),
     );
+  });
+
+  it('cuts off unacknowledged bytes past the durable end even when a valid batch follows a hole', async () => {
+    const dir = tempDir();
+    let log = await openEmbeddedLog({ dir, ...quiet });
+    await log.createTopic({ name: 't', partitions: 1 });
+    await log.append('t', [{ value: Buffer.from('kept') }]);
+    await log.close();
+    const [segment] = segmentFiles(dir, 't', 0);
+    const acknowledged = readFileSync(segment as string);
+    // Parallel writes cut short by a crash: a hole (zeros) where one batch was going, then a whole later batch.
+    appendFileSync(segment as string, Buffer.concat([Buffer.alloc(acknowledged.length), acknowledged]));
+    const warnings: string[] = [];
+    log = await openEmbeddedLog({ dir, retentionIntervalMs: 0, onWarning: (m) => warnings.push(m) });
+    assert.match(warnings.join('\n'), /unacknowledged torn tail/);
+    assert.deepEqual(
+      (await readAll(log, 't', 0)).map((r) => r.value.toString()),
+      ['kept'],
+    );
+    await log.close();
   });
 
   it('explains a missing directory, a foreign directory, an unusable path and an incompatible version', async () => {
@@ -201,5 +221,44 @@ describe('embedded log', () => {
     }
     assert.ok(acked.length >= 50, `${acked.length} acknowledged batches`);
     t.diagnostic(`crash test: 50 kills, ${acked.length} acknowledged batches verified, ${torn} torn tails truncated`);
+  });
+});
+
+describe('embedded log rolls', () => {
+  it('recovers from a roll that did not finish by dropping the unacknowledged later segment', async () => {
+    const dir = tempDir();
+    let log = await openEmbeddedLog({ dir, ...quiet, segmentBytes: 65_536 });
+    await log.createTopic({ name: 't', partitions: 1 });
+    for (let i = 0; i < 3; i++)
+      await log.append(
+        't',
+        Array.from({ length: 300 }, (_, j) => ({ value: Buffer.alloc(100, i * 300 + j) })),
+      );
+    await log.close();
+    const segments = segmentFiles(dir, 't', 0);
+    assert.ok(segments.length >= 2, 'the appends rolled a segment');
+    const penultimate = segments[segments.length - 2] as string;
+    const hwPath = join(dir, 'topics', 't', '0', 'hw');
+    // The crash came after the new segment was created but before the full one was sealed and acknowledged:
+    // the summary is missing and the published end still lies in the full segment.
+    rmSync(penultimate.replace(/\.log$/, '.sealed'));
+    const base = Number(penultimate.split('/').pop()?.slice(0, 20));
+    const { encodeHighWatermark } = await import('../../src/log/files.ts');
+    writeFileSync(hwPath, encodeHighWatermark({ nextOffset: base + 1, segmentBase: base, segmentSize: 1 }));
+    const warnings: string[] = [];
+    log = await openEmbeddedLog({
+      dir,
+      retentionIntervalMs: 0,
+      onWarning: (m) => warnings.push(m),
+      segmentBytes: 65_536,
+    });
+    assert.match(warnings.join('\n'), /removed 1 unacknowledged segment/);
+    assert.equal(segmentFiles(dir, 't', 0).length, segments.length - 1);
+    const records = await readAll(log, 't', 0);
+    assert.deepEqual(
+      records.map((r) => r.offset),
+      records.map((_, i) => i),
+    );
+    await log.close();
   });
 });
