@@ -76,30 +76,34 @@ function isAddressOrCidr(entry: string): boolean {
   return true;
 }
 
+/** A list of strings each passing `valid`: a JSON array, or comma-separated text. */
+function listOf(expected: string, valid: (item: string) => boolean, notOne: string): Parser<string[]> {
+  return (raw) => {
+    let items: unknown[];
+    if (Array.isArray(raw)) items = raw;
+    else if (typeof raw === 'string') items = raw.trim() === '' ? [] : raw.split(',').map((s) => s.trim());
+    else return new Invalid(expected);
+    for (const item of items) {
+      if (typeof item !== 'string' || !valid(item))
+        return new Invalid(`${expected}; ${JSON.stringify(item)} ${notOne}`);
+    }
+    return items as string[];
+  };
+}
+
 /** A list of IP addresses or CIDR ranges: a JSON array, or comma-separated text. */
-export const ipList: Parser<string[]> = (raw) => {
-  const expected = 'IP addresses or CIDR ranges, as a JSON array or comma-separated ("198.51.100.0/24,2001:db8::/32")';
-  let items: unknown[];
-  if (Array.isArray(raw)) items = raw;
-  else if (typeof raw === 'string') items = raw.trim() === '' ? [] : raw.split(',').map((s) => s.trim());
-  else return new Invalid(expected);
-  for (const item of items) {
-    if (typeof item !== 'string' || !isAddressOrCidr(item))
-      return new Invalid(`${expected}; ${JSON.stringify(item)} is neither`);
-  }
-  return items as string[];
-};
+export const ipList: Parser<string[]> = listOf(
+  'IP addresses or CIDR ranges, as a JSON array or comma-separated ("198.51.100.0/24,2001:db8::/32")',
+  isAddressOrCidr,
+  'is neither',
+);
 
 /** A list of `host:port` addresses: a JSON array, or comma-separated text. */
-export const hostPortList: Parser<string[]> = (raw) => {
-  const expected = 'host:port addresses, as a JSON array or comma-separated ("kafka1:9092,kafka2:9092")';
-  let items: unknown[];
-  if (Array.isArray(raw)) items = raw;
-  else if (typeof raw === 'string') items = raw.trim() === '' ? [] : raw.split(',').map((s) => s.trim());
-  else return new Invalid(expected);
-  for (const item of items) {
-    const m = typeof item === 'string' ? /^(.+):([0-9]{1,5})$/.exec(item) : null;
-    if (m === null || Number(m[2]) > 65535) return new Invalid(`${expected}; ${JSON.stringify(item)} is not one`);
-  }
-  return items as string[];
-};
+export const hostPortList: Parser<string[]> = listOf(
+  'host:port addresses, as a JSON array or comma-separated ("kafka1:9092,kafka2:9092")',
+  (item) => {
+    const m = /^(.+):([0-9]{1,5})$/.exec(item);
+    return m !== null && Number(m[2]) <= 65535;
+  },
+  'is not one',
+);

@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { ReckonError } from '../events/index.ts';
 import { keyByteLength, writeKey } from './batch.ts';
 import { checkName, LogErrors } from './errors.ts';
-import { fsyncDir, writeFileDurably } from './files.ts';
+import { fsyncDir, processAlive, writeFileDurably } from './files.ts';
 import { partitionForKeyBytes } from './murmur2.ts';
 import { PartitionReader, PartitionWriter, readHighWatermarkFile } from './partition.ts';
 import { joinEmbeddedGroup } from './group.ts';
@@ -78,15 +78,6 @@ function deferred(): Deferred {
     reject = rej;
   });
   return { promise, resolve, reject };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Opens (and for a writer, creates and recovers) an embedded log directory. */
@@ -202,7 +193,7 @@ export class EmbeddedLog implements Log {
     const path = join(this.dir, 'writer.lock');
     if (existsSync(path)) {
       const pid = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) {
+      if (Number.isInteger(pid) && pid !== process.pid && processAlive(pid)) {
         throw new ReckonError(
           'RECKON_LOG_LOCKED',
           `another process (pid ${pid}) is writing the log in ${this.dir}; stop it first, or open this one as a reader`,

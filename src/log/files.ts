@@ -76,3 +76,13 @@ export function decodeHighWatermark(b: Buffer): HighWatermark | undefined {
     segmentSize: b.readUInt32BE(24),
   };
 }
+
+/** True when a process with this pid exists (signal 0 probes without disturbing it). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processAlive } from './files.ts';
 import type { AssignmentListener, GroupMember, Log, PartitionOffset, TopicPartition } from './types.ts';
 
 /** How often a member renews its lease and re-reads the group. */
@@ -18,15 +19,6 @@ export const GROUP_SESSION_MS = 5000;
 interface Lease {
   pid: number;
   heartbeatAt: number;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Deals partitions round-robin over members, both sorted: every member computes the same result. */
@@ -77,7 +69,7 @@ export async function joinEmbeddedGroup(
       } catch {
         continue;
       }
-      if (now - lease.heartbeatAt < GROUP_SESSION_MS && alive(lease.pid)) members.push(id);
+      if (now - lease.heartbeatAt < GROUP_SESSION_MS && processAlive(lease.pid)) members.push(id);
       else if (id !== memberId) rmSync(join(dir, name), { force: true });
     }
     return members;
