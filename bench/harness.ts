@@ -3,6 +3,23 @@
  * alternate between the two so that machine noise hits both, and the median round is kept.
  */
 
+import type { Log, LogRecord } from '../src/log/index.ts';
+
+/** Reads every partition of a topic from offset 0 in 1 MiB reads, touching each value; returns the bytes seen. */
+export async function readWholeTopic(log: Log, topic: string, partitions: number): Promise<number> {
+  let bytes = 0;
+  for (let p = 0; p < partitions; p++) {
+    let offset = 0;
+    for (;;) {
+      const records = await log.read(topic, p, offset, { maxBytes: 1 << 20 });
+      if (records.length === 0) break;
+      for (const r of records) bytes += r.value.length;
+      offset = (records[records.length - 1] as LogRecord).offset + 1;
+    }
+  }
+  return bytes;
+}
+
 /** One line of `npm run bench` output. */
 export interface BenchResult {
   name: string;

@@ -16,7 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type EmbeddedLog, openEmbeddedLog, type RecordInput } from '../src/log/index.ts';
-import { type BenchResult, compareAsync } from './harness.ts';
+import { type BenchResult, compareAsync, readWholeTopic } from './harness.ts';
 
 const RECORDS_PER_BATCH = 1000;
 const BATCHES = 200;
@@ -124,15 +124,7 @@ export async function logBenchmarks(): Promise<BenchResult[]> {
     }
   };
   const logRead = async (): Promise<void> => {
-    for (let p = 0; p < PARTITIONS; p++) {
-      let offset = 0;
-      for (;;) {
-        const records = await log.read('bench', p, offset, { maxBytes: 1 << 20 });
-        if (records.length === 0) break;
-        for (const r of records) sink += r.value.length;
-        offset = (records[records.length - 1] as { offset: number }).offset + 1;
-      }
-    }
+    sink += await readWholeTopic(log, 'bench', PARTITIONS);
   };
   results.push(await compareAsync('log.read (whole topic, 1 MiB reads)', 'events/s', logRead, rawRead, total));
   await log.close();

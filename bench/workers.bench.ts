@@ -6,9 +6,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type LogRecord, openEmbeddedLog } from '../src/log/index.ts';
+import { openEmbeddedLog } from '../src/log/index.ts';
 import { WorkerRuntime, type WorkerTask } from '../src/workers/index.ts';
-import { type BenchResult, compareAsync } from './harness.ts';
+import { type BenchResult, compareAsync, readWholeTopic } from './harness.ts';
 
 const PARTITIONS = 4;
 const RECORDS = 400_000;
@@ -30,15 +30,7 @@ export async function workerBenchmarks(): Promise<BenchResult[]> {
   let round = 0;
 
   const readAll = async (): Promise<void> => {
-    for (let p = 0; p < PARTITIONS; p++) {
-      let offset = 0;
-      for (;;) {
-        const records = await log.read('events', p, offset, { maxBytes: 1 << 20 });
-        if (records.length === 0) break;
-        for (const r of records) sink += r.value.length;
-        offset = (records[records.length - 1] as LogRecord).offset + 1;
-      }
-    }
+    sink += await readWholeTopic(log, 'events', PARTITIONS);
   };
 
   const throughRuntime = (batched: boolean) => async (): Promise<void> => {

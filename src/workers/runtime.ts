@@ -189,7 +189,6 @@ export class WorkerRuntime {
   private committing: Promise<void> = Promise.resolve();
   private readonly wakeup = new Wakeup();
   private fetchAbort: AbortController | undefined;
-  private readonly idle = new Set<() => void>();
   private readonly o: Required<
     Omit<
       WorkerOptions,
@@ -554,7 +553,6 @@ export class WorkerRuntime {
       part.pausedByPressure = false;
       this.wake();
     }
-    if (this.idle.size > 0 && !sub.busy) for (const f of this.idle) f();
   }
 
   /** Called by a completion's success. */
@@ -587,7 +585,6 @@ export class WorkerRuntime {
       sub.retryTimer = setTimeout(() => {
         sub.retryTimer = undefined;
         this.drain(sub);
-        for (const f of this.idle) f();
       }, backoff);
       return;
     }
@@ -600,7 +597,6 @@ export class WorkerRuntime {
         ),
       );
       sub.busy = false;
-      for (const f of this.idle) f();
       return;
     }
     // Dead-letter, then move on; a failing write is retried, never skipped.
@@ -690,26 +686,6 @@ export class WorkerRuntime {
       });
     }
     return out;
-  }
-
-  /** Resolves when every queued record is processed (or the runtime died): for tests and draining. */
-  async idleWhenDone(deadlineMs = 30_000): Promise<void> {
-    const quiet = () =>
-      this.fatal !== undefined || this.parts.every((p) => p.subs.every((s) => !s.busy && s.head === s.queue.length));
-    if (quiet()) return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.idle.delete(check);
-        reject(new Error(`workers not idle within ${deadlineMs} ms`));
-      }, deadlineMs);
-      const check = (): void => {
-        if (!quiet()) return;
-        clearTimeout(timer);
-        this.idle.delete(check);
-        resolve();
-      };
-      this.idle.add(check);
-    });
   }
 
   /**
