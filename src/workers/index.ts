@@ -21,6 +21,7 @@ export type {
   StartFrom,
   TaskContext,
   TopicPartition,
+  TopicRecord,
   WorkerOptions,
   WorkerPartitioner,
   WorkerRecord,

@@ -20,7 +20,7 @@ class QueuedRecord implements WorkerRecord {
   constructor(
     readonly topic: string,
     readonly raw: LogRecord,
-    readonly subpartition: number,
+    public subpartition: number,
   ) {
     this.bytes = raw.size + RECORD_OVERHEAD_BYTES;
   }
@@ -458,12 +458,11 @@ export class WorkerRuntime {
     for (const raw of records) {
       const offset = raw.offset;
       if (offset < part.fetchOffset) continue;
+      const record = new QueuedRecord(part.topic, raw, 0);
       let sub = single;
-      let index = 0;
       if (sub === undefined) {
-        index = (partitioner as NonNullable<typeof partitioner>).subpartition(
-          Object.assign(raw, { topic: part.topic }),
-        );
+        const index = (partitioner as NonNullable<typeof partitioner>).subpartition(record);
+        record.subpartition = index;
         sub = subs[index];
         if (sub === undefined) {
           throw new ReckonError(
@@ -472,7 +471,6 @@ export class WorkerRuntime {
           );
         }
       }
-      const record = new QueuedRecord(part.topic, raw, index);
       tracker.register(offset);
       sub.queue.push(record);
       sub.bytes += record.bytes;

@@ -3,15 +3,13 @@ import type { Log, LogRecord, TopicPartition } from '../log/index.ts';
 
 export type { TopicPartition };
 
-/** A record handed to a task. */
-export interface WorkerRecord {
+/** A record as fetched from one topic: a log record that knows its topic. */
+export interface TopicRecord extends Omit<LogRecord, 'size'> {
   topic: string;
-  partition: number;
-  offset: number;
-  key: Buffer | null;
-  value: Buffer;
-  timestamp: number;
-  headers: Readonly<Record<string, Buffer>>;
+}
+
+/** A record handed to a task. */
+export interface WorkerRecord extends TopicRecord {
   /** Which sub-partition (task) of its partition it belongs to. */
   subpartition: number;
   /** 1 on the first try, then 2, 3, ... on retries. */
@@ -21,7 +19,7 @@ export interface WorkerRecord {
 /** Spreads one partition over several tasks; records of one sub-partition stay ordered. */
 export interface WorkerPartitioner {
   /** The sub-partition of a record, in [0, count(its partition)). */
-  subpartition(record: LogRecord & { topic: string }): number;
+  subpartition(record: TopicRecord): number;
   /** How many sub-partitions a partition has. */
   count(tp: TopicPartition): number;
 }
