@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type EmbeddedLog, openEmbeddedLog, type RecordInput } from '../src/log/index.ts';
+import { type EmbeddedLog, type Log, openEmbeddedLog, type RecordInput } from '../src/log/index.ts';
 import { type BenchResult, compareAsync, readWholeTopic } from './harness.ts';
 
 const RECORDS_PER_BATCH = 1000;
@@ -37,7 +37,7 @@ async function freshLog(): Promise<{ log: EmbeddedLog; dir: string }> {
 }
 
 /** Appends every batch with `concurrency` appends in flight, as concurrent producers would. */
-async function appendAll(log: EmbeddedLog, batches: RecordInput[][], concurrency: number): Promise<void> {
+async function appendAll(log: Log, batches: RecordInput[][], concurrency: number): Promise<void> {
   const inFlight = new Set<Promise<unknown>>();
   for (const batch of batches) {
     const p = log.append('bench', batch).finally(() => inFlight.delete(p));
@@ -100,6 +100,25 @@ export async function logBenchmarks(): Promise<BenchResult[]> {
       'events/s',
       logAppend(1),
       rawAppend,
+      total,
+    ),
+  );
+
+  // Forwarded appends: a reader's appends go over the writer's socket; baseline the writer's own.
+  const forwardedAppend = async (): Promise<void> => {
+    const { log, dir } = await freshLog();
+    const reader = await openEmbeddedLog({ dir, role: 'reader' });
+    await appendAll(reader, batches, 16);
+    await reader.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  results.push(
+    await compareAsync(
+      'log.append forwarded from a reader (same batches, 16 in flight, writer in the same process)',
+      'events/s',
+      forwardedAppend,
+      logAppend(16),
       total,
     ),
   );

@@ -13,6 +13,7 @@ import { existsSync, watch, mkdirSync, readdirSync, readFileSync, rmSync, writeF
 import { access, constants } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ReckonError } from '../events/index.ts';
+import { AppendClient, AppendServer } from './append-service.ts';
 import { keyByteLength, writeKey } from './batch.ts';
 import { checkName, LogErrors } from './errors.ts';
 import { fsyncDir, processAlive, writeFileDurably } from './files.ts';
@@ -43,8 +44,13 @@ const META_FILE = 'reckon-log.json';
 export interface EmbeddedLogOptions {
   /** The log's directory (e.g. `data/log`). */
   dir: string;
-  /** `writer` (default): the one process that appends. `reader`: reads, tails and commits offsets only. */
+  /**
+   * `writer` (default): the one process that owns the files and appends. `reader`: reads, tails
+   * and commits offsets itself, and forwards appends and topic creation to the writer process.
+   */
   role?: 'writer' | 'reader';
+  /** Writer only: serve appends forwarded by reader processes on `<dir>/writer.sock`. Default true. */
+  serveReaders?: boolean;
   /** `group` (default): appends resolve after a shared fdatasync. `none`: after the write to the OS. */
   fsync?: 'group' | 'none';
   /** Wait this long before starting a group fsync, to gather more appends. Default 0. */
@@ -150,6 +156,7 @@ export async function openEmbeddedLog(options: EmbeddedLogOptions): Promise<Embe
   if (role === 'writer') {
     log.lock();
     log.recoverAll();
+    if (options.serveReaders ?? true) await log.serveReaders();
   }
   return log;
 }
@@ -164,6 +171,9 @@ export class EmbeddedLog implements Log {
   private failed: Error | undefined;
   private closed = false;
   private retentionTimer: NodeJS.Timeout | undefined;
+  private appendServer: AppendServer | undefined;
+  /** A reader's way to the writer. */
+  private readonly forward: AppendClient | undefined;
   private readonly fsyncPolicy: 'group' | 'none';
   private readonly lingerMs: number;
   private readonly segmentBytes: number;
@@ -179,6 +189,7 @@ export class EmbeddedLog implements Log {
     this.lingerMs = options.lingerMs ?? 0;
     this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
     this.warn = options.onWarning ?? ((m) => process.stderr.write(`reckon log: ${m}\n`));
+    if (role === 'reader') this.forward = new AppendClient(dir);
     const interval = options.retentionIntervalMs ?? 5 * 60_000;
     if (role === 'writer' && interval > 0) {
       this.retentionTimer = setInterval(() => {
@@ -204,6 +215,14 @@ export class EmbeddedLog implements Log {
       }
     }
     writeFileSync(path, String(process.pid));
+  }
+
+  /** Serves appends forwarded by reader processes. */
+  async serveReaders(): Promise<void> {
+    this.appendServer ??= await AppendServer.listen(this.dir, {
+      append: (topic, records) => this.append(topic, records),
+      createTopic: (spec) => this.createTopic(spec),
+    });
   }
 
   /** Opens every topic now, so that recovery (and its warnings) happens at start, not at first use. */
@@ -255,8 +274,11 @@ export class EmbeddedLog implements Log {
   }
 
   async createTopic(spec: TopicSpec): Promise<void> {
-    this.requireWriter('createTopic');
     checkName('topic', spec.name);
+    if (this.forward !== undefined) {
+      if (this.closed) throw LogErrors.closed();
+      return this.forward.createTopic(spec);
+    }
     if (!Number.isInteger(spec.partitions) || spec.partitions < 1 || spec.partitions > 10_000) {
       throw new ReckonError(
         'RECKON_LOG_BAD_TOPIC',
@@ -290,7 +312,10 @@ export class EmbeddedLog implements Log {
   }
 
   async append(topic: string, records: readonly RecordInput[]): Promise<AppendedRange[]> {
-    this.requireWriter('append');
+    if (this.forward !== undefined) {
+      this.state(topic);
+      return this.forward.append(topic, records);
+    }
     if (this.failed !== undefined) throw this.failed;
     const state = this.state(topic);
     const n = state.spec.partitions;
@@ -503,8 +528,11 @@ export class EmbeddedLog implements Log {
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
+    this.forward?.close();
+    // Forwarded appends already taken are answered before the server goes.
     while (this.syncing || this.next !== undefined)
       await (this.next?.promise.catch(() => undefined) ?? new Promise((r) => setTimeout(r, 1)));
+    await this.appendServer?.close();
     this.closed = true;
     for (const state of this.topicStates.values()) {
       for (const w of state.writers) w.close();

@@ -7,9 +7,10 @@
  * OffsetCommit (generation -1), as Kafka's "simple consumer" does. Retention is the broker's
  * job (topic configs `retention.ms` and `retention.bytes`, set by createTopic).
  */
-import kafkajs, { type Admin, type Kafka, type Producer } from 'kafkajs';
+import kafkajs, { type Admin, type Kafka, type PartitionAssigner, type Producer } from 'kafkajs';
 import { ReckonError } from '../events/index.ts';
 import { checkName, LogErrors } from './errors.ts';
+import { assignRoundRobin } from './group.ts';
 import { partitionForKeyBytes } from './murmur2.ts';
 import type {
   AppendedRange,
@@ -34,6 +35,15 @@ export interface KafkaLogOptions {
   createTopic?: (spec: TopicSpec) => Promise<void>;
   /** How often a waiting read asks again. Default 50 ms. */
   pollIntervalMs?: number;
+  /** A group member that misses heartbeats this long is removed and its partitions move. Default 6 s. */
+  sessionTimeoutMs?: number;
+  /**
+   * How long a group leader waits before sending its assignment. Default 0. librdkafka's mock
+   * cluster completes a rebalance on the leader's SyncGroup and refuses a follower's SyncGroup
+   * that arrives after it (INVALID_REQUEST); tests against the mock set this so the followers'
+   * SyncGroups come first. A real broker holds the followers until the leader's arrives.
+   */
+  leaderSyncDelayMs?: number;
 }
 
 interface FetchedMessage {
@@ -67,6 +77,39 @@ interface ClusterHandle {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * reckon's kafkajs partition assigner: partitions dealt round-robin over the sorted members, the
+ * same rule as the embedded log's groups; every member gets an assignment, empty when there are
+ * more members than partitions (kafkajs's own round-robin leaves such members out).
+ */
+function roundRobinAssigner(leaderSyncDelayMs: number): PartitionAssigner {
+  const { MemberAssignment, MemberMetadata } = kafkajs.AssignerProtocol;
+  const name = 'ReckonRoundRobin';
+  return ({ cluster }) => ({
+    name,
+    version: 0,
+    async assign({ members, topics }) {
+      if (leaderSyncDelayMs > 0) await new Promise((r) => setTimeout(r, leaderSyncDelayMs));
+      const all = topics.flatMap((topic) =>
+        cluster.findTopicPartitionMetadata(topic).map((m) => ({ topic, partition: m.partitionId })),
+      );
+      const ids = members.map((m) => m.memberId);
+      return ids.map((memberId) => {
+        const assignment: Record<string, number[]> = {};
+        for (const tp of assignRoundRobin(ids, all, memberId)) (assignment[tp.topic] ??= []).push(tp.partition);
+        return {
+          memberId,
+          memberAssignment: MemberAssignment.encode({ version: 0, assignment, userData: EMPTY }),
+        };
+      });
+    },
+    protocol: ({ topics }) => ({
+      name,
+      metadata: MemberMetadata.encode({ version: 0, topics, userData: EMPTY }),
+    }),
+  });
+}
 
 function kafkaCode(e: unknown): string | undefined {
   return (e as { type?: string }).type;
@@ -320,8 +363,9 @@ export class KafkaLog implements Log {
     // its fetching stays paused, records are read through read().
     const consumer = this.kafka.consumer({
       groupId: group,
-      sessionTimeout: 6000,
+      sessionTimeout: this.options.sessionTimeoutMs ?? 6000,
       heartbeatInterval: 500,
+      partitionAssigners: [roundRobinAssigner(this.options.leaderSyncDelayMs ?? 0)],
       // A crashed consumer (e.g. a protocol error during a rebalance) rejoins instead of leaving the group for good.
       retry: { retries: 10, restartOnFailure: async () => true },
     });

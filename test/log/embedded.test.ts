@@ -4,7 +4,7 @@ import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { openEmbeddedLog } from '../../src/log/index.ts';
+import { openEmbeddedLog, partitionForKey } from '../../src/log/index.ts';
 import { SeededRandom } from '../../src/sim/index.ts';
 import { waitFor } from '../support/wait.ts';
 import { readAll } from './contract.ts';
@@ -163,6 +163,120 @@ describe('embedded log', () => {
       child.kill('SIGKILL');
       await log.close();
     }
+  });
+
+  it("forwards a reader's appends and topic creation to the writer, and says so when no writer runs", async () => {
+    const dir = tempDir();
+    let writer = await openEmbeddedLog({ dir, ...quiet });
+    await writer.createTopic({ name: 'fw', partitions: 2 });
+    await writer.close();
+    const reader = await openEmbeddedLog({ dir, role: 'reader' });
+    try {
+      await assert.rejects(
+        reader.append('fw', [{ value: Buffer.from('x') }]),
+        (e: { code?: string; retriable?: boolean; message?: string }) =>
+          e.code === 'RECKON_LOG_WRITER_UNAVAILABLE' && e.retriable === true && /must be running/.test(e.message ?? ''),
+      );
+      writer = await openEmbeddedLog({ dir, ...quiet });
+      await writer.append('fw', [{ partition: 1, value: Buffer.from('from the writer') }]);
+      const ranges = await reader.append('fw', [
+        { key: 'k', value: Buffer.from('keyed'), timestamp: 1234, headers: { h: 'v', b: Buffer.from([0, 1]) } },
+        { partition: 1, value: Buffer.alloc(0) },
+        { partition: 1, key: Buffer.from([255]), value: Buffer.from('bytes key') },
+      ]);
+      // The keyed record goes to murmur2's partition of "k"; the two others to partition 1, after the writer's own record.
+      const keyPartition = partitionForKey('k', 2);
+      const expected =
+        keyPartition === 1
+          ? [[1, 1, 3]]
+          : [
+              [keyPartition, 0, 1],
+              [1, 1, 2],
+            ];
+      assert.deepEqual(ranges.map((r) => [r.partition, r.baseOffset, r.count]).sort(), expected);
+      const all = [...(await readAll(writer, 'fw', 0)), ...(await readAll(writer, 'fw', 1))];
+      const k = all.find((r) => r.value.toString() === 'keyed');
+      assert.equal(k?.key?.toString(), 'k');
+      assert.equal(k?.timestamp, 1234);
+      assert.deepEqual({ ...k?.headers }, { h: Buffer.from('v'), b: Buffer.from([0, 1]) });
+      assert.deepEqual(
+        (await readAll(writer, 'fw', 1))
+          .filter((r) => r.value.toString() !== 'keyed')
+          .map((r) => [r.offset, r.value.toString()]),
+        [
+          [0, 'from the writer'],
+          [1, ''],
+          [2, 'bytes key'],
+        ],
+      );
+      await reader.createTopic({ name: 'made-by-a-reader', partitions: 3 });
+      assert.equal(await writer.partitionCount('made-by-a-reader'), 3);
+      await assert.rejects(reader.createTopic({ name: 'fw', partitions: 5 }), /exists with 2 partitions, not 5/);
+      await assert.rejects(reader.append('nope', [{ value: Buffer.from('x') }]), /topic "nope" does not exist/);
+    } finally {
+      await reader.close();
+      await writer.close();
+    }
+  });
+
+  it('a reader forwarding appends loses nothing acknowledged when the writer is SIGKILLed and restarted', async (t) => {
+    const dir = tempDir();
+    const setup = await openEmbeddedLog({ dir, ...quiet });
+    await setup.createTopic({ name: 'crash', partitions: 3 });
+    await setup.close();
+    const reader = await openEmbeddedLog({ dir, role: 'reader' });
+    const acknowledged = new Set<string>();
+    let refused = 0;
+    try {
+      for (let round = 0; round < 5; round++) {
+        const child = spawn(
+          process.execPath,
+          ['--import', TSX, support('log-appender.ts'), dir, String(1e9 * (round + 1))],
+          {
+            stdio: ['ignore', 'pipe', 'inherit'],
+          },
+        );
+        let ready = false;
+        lines(child, (l) => {
+          if (l === 'ready') ready = true;
+        });
+        const exited = new Promise((r) => child.once('exit', r));
+        await waitFor('the writer to start', () => ready, 20_000);
+        // Forward appends while the writer also appends, then kill the writer mid-stream.
+        const forwarded: Promise<void>[] = [];
+        let stop = false;
+        const pump = async (lane: number) => {
+          for (let i = 0; !stop; i++) {
+            const value = `r${round}-l${lane}-${i}`;
+            try {
+              await reader.append('crash', [{ partition: lane % 3, value: Buffer.from(value) }]);
+              acknowledged.add(value);
+            } catch (e) {
+              assert.equal((e as { code?: string }).code, 'RECKON_LOG_WRITER_UNAVAILABLE');
+              refused++;
+              return;
+            }
+          }
+        };
+        for (let lane = 0; lane < 4; lane++) forwarded.push(pump(lane));
+        await waitFor('forwarded appends to be acknowledged', () => acknowledged.size > (round + 1) * 20, 20_000, 5);
+        child.kill('SIGKILL');
+        await exited;
+        stop = true;
+        await Promise.all(forwarded);
+      }
+    } finally {
+      await reader.close();
+    }
+    const log = await openEmbeddedLog({ dir, ...quiet });
+    const present = new Set<string>();
+    for (let p = 0; p < 3; p++) for (const r of await readAll(log, 'crash', p)) present.add(r.value.toString());
+    await log.close();
+    const lost = [...acknowledged].filter((v) => !present.has(v));
+    assert.deepEqual(lost, [], 'every forwarded append that was acknowledged is in the log');
+    t.diagnostic(
+      `${acknowledged.size} forwarded appends acknowledged across 5 writer kills, ${refused} refused as the writer died`,
+    );
   });
 
   it('loses no acknowledged record and returns nothing corrupt across 50 SIGKILLs of a writing process', async (t) => {

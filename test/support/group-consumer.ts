@@ -10,7 +10,13 @@ const [kind = '', where = '', slow = '0'] = process.argv.slice(2);
 const slowMs = Number(slow);
 const log: Log =
   kind === 'kafka'
-    ? await KafkaLog.connect({ brokers: where.split(','), createTopic: async () => undefined })
+    ? await KafkaLog.connect({
+        brokers: where.split(','),
+        createTopic: async () => undefined,
+        // librdkafka's mock cluster: quicker session expiry, and followers' SyncGroups before the leader's.
+        sessionTimeoutMs: 3000,
+        leaderSyncDelayMs: 300,
+      })
     : await openEmbeddedLog({ dir: where, role: 'reader' });
 const runtime = new WorkerRuntime({
   log,

@@ -1,13 +1,14 @@
 /**
  * Kill-test child: consumes `events` in group `g` with a slow task that appends each processed
- * value to a file (before acknowledging it); values divisible by 97 always fail (poison).
+ * value to a file (before acknowledging it); values divisible by 97 always fail (poison). It opens
+ * the log as a reader, as pipeline workers do: its dead letters are forwarded to the writer.
  */
 import { appendFileSync } from 'node:fs';
 import { openEmbeddedLog } from '../../src/log/index.ts';
 import { stopOnSignals, WorkerRuntime } from '../../src/workers/index.ts';
 
 const [dir = '', processedFile = ''] = process.argv.slice(2);
-const log = await openEmbeddedLog({ dir, retentionIntervalMs: 0, onWarning: () => undefined });
+const log = await openEmbeddedLog({ dir, role: 'reader' });
 const runtime = new WorkerRuntime({
   log,
   group: 'g',

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assignRoundRobin, KafkaLog, openEmbeddedLog } from '../../src/log/index.ts';
+import { assignRoundRobin, KafkaLog, type Log, openEmbeddedLog } from '../../src/log/index.ts';
 import { startMockKafka } from '../support/kafka-mock.ts';
 import { ensureGroupTopics } from '../../src/workers/index.ts';
 import { waitFor } from '../support/wait.ts';
@@ -38,6 +38,54 @@ function member(kind: string, where: string): Member {
   return m;
 }
 
+/**
+ * Two member processes of group `g` share 4 partitions; after A is killed, B owns them all; every
+ * record is processed at least once.
+ */
+async function shareAndTakeOver(t: TestContext, log: Log, kind: string, where: string): Promise<void> {
+  const members: Member[] = [];
+  try {
+    await log.createTopic({ name: 'events', partitions: 4 });
+    // librdkafka's mock has no CreateTopics: the test creates the group topics for its members.
+    await ensureGroupTopics(log, 'g');
+    let next = 0;
+    const produce = async (n: number) => {
+      await log.append(
+        'events',
+        Array.from({ length: n }, () => ({ partition: next % 4, value: Buffer.from(String(next++)) })),
+      );
+    };
+    await produce(200);
+    const a = member(kind, where);
+    members.push(a);
+    await waitFor('the first member to own every partition', () => a.assigned.length === 4, 30_000);
+    const b = member(kind, where);
+    members.push(b);
+    await waitFor(
+      'the partitions to be shared',
+      () => a.assigned.length === 2 && b.assigned.length === 2 && new Set([...a.assigned, ...b.assigned]).size === 4,
+      30_000,
+    );
+    await produce(200);
+    await waitFor('both members to process', () => a.processed.size > 0 && b.processed.size > 0, 30_000);
+    const killedAt = Date.now();
+    a.child.kill('SIGKILL');
+    await waitFor('the survivor to take every partition', () => b.assigned.length === 4, 30_000);
+    const takeover = Date.now() - killedAt;
+    await produce(200);
+    await waitFor(
+      'every record to be processed at least once',
+      () => new Set([...a.processed, ...b.processed]).size === 600,
+      30_000,
+    );
+    t.diagnostic(
+      `${kind}: member A processed ${a.processed.size}, member B ${b.processed.size} of 600 records; takeover after ${takeover} ms`,
+    );
+  } finally {
+    for (const m of members) m.child.kill('SIGKILL');
+  }
+}
+
 describe('consumer groups', () => {
   it('deals partitions round-robin over sorted members, the same on every member', () => {
     const parts = [0, 1, 2, 3, 4].map((partition) => ({ topic: 't', partition }));
@@ -51,47 +99,24 @@ describe('consumer groups', () => {
   it('on the embedded log, two consumer processes share the partitions, and one takes over when the other is killed', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'reckon-group-'));
     const log = await openEmbeddedLog({ dir, retentionIntervalMs: 0 });
-    const members: Member[] = [];
     try {
-      await log.createTopic({ name: 'events', partitions: 4 });
-      // Consumers open the log as readers: the writer creates their group topics.
-      await ensureGroupTopics(log, 'g');
-      let next = 0;
-      const produce = async (n: number) => {
-        await log.append(
-          'events',
-          Array.from({ length: n }, () => ({ partition: next % 4, value: Buffer.from(String(next++)) })),
-        );
-      };
-      await produce(200);
-      const a = member('embedded', dir);
-      members.push(a);
-      await waitFor('the first member to own every partition', () => a.assigned.length === 4, 30_000);
-      const b = member('embedded', dir);
-      members.push(b);
-      await waitFor(
-        'the partitions to be shared',
-        () => a.assigned.length === 2 && b.assigned.length === 2 && new Set([...a.assigned, ...b.assigned]).size === 4,
-        30_000,
-      );
-      await produce(200);
-      await waitFor('both members to process', () => a.processed.size > 0 && b.processed.size > 0, 30_000);
-      const killedAt = Date.now();
-      a.child.kill('SIGKILL');
-      await waitFor('the survivor to take every partition', () => b.assigned.length === 4, 30_000);
-      const takeover = Date.now() - killedAt;
-      await produce(200);
-      await waitFor(
-        'every record to be processed at least once',
-        () => new Set([...a.processed, ...b.processed]).size === 600,
-        30_000,
-      );
-      t.diagnostic(
-        `member A processed ${a.processed.size}, member B ${b.processed.size} of 600 records; takeover after ${takeover} ms`,
-      );
+      await shareAndTakeOver(t, log, 'embedded', dir);
     } finally {
-      for (const m of members) m.child.kill('SIGKILL');
       await log.close();
+    }
+  });
+
+  it('on Kafka, two consumer processes share the partitions, and one takes over when the other is killed', async (t) => {
+    const mock = await startMockKafka(3);
+    const log = await KafkaLog.connect({
+      brokers: mock.brokers,
+      createTopic: (spec) => mock.createTopic(spec.name, spec.partitions),
+    });
+    try {
+      await shareAndTakeOver(t, log, 'kafka', mock.brokers.join(','));
+    } finally {
+      await log.close();
+      await mock.stop();
     }
   });
 

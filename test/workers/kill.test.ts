@@ -17,13 +17,13 @@ describe('worker runtime under SIGKILL', () => {
   it('processes every record at least once and dead-letters exactly the poison ones, across repeated kills', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'reckon-wkill-'));
     const processedFile = join(dir, 'processed.txt');
-    const setup = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
-    await setup.createTopic({ name: 'events', partitions: 4 });
-    await setup.append(
+    // This process is the writer (as the collector is in the pipeline); consumers are readers.
+    const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
+    await log.createTopic({ name: 'events', partitions: 4 });
+    await log.append(
       'events',
       Array.from({ length: RECORDS }, (_, i) => ({ partition: i % 4, value: Buffer.from(String(i)) })),
     );
-    await setup.close();
     const rng = new SeededRandom(4);
     let kills = 0;
     let finished = false;
@@ -38,7 +38,6 @@ describe('worker runtime under SIGKILL', () => {
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       await waitFor('the consumer to start', () => ready, 20_000);
       // Let it work for a while, then kill it mid-stream; after a few kills let the last run finish.
-      const log = await openEmbeddedLog({ dir: join(dir, 'log'), role: 'reader' });
       const done = async () => {
         const committed = await log.committedOffsets('g', 'events');
         return [0, 1, 2, 3].every((p) => committed.get(p) === RECORDS / 4);
@@ -55,7 +54,6 @@ describe('worker runtime under SIGKILL', () => {
         assert.equal(await exited, 0, 'SIGTERM stops the consumer gracefully');
       }
       await exited;
-      await log.close();
     }
     assert.ok(finished, 'the group caught up');
     assert.ok(kills >= 8, `killed ${kills} times`);
@@ -65,7 +63,6 @@ describe('worker runtime under SIGKILL', () => {
     const poison = Array.from({ length: RECORDS }, (_, i) => i).filter((i) => i % 97 === 0);
     const once = new Set(processed);
     for (let i = 0; i < RECORDS; i++) if (i % 97 !== 0) assert.ok(once.has(i), `record ${i} was processed`);
-    const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
     const letters = await listDeadLetters(log, 'g');
     await log.close();
     const dead = letters.map((l) => Number(l.value.toString())).sort((a, b) => a - b);
