@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `reckon` command line. */
 import { Command, CommanderError } from 'commander';
-import { type LoadedConfig, loadConfig, type ReckonConfig, SETTINGS } from '../config/index.ts';
+import { isSecret, type LoadedConfig, loadConfig, type ReckonConfig, SETTINGS } from '../config/index.ts';
 import { ReckonError } from '../events/index.ts';
 import { registerSimulate } from './simulate.ts';
 import { start } from './start.ts';
@@ -55,7 +55,7 @@ export function buildProgram(): Command {
     process.stdout.write(`config file: ${file ?? '(none)'}\n`);
     for (const s of SETTINGS) {
       const value = config[s.key];
-      const shown = value === undefined ? '(not set)' : s.key.endsWith('Token') ? '(set)' : JSON.stringify(value);
+      const shown = value === undefined ? '(not set)' : isSecret(s.key) ? '(set)' : JSON.stringify(value);
       process.stdout.write(`${s.key.padEnd(32)} ${String(shown).padEnd(24)} ${sources[s.key].padEnd(12)} ${s.env}\n`);
     }
   });

@@ -53,6 +53,18 @@ export interface ReckonConfig {
   logSegmentBytes: number;
   /** Kafka bootstrap brokers; when set, the log is Kafka instead of the embedded log. */
   kafkaBrokers: string[];
+  /** PostgreSQL connection string; when set, relational state (schema registry, ...) lives there instead of SQLite. */
+  postgresUrl: string | undefined;
+  /** Partitions of the event topics (`emissions`, `clicks`) when reckon creates them. */
+  topicPartitions: number;
+  /** Largest `POST /v1/events` body, bytes (after gzip decompression too). */
+  ingestMaxBodyBytes: number;
+  /** Longest NDJSON line, bytes. */
+  ingestMaxLineBytes: number;
+  /** Most events (lines or array elements) in one request. */
+  ingestMaxEvents: number;
+  /** Request bodies being handled at once before new requests get 503 with Retry-After, bytes. */
+  ingestMaxInFlightBytes: number;
 }
 
 /** Where a setting's value came from. */
@@ -181,6 +193,48 @@ export const SETTINGS = [
     default: [],
   }),
   def({
+    key: 'postgresUrl',
+    env: 'RECKON_POSTGRES_URL',
+    doc: 'postgres://... (distributed mode state)',
+    parse: text('a PostgreSQL connection string, e.g. postgres://user@host:5432/reckon'),
+    default: undefined,
+  }),
+  def({
+    key: 'topicPartitions',
+    env: 'RECKON_TOPIC_PARTITIONS',
+    doc: 'partitions of the event topics',
+    parse: integer(1, 1024),
+    default: 4,
+  }),
+  def({
+    key: 'ingestMaxBodyBytes',
+    env: 'RECKON_INGEST_MAX_BODY_BYTES',
+    doc: 'largest ingest body (also unzipped)',
+    parse: integer(1024, 2 ** 30),
+    default: 16 * 1024 * 1024,
+  }),
+  def({
+    key: 'ingestMaxLineBytes',
+    env: 'RECKON_INGEST_MAX_LINE_BYTES',
+    doc: 'longest NDJSON line',
+    parse: integer(256, 16 * 1024 * 1024),
+    default: 64 * 1024,
+  }),
+  def({
+    key: 'ingestMaxEvents',
+    env: 'RECKON_INGEST_MAX_EVENTS',
+    doc: 'most events per request',
+    parse: integer(1, 10_000_000),
+    default: 100_000,
+  }),
+  def({
+    key: 'ingestMaxInFlightBytes',
+    env: 'RECKON_INGEST_MAX_IN_FLIGHT_BYTES',
+    doc: 'bodies in progress before 503',
+    parse: integer(1024 * 1024, 2 ** 34),
+    default: 256 * 1024 * 1024,
+  }),
+  def({
     key: 'logLevel',
     env: 'RECKON_LOG_LEVEL',
     flag: '--log-level',
@@ -189,6 +243,11 @@ export const SETTINGS = [
     default: 'info',
   }),
 ] as const;
+
+/** Settings never echoed: tokens, and connection strings that may hold a password. */
+export function isSecret(key: keyof ReckonConfig): boolean {
+  return key.endsWith('Token') || key === 'postgresUrl';
+}
 
 /** The config file read when present. */
 export const CONFIG_FILE_NAME = 'reckon.config.json';
@@ -333,7 +392,7 @@ export function loadConfig(inputs: ConfigInputs = {}): LoadedConfig {
     } else {
       const v = s.parse(raw);
       // A secret is never echoed, not even a wrong one.
-      const shown = s.key.endsWith('Token') ? `(hidden, ${String(raw).length} characters)` : show(raw);
+      const shown = isSecret(s.key) ? `(hidden, ${String(raw).length} characters)` : show(raw);
       if (v instanceof Invalid) problems.push(`${s.key}: ${shown} from ${where} is invalid: expected ${v.expected}`);
       else config[s.key] = v;
     }

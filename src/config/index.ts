@@ -4,6 +4,7 @@ export { checkBindAddress, isLoopback } from './bind.ts';
 export {
   CONFIG_FILE_NAME,
   ConfigError,
+  isSecret,
   type ConfigInputs,
   type ConfigSource,
   type LoadedConfig,

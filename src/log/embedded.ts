@@ -507,6 +507,29 @@ export class EmbeddedLog implements Log {
     return joinEmbeddedGroup(this, this.dir, group, topics, onAssignment);
   }
 
+  async checkWritable(): Promise<void> {
+    if (this.closed) throw LogErrors.closed();
+    if (this.failed !== undefined) throw this.failed;
+    if (this.role === 'reader') {
+      const lock = join(this.dir, 'writer.lock');
+      const pid = existsSync(lock) ? Number(readFileSync(lock, 'utf8').trim()) : NaN;
+      if (!Number.isInteger(pid) || !processAlive(pid))
+        throw new ReckonError('RECKON_LOG_WRITER_UNAVAILABLE', `no log writer process is running for ${this.dir}`, {
+          retriable: true,
+        });
+      return;
+    }
+    try {
+      await access(this.dir, constants.W_OK);
+    } catch (e) {
+      throw new ReckonError(
+        'RECKON_LOG_NOT_WRITABLE',
+        `log directory ${this.dir} is not writable (${(e as NodeJS.ErrnoException).code}); fix its permissions or free disk space`,
+        { retriable: true, cause: e },
+      );
+    }
+  }
+
   async applyRetention(now = Date.now()): Promise<RetentionReport> {
     this.requireWriter('applyRetention');
     const report: RetentionReport = { segmentsDeleted: 0, bytesDeleted: 0 };

@@ -399,6 +399,17 @@ export class KafkaLog implements Log {
     };
   }
 
+  async checkWritable(): Promise<void> {
+    try {
+      await this.admin.describeCluster();
+    } catch (e) {
+      throw new ReckonError('RECKON_KAFKA_UNREACHABLE', `Kafka is not reachable: ${(e as Error).message}`, {
+        retriable: true,
+        cause: e,
+      });
+    }
+  }
+
   async applyRetention(): Promise<RetentionReport> {
     // Kafka brokers enforce retention.ms / retention.bytes themselves.
     return { segmentsDeleted: 0, bytesDeleted: 0 };

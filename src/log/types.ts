@@ -116,6 +116,8 @@ export interface Log {
    * when members come and go (also when one is killed); `onAssignment` gets each new assignment.
    */
   joinGroup(group: string, topics: string[], onAssignment: AssignmentListener): Promise<GroupMember>;
+  /** Resolves when appends can be made now; throws a ReckonError saying why not (for readiness checks). */
+  checkWritable(): Promise<void>;
   /** Removes whole segments past the topics' retention. */
   applyRetention(now?: number): Promise<RetentionReport>;
   close(): Promise<void>;

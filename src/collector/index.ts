@@ -1,0 +1,19 @@
+/** Collector: HTTP ingest into the log, with tokens, limits, back-pressure and a dead-letter store. */
+export { type AccessHook, accessHook, type Scope, type Tokens } from './auth.ts';
+export {
+  type BodyProblem,
+  CLICKS_TOPIC,
+  EMISSIONS_TOPIC,
+  type IngestLimits,
+  isBodyProblem,
+  type PreparedBatch,
+  prepareJson,
+  prepareNdjson,
+  type RejectedLine,
+  type RejectionKind,
+  type WriterSchemaIds,
+} from './ingest.ts';
+export { CollectorMetrics } from './metrics.ts';
+export { listRejected, REJECTED_TOPIC, type RejectedRecord } from './rejected.ts';
+export { type CollectorLimits, type CollectorOptions, collectorRoutes } from './routes.ts';
+export { ensureCollectorTopics } from './topics.ts';

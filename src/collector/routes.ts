@@ -1,0 +1,226 @@
+/**
+ * `POST /v1/events`, `/readyz` and `/metrics` of the collector, as a fastify plugin. An answer of
+ * 200 means every accepted event, and every rejected line with its reason, is durable in the log.
+ */
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import type { FastifyError, FastifyPluginAsync, FastifyReply } from 'fastify';
+import { ReckonError } from '../events/index.ts';
+import type { Log } from '../log/index.ts';
+import { accessHook, type Tokens } from './auth.ts';
+import {
+  type BodyProblem,
+  CLICKS_TOPIC,
+  EMISSIONS_TOPIC,
+  isBodyProblem,
+  prepareJson,
+  prepareNdjson,
+  type PreparedBatch,
+  type WriterSchemaIds,
+} from './ingest.ts';
+import { CollectorMetrics } from './metrics.ts';
+import { MAX_KEPT_BODY_BYTES, REJECTED_TOPIC, rejectedRecord } from './rejected.ts';
+
+const gunzipAsync = promisify(gunzip);
+
+/** Limits of the collector (see the `ingest*` settings). */
+export interface CollectorLimits {
+  maxBodyBytes: number;
+  maxLineBytes: number;
+  maxEvents: number;
+  maxInFlightBytes: number;
+}
+
+/** Options of {@link collectorRoutes}. */
+export interface CollectorOptions {
+  log: Log;
+  schemaIds: WriterSchemaIds;
+  limits: CollectorLimits;
+  tokens: Tokens;
+  metrics?: CollectorMetrics;
+}
+
+/** Content types of `POST /v1/events`: NDJSON (one event per line) or JSON (an array of events). */
+const NDJSON_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/ndjson'];
+const JSON_TYPES = ['application/json'];
+
+function problem(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+  return reply.code(status).send({ error: code, message });
+}
+
+/** The collector's routes. Register it on a fastify instance (its content-type parsers stay inside it). */
+export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app, o) => {
+  const metrics = o.metrics ?? new CollectorMetrics();
+  const { limits, log } = o;
+  let inFlightBytes = 0;
+  const ingestAccess = accessHook('ingest', o.tokens);
+  const readAccess = accessHook('read', o.tokens);
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    [...NDJSON_TYPES, ...JSON_TYPES],
+    { parseAs: 'buffer', bodyLimit: limits.maxBodyBytes },
+    (_request, body, done) => done(null, body),
+  );
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode ?? 500;
+    metrics.requests.inc({ status: String(status) });
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      return problem(
+        reply,
+        413,
+        'RECKON_INGEST_BODY_TOO_LARGE',
+        `the body is larger than ${limits.maxBodyBytes} bytes (ingestMaxBodyBytes): split it into smaller requests`,
+      );
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+      return problem(
+        reply,
+        415,
+        'RECKON_INGEST_UNSUPPORTED_MEDIA_TYPE',
+        `Content-Type ${JSON.stringify(request.headers['content-type'] ?? '(none)')} is not accepted: send application/x-ndjson (one event per line) or application/json (an array of events)`,
+      );
+    if (status < 500) return problem(reply, status, error.code ?? 'RECKON_INGEST_BAD_REQUEST', error.message);
+    request.log.error(error);
+    return problem(reply, 500, 'RECKON_INTERNAL', `internal error: ${error.message}`);
+  });
+
+  const overloaded = (reply: FastifyReply, why: string): FastifyReply => {
+    metrics.requests.inc({ status: '503' });
+    return reply
+      .code(503)
+      .header('retry-after', '1')
+      .send({ error: 'RECKON_INGEST_OVERLOADED', message: `${why}; retry after 1 s` });
+  };
+
+  app.post(
+    '/v1/events',
+    {
+      onRequest: [
+        ingestAccess,
+        async (request, reply) => {
+          // Back-pressure before reading the body: bounded memory instead of a growing backlog.
+          const declared = Number(request.headers['content-length'] ?? limits.maxBodyBytes);
+          const reserved = Number.isFinite(declared) ? Math.min(declared, limits.maxBodyBytes) : limits.maxBodyBytes;
+          if (inFlightBytes > 0 && inFlightBytes + reserved > limits.maxInFlightBytes) {
+            await overloaded(
+              reply,
+              `the collector is handling ${inFlightBytes} bytes of requests, its limit is ${limits.maxInFlightBytes} (ingestMaxInFlightBytes)`,
+            );
+            return;
+          }
+          inFlightBytes += reserved;
+          metrics.inFlightBytes.set(inFlightBytes);
+          reply.raw.once('close', () => {
+            inFlightBytes -= reserved;
+            metrics.inFlightBytes.set(inFlightBytes);
+          });
+        },
+      ],
+    },
+    async (request, reply) => {
+      const started = process.hrtime.bigint();
+      const requestId = randomUUID();
+      const receivedAt = Date.now();
+      let body = request.body as Buffer;
+      const encoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
+      const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+      let prepared: PreparedBatch | BodyProblem;
+      if (encoding !== 'identity' && encoding !== 'gzip') {
+        metrics.requests.inc({ status: '415' });
+        return problem(
+          reply,
+          415,
+          'RECKON_INGEST_UNSUPPORTED_ENCODING',
+          `Content-Encoding ${JSON.stringify(encoding)} is not supported: send the body plain or gzip-compressed`,
+        );
+      }
+      if (encoding === 'gzip') {
+        try {
+          body = await gunzipAsync(body, { maxOutputLength: limits.maxBodyBytes });
+        } catch (e) {
+          const tooLarge = (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+          prepared = tooLarge
+            ? {
+                status: 413,
+                code: 'RECKON_INGEST_BODY_TOO_LARGE',
+                message: `the decompressed body is larger than ${limits.maxBodyBytes} bytes (ingestMaxBodyBytes): split it into smaller requests`,
+              }
+            : {
+                status: 400,
+                code: 'RECKON_INGEST_UNREADABLE_BODY',
+                message: `the body is not readable gzip (${(e as Error).message})`,
+              };
+          return answerProblem(reply, prepared, requestId, receivedAt, request.body as Buffer);
+        }
+      }
+      metrics.bodyBytes.inc(body.length);
+      const ids = o.schemaIds;
+      prepared = NDJSON_TYPES.includes(type) ? prepareNdjson(body, ids, limits) : prepareJson(body, ids, limits);
+      if (isBodyProblem(prepared)) return answerProblem(reply, prepared, requestId, receivedAt, body);
+      const batch = prepared;
+      const rejected = batch.rejected.map((r) =>
+        rejectedRecord(requestId, receivedAt, r.line, r.kind, r.reason, r.raw, r.kind === 'line_too_long'),
+      );
+      try {
+        await Promise.all([
+          batch.emissions.length > 0 ? log.append(EMISSIONS_TOPIC, batch.emissions) : undefined,
+          batch.clicks.length > 0 ? log.append(CLICKS_TOPIC, batch.clicks) : undefined,
+          rejected.length > 0 ? log.append(REJECTED_TOPIC, rejected) : undefined,
+        ]);
+      } catch (e) {
+        return overloaded(reply, `the log did not take the events (${(e as Error).message}); nothing was acknowledged`);
+      }
+      metrics.accepted.inc({ type: 'emission' }, batch.emissions.length);
+      metrics.accepted.inc({ type: 'click' }, batch.clicks.length);
+      for (const r of batch.rejected) metrics.rejected.inc({ reason: r.kind });
+      metrics.requests.inc({ status: '200' });
+      metrics.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      return reply.code(200).send({
+        requestId,
+        accepted: batch.emissions.length + batch.clicks.length,
+        rejected: batch.rejected.map((r) => ({ line: r.line, reason: r.reason })),
+      });
+    },
+  );
+
+  /** A whole-body problem: unreadable bodies are kept in the dead-letter store before the answer. */
+  async function answerProblem(
+    reply: FastifyReply,
+    p: BodyProblem,
+    requestId: string,
+    receivedAt: number,
+    raw: Buffer,
+  ): Promise<FastifyReply> {
+    if (p.status === 400) {
+      const kept = raw.subarray(0, MAX_KEPT_BODY_BYTES);
+      try {
+        await log.append(REJECTED_TOPIC, [
+          rejectedRecord(requestId, receivedAt, 0, 'unreadable_body', p.message, kept, kept.length < raw.length),
+        ]);
+      } catch (e) {
+        return overloaded(reply, `the log did not take the rejected body (${(e as Error).message})`);
+      }
+      metrics.rejected.inc({ reason: 'unreadable_body' });
+    }
+    metrics.requests.inc({ status: String(p.status) });
+    return reply.code(p.status).send({ requestId, error: p.code, message: p.message });
+  }
+
+  app.get('/readyz', async (_request, reply) => {
+    try {
+      await log.checkWritable();
+      return { status: 'ready', log: log.kind };
+    } catch (e) {
+      return reply.code(503).send({
+        status: 'not ready',
+        reason: e instanceof ReckonError ? e.message : `log check failed: ${(e as Error).message}`,
+      });
+    }
+  });
+
+  app.get('/metrics', { onRequest: readAccess }, async (_request, reply) => {
+    return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+};
