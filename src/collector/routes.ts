@@ -45,6 +45,10 @@ export interface CollectorOptions {
 const NDJSON_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/ndjson'];
 const JSON_TYPES = ['application/json'];
 
+function unsupportedType(type: string | undefined): string {
+  return `Content-Type ${JSON.stringify(type ?? '(none)')} is not accepted: send application/x-ndjson (one event per line) or application/json (an array of events)`;
+}
+
 function problem(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
   return reply.code(status).send({ error: code, message });
 }
@@ -79,7 +83,7 @@ export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app,
         reply,
         415,
         'RECKON_INGEST_UNSUPPORTED_MEDIA_TYPE',
-        `Content-Type ${JSON.stringify(request.headers['content-type'] ?? '(none)')} is not accepted: send application/x-ndjson (one event per line) or application/json (an array of events)`,
+        unsupportedType(request.headers['content-type']),
       );
     if (status < 500) return problem(reply, status, error.code ?? 'RECKON_INGEST_BAD_REQUEST', error.message);
     request.log.error(error);
@@ -123,9 +127,19 @@ export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app,
       const started = process.hrtime.bigint();
       const requestId = randomUUID();
       const receivedAt = Date.now();
-      let body = request.body as Buffer;
-      const encoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
       const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+      // Fastify skips content-type parsing for an empty body: check the type here too.
+      if (!NDJSON_TYPES.includes(type) && !JSON_TYPES.includes(type)) {
+        metrics.requests.inc({ status: '415' });
+        return problem(
+          reply,
+          415,
+          'RECKON_INGEST_UNSUPPORTED_MEDIA_TYPE',
+          unsupportedType(request.headers['content-type']),
+        );
+      }
+      let body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
+      const encoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
       let prepared: PreparedBatch | BodyProblem;
       if (encoding !== 'identity' && encoding !== 'gzip') {
         metrics.requests.inc({ status: '415' });
