@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { collectorBenchmarks } from './collector.bench.ts';
 import { eventBenchmarks } from './events.bench.ts';
 import { type BenchResult, report } from './harness.ts';
 import { logBenchmarks } from './log.bench.ts';
@@ -14,6 +15,7 @@ const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
   events: eventBenchmarks,
   log: logBenchmarks,
   workers: workerBenchmarks,
+  collector: collectorBenchmarks,
 };
 
 const filters = process.argv.slice(2);

@@ -17,3 +17,9 @@ export { CollectorMetrics } from './metrics.ts';
 export { listRejected, REJECTED_TOPIC, type RejectedRecord } from './rejected.ts';
 export { type CollectorLimits, type CollectorOptions, collectorRoutes } from './routes.ts';
 export { ensureCollectorTopics } from './topics.ts';
+export {
+  SCHEMA_REGISTRY_MEDIA_TYPE,
+  type RegistryAccessHook,
+  schemaRegistryRoutes,
+  type SchemaRegistryRoutesOptions,
+} from './registry-routes.ts';

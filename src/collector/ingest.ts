@@ -4,7 +4,9 @@
  * bad input; whole-body problems come back as a {@link BodyProblem}.
  */
 import {
+  AvroOutput,
   describeRejection,
+  EventTranscoder,
   encodeClick,
   encodeEmission,
   type ParseResult,
@@ -80,12 +82,9 @@ function tooMany(n: number, limits: IngestLimits): BodyProblem {
 /** Splits and validates an NDJSON body. Blank lines are skipped but counted, so line numbers match the sender's. */
 export function prepareNdjson(body: Buffer, ids: WriterSchemaIds, limits: IngestLimits): PreparedBatch | BodyProblem {
   const out: PreparedBatch = { emissions: [], clicks: [], rejected: [] };
-  let text: string | undefined;
-  try {
-    text = UTF8.decode(body);
-  } catch {
-    text = undefined; // some line is not UTF-8: decode line by line below
-  }
+  // Most lines take the single-pass transcoder; the rest (escapes, non-ASCII, errors) the general path.
+  const transcoder = new EventTranscoder(ids);
+  const avro = new AvroOutput(body.length);
   let events = 0;
   let lineNo = 0;
   let start = 0;
@@ -109,21 +108,24 @@ export function prepareNdjson(body: Buffer, ids: WriterSchemaIds, limits: Ingest
       });
       continue;
     }
+    const fast = transcoder.transcode(body, lineStart, lineEnd, avro);
+    if (fast !== undefined) {
+      const record = { key: fast.key, value: avro.buf.subarray(fast.start, fast.end), timestamp: fast.ts };
+      if (fast.type === 'emission') out.emissions.push(record);
+      else out.clicks.push(record);
+      continue;
+    }
     let line: string;
-    if (text !== undefined) {
-      line = body.toString('utf8', lineStart, lineEnd);
-    } else {
-      try {
-        line = UTF8.decode(body.subarray(lineStart, lineEnd));
-      } catch {
-        out.rejected.push({
-          line: lineNo,
-          kind: 'invalid_utf8',
-          reason: 'line is not valid UTF-8',
-          raw: body.subarray(lineStart, lineEnd),
-        });
-        continue;
-      }
+    try {
+      line = UTF8.decode(body.subarray(lineStart, lineEnd));
+    } catch {
+      out.rejected.push({
+        line: lineNo,
+        kind: 'invalid_utf8',
+        reason: 'line is not valid UTF-8',
+        raw: body.subarray(lineStart, lineEnd),
+      });
+      continue;
     }
     // A line of only blanks is skipped like an empty one.
     if (line.trim().length === 0) {

@@ -209,6 +209,9 @@ export function encodeClick(schemaId: number, c: Click): Buffer {
  */
 export type WriterTypeLookup = (schemaId: number) => avro.Type | undefined;
 
+/** Resolvers by reader and writer type: building one costs far more than decoding a record. */
+const RESOLVERS = new WeakMap<avro.Type, WeakMap<avro.Type, avro.Resolver>>();
+
 function decodeBody(message: Buffer, reader: avro.Type, writerOf: WriterTypeLookup | undefined): unknown {
   const { schemaId, body } = unframeConfluent(message);
   if (writerOf === undefined) return reader.fromBuffer(body);
@@ -219,7 +222,11 @@ function decodeBody(message: Buffer, reader: avro.Type, writerOf: WriterTypeLook
     });
   }
   if (writer === reader) return reader.fromBuffer(body);
-  return reader.fromBuffer(body, reader.createResolver(writer));
+  let byWriter = RESOLVERS.get(reader);
+  if (byWriter === undefined) RESOLVERS.set(reader, (byWriter = new WeakMap()));
+  let resolver = byWriter.get(writer);
+  if (resolver === undefined) byWriter.set(writer, (resolver = reader.createResolver(writer)));
+  return reader.fromBuffer(body, resolver);
 }
 
 /** Decodes a Confluent-framed Avro emission. Without `writerOf` the writer schema is assumed to be reckon's own. */

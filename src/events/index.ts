@@ -37,3 +37,31 @@ export {
   type Rejection,
   validateEvent,
 } from './validate.ts';
+export { type CanonicalSchema, canonicalAvroSchema } from './canonical-schema.ts';
+export {
+  COMPATIBILITY_LEVELS,
+  type CompatibilityLevel,
+  compatibilityProblems,
+  DEFAULT_COMPATIBILITY,
+  isTransitive,
+  parseCompatibilityLevel,
+  type PreviousSchema,
+} from './compatibility.ts';
+export {
+  CONFLUENT_ERROR_CODES,
+  registryHttpStatus,
+  SchemaRegistryError,
+  type SchemaRegistryErrorCode,
+} from './registry-errors.ts';
+export {
+  type CompatibilityResult,
+  type InsertVersionResult,
+  MAX_SUBJECT_LENGTH,
+  parseSchemaVersion,
+  type RegisteredSchema,
+  SchemaRegistry,
+  type SchemaRegistryOptions,
+  type SchemaStore,
+  type SchemaVersion,
+} from './registry.ts';
+export { AvroOutput, EventTranscoder, type TranscodedEvent } from './transcode.ts';

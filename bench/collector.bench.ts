@@ -1,0 +1,135 @@
+/**
+ * Collector benchmark: `reckon start` in its own process takes 1000-event NDJSON bodies over
+ * HTTP on loopback (autocannon, bounded in requests and time) and answers once they are durable;
+ * baseline: in-process `log.append` of the same events, Avro-encoded, in batches of 1000.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { encodeClick, encodeEmission, parseEventLine } from '../src/events/index.ts';
+import { openEmbeddedLog, type RecordInput } from '../src/log/index.ts';
+import { DEFAULT_SIMULATION, NO_FAULTS, simulate } from '../src/sim/index.ts';
+import type { BenchResult } from './harness.ts';
+
+const EVENTS_PER_BODY = 1000;
+const BODIES = 40;
+const REQUESTS = 1200;
+const CONNECTIONS = 8;
+
+const ROOT = new URL('../', import.meta.url).pathname;
+
+function startReckon(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')));
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.RECKON_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+      '--max-semi-space-size=64',
+      '--import',
+      'tsx',
+      join(ROOT, 'src/cli/main.ts'),
+      'start',
+      '--port',
+      '0',
+      '--data',
+      dataDir,
+    ],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let seen = '';
+  return new Promise((resolve, reject) => {
+    child.stdout?.on('data', (c: Buffer) => {
+      seen += c.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(seen);
+      if (m !== null) resolve({ child, url: m[1] as string });
+    });
+    child.once('exit', (code) => reject(new Error(`reckon exited with ${code}: ${seen}`)));
+  });
+}
+
+/** Runs the collector benchmarks. */
+export async function collectorBenchmarks(): Promise<BenchResult[]> {
+  const { lines } = simulate({ ...DEFAULT_SIMULATION, seed: 5, emissions: 40_000, faults: NO_FAULTS });
+  const valid = lines.filter((l) => parseEventLine(l).ok).slice(0, EVENTS_PER_BODY * BODIES);
+  const bodies: string[] = [];
+  for (let b = 0; b < BODIES; b++)
+    bodies.push(valid.slice(b * EVENTS_PER_BODY, (b + 1) * EVENTS_PER_BODY).join('\n') + '\n');
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'reckon-bench-collector-'));
+  const { child, url } = await startReckon(dataDir);
+  let result: autocannon.Result;
+  try {
+    // Warm-up, then the measured run.
+    await autocannon({
+      url: `${url}/v1/events`,
+      connections: CONNECTIONS,
+      amount: 100,
+      requests: bodies.map((body) => ({ method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body })),
+    });
+    result = await autocannon({
+      url: `${url}/v1/events`,
+      connections: CONNECTIONS,
+      amount: REQUESTS,
+      duration: 60,
+      requests: bodies.map((body) => ({ method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body })),
+    });
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  if (result.non2xx > 0 || result.errors > 0)
+    throw new Error(`collector bench: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
+  const eventsPerSecond = (result.requests.sent * EVENTS_PER_BODY) / (result.duration || 1);
+
+  // Baseline: the same events, encoded, appended in-process with 16 appends in flight.
+  const batches: { emissions: RecordInput[]; clicks: RecordInput[] }[] = bodies.map((body) => {
+    const emissions: RecordInput[] = [];
+    const clicks: RecordInput[] = [];
+    for (const line of body.split('\n')) {
+      if (line === '') continue;
+      const r = parseEventLine(line);
+      if (!r.ok) continue;
+      const e = r.event;
+      if (e.type === 'emission') emissions.push({ key: e.id, value: encodeEmission(1, e), timestamp: e.ts });
+      else clicks.push({ key: e.emissionId, value: encodeClick(2, e), timestamp: e.ts });
+    }
+    return { emissions, clicks };
+  });
+  const baseDir = mkdtempSync(join(tmpdir(), 'reckon-bench-collector-base-'));
+  const log = await openEmbeddedLog({ dir: baseDir, retentionIntervalMs: 0 });
+  await log.createTopic({ name: 'emissions', partitions: 4 });
+  await log.createTopic({ name: 'clicks', partitions: 4 });
+  const started = performance.now();
+  const inFlight = new Set<Promise<unknown>>();
+  for (let i = 0; i < REQUESTS; i++) {
+    const b = batches[i % batches.length] as (typeof batches)[number];
+    const p = Promise.all([log.append('emissions', b.emissions), log.append('clicks', b.clicks)]).finally(() =>
+      inFlight.delete(p),
+    );
+    inFlight.add(p);
+    if (inFlight.size >= 16) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  const baseline = (REQUESTS * EVENTS_PER_BODY) / ((performance.now() - started) / 1000);
+  await log.close();
+  rmSync(baseDir, { recursive: true, force: true });
+  return [
+    {
+      name: `collector.ingest (HTTP POST of ${EVENTS_PER_BODY}-event NDJSON bodies, ${CONNECTIONS} connections, durable before the answer)`,
+      unit: 'events/s',
+      value: Math.round(eventsPerSecond),
+      baseline: Math.round(baseline),
+      ratio: Number((eventsPerSecond / baseline).toFixed(3)),
+    },
+    {
+      name: `collector.ingest p99 latency of one ${EVENTS_PER_BODY}-event request (baseline: p50)`,
+      unit: 'ms',
+      value: result.latency.p99,
+      baseline: result.latency.p50,
+      ratio: Number((result.latency.p99 / Math.max(1, result.latency.p50)).toFixed(3)),
+    },
+  ];
+}

@@ -1,0 +1,523 @@
+/**
+ * A single-pass JSON-to-Avro transcoder for the ingest hot path: it scans one event line's bytes
+ * and writes the Confluent-framed Avro record directly, without building JSON objects.
+ *
+ * It is an optimisation of `parseEventLine` + `encodeEmission`/`encodeClick`, never a second
+ * definition of the contract: it takes only lines it can decide cheaply (ASCII strings without
+ * escapes, each field once, integer or RFC 3339 timestamps) and uses the same checks
+ * (`parseTimestamp`, `parseMoney`, `isIP`, the same length limits). Anything else, valid or not,
+ * is declined, and the general path decides it and words the rejection. A property test checks
+ * that every line it accepts is accepted by the general path with identical bytes.
+ */
+import { isIP } from 'node:net';
+import { parseTimestamp } from './time.ts';
+import { MAX_ID_LENGTH, MAX_OFFERS } from './validate.ts';
+
+/** A transcoded event: its type, its record key (the emission id) and time, and where its bytes are in the output. */
+export interface TranscodedEvent {
+  type: 'emission' | 'click';
+  key: string;
+  ts: number;
+  /** The record is `output.subarray(start, end)` of the writer it was written to. */
+  start: number;
+  end: number;
+}
+
+/** A growable output buffer that records are written to back to back. */
+export class AvroOutput {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(capacity: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(64, capacity));
+  }
+
+  /** Makes room for `n` more bytes; earlier records keep the buffer they were written to. */
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+
+// Field bits.
+const F_TYPE = 1;
+const F_ID = 2;
+const F_TS = 4;
+const F_PLACEMENT = 8;
+const F_DC = 16;
+const F_OFFERS = 32;
+const F_EMISSION_ID = 64;
+const F_OFFER_ID = 128;
+const F_USER_ID = 256;
+const F_IP = 512;
+const EMISSION_REQUIRED = F_TYPE | F_ID | F_TS | F_PLACEMENT | F_OFFERS;
+const EMISSION_ALLOWED = EMISSION_REQUIRED | F_DC;
+const CLICK_REQUIRED = F_TYPE | F_ID | F_TS | F_EMISSION_ID | F_OFFER_ID | F_USER_ID | F_IP;
+const CLICK_ALLOWED = CLICK_REQUIRED | F_DC;
+
+/** Byte codes of the field names, for matching without building strings. */
+const FIELD_NAMES: [number[], number][] = [
+  ['type', F_TYPE],
+  ['id', F_ID],
+  ['ts', F_TS],
+  ['placement', F_PLACEMENT],
+  ['dc', F_DC],
+  ['offers', F_OFFERS],
+  ['emissionId', F_EMISSION_ID],
+  ['offerId', F_OFFER_ID],
+  ['userId', F_USER_ID],
+  ['ip', F_IP],
+].map(([name, bit]) => [[...Buffer.from(name as string)], bit as number]);
+const OFFER_ID = [...Buffer.from('offerId')];
+const CLICK_COST = [...Buffer.from('clickCost')];
+const EMISSION = [...Buffer.from('emission')];
+const CLICK = [...Buffer.from('click')];
+
+/** True when src[a, aEnd) and src[b, bEnd) hold the same bytes. */
+function sameRange(src: Buffer, a: number, aEnd: number, b: number, bEnd: number): boolean {
+  if (aEnd - a !== bEnd - b) return false;
+  for (let i = 0; i < aEnd - a; i++) if (src[a + i] !== src[b + i]) return false;
+  return true;
+}
+
+/** True when src[s, e) holds exactly the bytes of `name`. */
+function same(src: Buffer, s: number, e: number, name: number[]): boolean {
+  if (e - s !== name.length) return false;
+  for (let i = 0; i < name.length; i++) if (src[s + i] !== name[i]) return false;
+  return true;
+}
+
+/** Declines a line: the general path decides it. */
+class Decline {}
+const DECLINE = new Decline();
+
+/** Transcodes event lines for fixed writer schema ids. */
+export class EventTranscoder {
+  private src: Buffer = Buffer.alloc(0);
+  private at = 0;
+  private end = 0;
+  // Byte ranges of the fields' string values in src, and parsed values.
+  private idS = 0;
+  private idE = 0;
+  private placementS = 0;
+  private placementE = 0;
+  private dcS = -1;
+  private dcE = -1;
+  private emissionIdS = 0;
+  private emissionIdE = 0;
+  private offerIdS = 0;
+  private offerIdE = 0;
+  private userIdS = 0;
+  private userIdE = 0;
+  private ipS = 0;
+  private ipE = 0;
+  private type = '';
+  private ts = 0;
+  private readonly offerIdStarts: number[] = [];
+  private readonly offerIdEnds: number[] = [];
+  private readonly offerCosts: number[] = [];
+  private offerCount = 0;
+
+  constructor(private readonly ids: { emission: number; click: number }) {}
+
+  /**
+   * Transcodes the line `src[start, end)` into `out`, or returns undefined when the general path
+   * must decide it (then nothing was written).
+   */
+  transcode(src: Buffer, start: number, end: number, out: AvroOutput): TranscodedEvent | undefined {
+    this.src = src;
+    this.at = start;
+    this.end = end;
+    try {
+      const fields = this.object();
+      this.ws();
+      if (this.at !== this.end) return undefined;
+      if (this.type === 'emission') {
+        if ((fields & EMISSION_REQUIRED) !== EMISSION_REQUIRED || (fields & ~EMISSION_ALLOWED) !== 0) return undefined;
+        if ((fields & F_DC) === 0) this.dcS = -1;
+        return this.writeEmission(out);
+      }
+      if (this.type === 'click') {
+        if ((fields & CLICK_REQUIRED) !== CLICK_REQUIRED || (fields & ~CLICK_ALLOWED) !== 0) return undefined;
+        if ((fields & F_DC) === 0) this.dcS = -1;
+        const ip = src.toString('latin1', this.ipS, this.ipE);
+        if (isIP(ip) === 0) return undefined;
+        return this.writeClick(out);
+      }
+      return undefined;
+    } catch (e) {
+      if (e === DECLINE) return undefined;
+      throw e;
+    }
+  }
+
+  private ws(): void {
+    const s = this.src;
+    while (this.at < this.end) {
+      const c = s[this.at] as number;
+      if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0a) return;
+      this.at++;
+    }
+  }
+
+  private expect(byte: number): void {
+    this.ws();
+    if (this.at >= this.end || this.src[this.at] !== byte) throw DECLINE;
+    this.at++;
+  }
+
+  /** An ASCII string without escapes; sets [strS, strE) and returns nothing to avoid allocation. */
+  private strS = 0;
+  private strE = 0;
+  private string(): void {
+    this.expect(QUOTE);
+    const s = this.src;
+    const from = this.at;
+    while (this.at < this.end) {
+      const c = s[this.at] as number;
+      if (c === QUOTE) {
+        this.strS = from;
+        this.strE = this.at;
+        this.at++;
+        return;
+      }
+      if (c < 0x20 || c === BACKSLASH || c >= 0x80) throw DECLINE;
+      this.at++;
+    }
+    throw DECLINE;
+  }
+
+  /** A string field value of 1 to MAX_ID_LENGTH characters. */
+  private idString(): void {
+    this.string();
+    const n = this.strE - this.strS;
+    if (n === 0 || n > MAX_ID_LENGTH) throw DECLINE;
+  }
+
+  private object(): number {
+    this.expect(OPEN_BRACE);
+    let fields = 0;
+    this.ws();
+    if (this.src[this.at] === CLOSE_BRACE) throw DECLINE;
+    for (;;) {
+      this.string();
+      const bit = this.fieldBit(this.strS, this.strE);
+      if (bit === 0 || (fields & bit) !== 0) throw DECLINE;
+      fields |= bit;
+      this.expect(COLON);
+      this.value(bit);
+      this.ws();
+      const c = this.src[this.at];
+      this.at++;
+      if (c === CLOSE_BRACE) return fields;
+      if (c !== COMMA) throw DECLINE;
+    }
+  }
+
+  /** The bit of the field named by src[s, e), or 0. */
+  private fieldBit(s: number, e: number): number {
+    const src = this.src;
+    for (const [name, bit] of FIELD_NAMES) {
+      if (name.length === e - s && name[0] === src[s] && same(src, s, e, name)) return bit;
+    }
+    return 0;
+  }
+
+  private value(bit: number): void {
+    switch (bit) {
+      case F_TYPE:
+        this.string();
+        this.type = same(this.src, this.strS, this.strE, EMISSION)
+          ? 'emission'
+          : same(this.src, this.strS, this.strE, CLICK)
+            ? 'click'
+            : '';
+        return;
+      case F_TS:
+        this.timestamp();
+        return;
+      case F_OFFERS:
+        this.offers();
+        return;
+      default:
+        this.idString();
+    }
+    const s = this.strS;
+    const e = this.strE;
+    switch (bit) {
+      case F_ID:
+        this.idS = s;
+        this.idE = e;
+        break;
+      case F_PLACEMENT:
+        this.placementS = s;
+        this.placementE = e;
+        break;
+      case F_DC:
+        this.dcS = s;
+        this.dcE = e;
+        break;
+      case F_EMISSION_ID:
+        this.emissionIdS = s;
+        this.emissionIdE = e;
+        break;
+      case F_OFFER_ID:
+        this.offerIdS = s;
+        this.offerIdE = e;
+        break;
+      case F_USER_ID:
+        this.userIdS = s;
+        this.userIdE = e;
+        break;
+      case F_IP:
+        this.ipS = s;
+        this.ipE = e;
+        break;
+    }
+  }
+
+  private timestamp(): void {
+    this.ws();
+    const s = this.src;
+    let value: unknown;
+    if (s[this.at] === QUOTE) {
+      this.string();
+      value = s.toString('latin1', this.strS, this.strE);
+    } else {
+      // Plain non-negative integers only; other numbers go to the general path.
+      const from = this.at;
+      while (this.at < this.end) {
+        const c = s[this.at] as number;
+        if (c < 0x30 || c > 0x39) break;
+        this.at++;
+      }
+      const n = this.at - from;
+      if (n === 0 || n > 15 || (n > 1 && s[from] === 0x30)) throw DECLINE;
+      const c = s[this.at];
+      if (c === 0x2e || c === 0x65 || c === 0x45) throw DECLINE;
+      value = Number(s.toString('latin1', from, this.at));
+    }
+    const ts = parseTimestamp(value);
+    if (typeof ts === 'string') throw DECLINE;
+    this.ts = ts;
+  }
+
+  private offers(): void {
+    this.expect(OPEN_BRACKET);
+    const starts = this.offerIdStarts;
+    const ends = this.offerIdEnds;
+    const costs = this.offerCosts;
+    let n = 0;
+    this.ws();
+    if (this.src[this.at] === CLOSE_BRACKET) throw DECLINE;
+    for (;;) {
+      this.expect(OPEN_BRACE);
+      let idS = -1;
+      let idE = -1;
+      let cost = -1;
+      for (;;) {
+        this.string();
+        const nameS = this.strS;
+        const nameE = this.strE;
+        this.expect(COLON);
+        if (idS < 0 && same(this.src, nameS, nameE, OFFER_ID)) {
+          this.idString();
+          idS = this.strS;
+          idE = this.strE;
+        } else if (cost < 0 && same(this.src, nameS, nameE, CLICK_COST)) {
+          this.string();
+          cost = this.money(this.strS, this.strE);
+        } else throw DECLINE;
+        this.ws();
+        const c = this.src[this.at];
+        this.at++;
+        if (c === CLOSE_BRACE) break;
+        if (c !== COMMA) throw DECLINE;
+      }
+      if (idS < 0 || cost < 0 || n >= MAX_OFFERS) throw DECLINE;
+      // An offer listed twice is an error the general path words.
+      for (let i = 0; i < n; i++) {
+        if (sameRange(this.src, starts[i]!, ends[i]!, idS, idE)) throw DECLINE;
+      }
+      starts[n] = idS;
+      ends[n] = idE;
+      costs[n] = cost;
+      n++;
+      this.ws();
+      const c = this.src[this.at];
+      this.at++;
+      if (c === CLOSE_BRACKET) {
+        this.offerCount = n;
+        return;
+      }
+      if (c !== COMMA) throw DECLINE;
+    }
+  }
+
+  /**
+   * Micros of a decimal `0|[1-9][0-9]{0,8}` with at most 6 fraction digits, read from bytes; the
+   * same grammar as parseMoney, limited to amounts below 1e9 so a Number holds the micros exactly.
+   * Anything else declines.
+   */
+  private money(s: number, e: number): number {
+    const src = this.src;
+    let i = s;
+    let units = 0;
+    const first = src[i];
+    if (first === 0x30) {
+      i++;
+    } else {
+      while (i < e && src[i]! >= 0x30 && src[i]! <= 0x39) units = units * 10 + (src[i++]! - 0x30);
+      if (i === s || i - s > 9) throw DECLINE;
+    }
+    let micros = units * 1_000_000;
+    if (i < e) {
+      if (src[i] !== 0x2e) throw DECLINE;
+      i++;
+      const fracStart = i;
+      let scale = 100_000;
+      while (i < e && src[i]! >= 0x30 && src[i]! <= 0x39) {
+        micros += (src[i++]! - 0x30) * scale;
+        scale /= 10;
+      }
+      if (i === fracStart || i - fracStart > 6) throw DECLINE;
+    }
+    if (i !== e) throw DECLINE;
+    return micros;
+  }
+
+  private header(out: AvroOutput, schemaId: number, maxBody: number): number {
+    out.ensure(5 + maxBody);
+    const start = out.pos;
+    out.buf[start] = 0;
+    out.buf.writeUInt32BE(schemaId, start + 1);
+    out.pos += 5;
+    return start;
+  }
+
+  private writeEmission(out: AvroOutput): TranscodedEvent {
+    const n = this.offerCount;
+    // Upper bound of the body: strings with 10-byte length prefixes, the ts, and 7 bytes per cost.
+    let max = 3 * 10 + (this.idE - this.idS) + (this.placementE - this.placementS) + 10 + 2;
+    if (this.dcS >= 0) max += 10 + (this.dcE - this.dcS);
+    for (let i = 0; i < n; i++) max += 10 + (this.offerIdEnds[i]! - this.offerIdStarts[i]!) + 8;
+    const start = this.header(out, this.ids.emission, max);
+    this.bytes(out, this.idS, this.idE);
+    writeLong(out, this.ts);
+    this.bytes(out, this.placementS, this.placementE);
+    this.union(out);
+    writeLong(out, n);
+    for (let i = 0; i < n; i++) {
+      this.bytes(out, this.offerIdStarts[i]!, this.offerIdEnds[i]!);
+      writeDecimal(out, this.offerCosts[i]!);
+    }
+    writeLong(out, 0);
+    return { type: 'emission', key: this.src.toString('latin1', this.idS, this.idE), ts: this.ts, start, end: out.pos };
+  }
+
+  private writeClick(out: AvroOutput): TranscodedEvent {
+    const max =
+      7 * 10 +
+      1 +
+      (this.idE - this.idS) +
+      (this.emissionIdE - this.emissionIdS) +
+      (this.offerIdE - this.offerIdS) +
+      (this.userIdE - this.userIdS) +
+      (this.ipE - this.ipS) +
+      (this.dcS >= 0 ? this.dcE - this.dcS : 0);
+    const start = this.header(out, this.ids.click, max);
+    this.bytes(out, this.idS, this.idE);
+    writeLong(out, this.ts);
+    this.bytes(out, this.emissionIdS, this.emissionIdE);
+    this.bytes(out, this.offerIdS, this.offerIdE);
+    this.bytes(out, this.userIdS, this.userIdE);
+    this.bytes(out, this.ipS, this.ipE);
+    this.union(out);
+    return {
+      type: 'click',
+      key: this.src.toString('latin1', this.emissionIdS, this.emissionIdE),
+      ts: this.ts,
+      start,
+      end: out.pos,
+    };
+  }
+
+  /** An Avro string copied from the source line (ASCII, so bytes are characters). */
+  private bytes(out: AvroOutput, s: number, e: number): void {
+    writeLong(out, e - s);
+    const src = this.src;
+    const b = out.buf;
+    // Short strings copy faster byte by byte than through Buffer#copy.
+    if (e - s > 64) {
+      src.copy(b, out.pos, s, e);
+      out.pos += e - s;
+    } else {
+      let p = out.pos;
+      for (let i = s; i < e; i++) b[p++] = src[i]!;
+      out.pos = p;
+    }
+  }
+
+  /** The `dc` union: index 0 is null, index 1 a string. */
+  private union(out: AvroOutput): void {
+    if (this.dcS < 0) {
+      out.buf[out.pos++] = 0;
+    } else {
+      out.buf[out.pos++] = 2;
+      this.bytes(out, this.dcS, this.dcE);
+    }
+  }
+}
+
+/** Avro long: zig-zag varint (non-negative values here, up to 2^53). */
+function writeLong(out: AvroOutput, n: number): void {
+  const b = out.buf;
+  if (n < 0x40000000) {
+    let z = n << 1;
+    while (z >= 0x80) {
+      b[out.pos++] = (z & 0x7f) | 0x80;
+      z >>>= 7;
+    }
+    b[out.pos++] = z;
+    return;
+  }
+  let z = n * 2;
+  while (z >= 0x80) {
+    b[out.pos++] = (z % 0x80) | 0x80;
+    z = Math.floor(z / 0x80);
+  }
+  b[out.pos++] = z;
+}
+
+/** Avro decimal bytes: the shortest two's complement big-endian form, as reckon's decimal type writes it. */
+function writeDecimal(out: AvroOutput, n: number): void {
+  // Costs are non-negative (the grammar has no sign) and below 1e15 micros: the shortest
+  // big-endian form whose top bit is clear.
+  const b = out.buf;
+  if (n < 0x80000000) {
+    const size = n < 0x80 ? 1 : n < 0x8000 ? 2 : n < 0x800000 ? 3 : 4;
+    b[out.pos++] = size << 1;
+    for (let shift = (size - 1) * 8; shift >= 0; shift -= 8) b[out.pos++] = (n >>> shift) & 0xff;
+    return;
+  }
+  let size = 5;
+  while (n >= 2 ** (8 * size - 1)) size++;
+  writeLong(out, size);
+  let v = n;
+  for (let i = size - 1; i >= 0; i--) {
+    b[out.pos + i] = v % 256;
+    v = Math.floor(v / 256);
+  }
+  out.pos += size;
+}
