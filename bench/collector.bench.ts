@@ -16,7 +16,7 @@ import type { BenchResult } from './harness.ts';
 const EVENTS_PER_BODY = 1000;
 const BODIES = 40;
 const REQUESTS = 1200;
-const CONNECTIONS = 8;
+const CONNECTIONS = Number(process.env.RECKON_BENCH_CONNECTIONS ?? 8);
 
 const ROOT = new URL('../', import.meta.url).pathname;
 

@@ -6,6 +6,7 @@ import {
   collectorRoutes,
   EMISSIONS_TOPIC,
   ensureCollectorTopics,
+  ParsePool,
   schemaRegistryRoutes,
 } from '../collector/index.ts';
 import { checkBindAddress, type ReckonConfig } from '../config/index.ts';
@@ -49,8 +50,10 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
       : await openSqliteSchemaStore(join(resolve(config.dataDir), 'reckon.sqlite'));
   const registry = new SchemaRegistry(store);
   const app = Fastify({ logger: false, forceCloseConnections: true });
+  const parsePool = new ParsePool(config.ingestParseThreads);
   const close = async (): Promise<void> => {
     await app.close();
+    await parsePool.close();
     await log.close();
     await store.close();
   };
@@ -65,6 +68,7 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
       log,
       schemaIds,
       tokens: config,
+      parsePool,
       limits: {
         maxBodyBytes: config.ingestMaxBodyBytes,
         maxLineBytes: config.ingestMaxLineBytes,

@@ -14,6 +14,7 @@ export {
   type WriterSchemaIds,
 } from './ingest.ts';
 export { CollectorMetrics } from './metrics.ts';
+export { ParsePool } from './parse-pool.ts';
 export { listRejected, REJECTED_TOPIC, type RejectedRecord } from './rejected.ts';
 export { type CollectorLimits, type CollectorOptions, collectorRoutes } from './routes.ts';
 export { ensureCollectorTopics } from './topics.ts';

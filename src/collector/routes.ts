@@ -14,12 +14,11 @@ import {
   CLICKS_TOPIC,
   EMISSIONS_TOPIC,
   isBodyProblem,
-  prepareJson,
-  prepareNdjson,
   type PreparedBatch,
   type WriterSchemaIds,
 } from './ingest.ts';
 import { CollectorMetrics } from './metrics.ts';
+import { ParsePool } from './parse-pool.ts';
 import { MAX_KEPT_BODY_BYTES, REJECTED_TOPIC, rejectedRecord } from './rejected.ts';
 
 const gunzipAsync = promisify(gunzip);
@@ -39,6 +38,8 @@ export interface CollectorOptions {
   limits: CollectorLimits;
   tokens: Tokens;
   metrics?: CollectorMetrics;
+  /** Parse threads; without it bodies are parsed on the HTTP thread. */
+  parsePool?: ParsePool;
 }
 
 /** Content types of `POST /v1/events`: NDJSON (one event per line) or JSON (an array of events). */
@@ -57,6 +58,7 @@ function problem(reply: FastifyReply, status: number, code: string, message: str
 export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app, o) => {
   const metrics = o.metrics ?? new CollectorMetrics();
   const { limits, log } = o;
+  const parsePool = o.parsePool ?? new ParsePool(0);
   let inFlightBytes = 0;
   const ingestAccess = accessHook('ingest', o.tokens);
   const readAccess = accessHook('read', o.tokens);
@@ -171,7 +173,15 @@ export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app,
       }
       metrics.bodyBytes.inc(body.length);
       const ids = o.schemaIds;
-      prepared = NDJSON_TYPES.includes(type) ? prepareNdjson(body, ids, limits) : prepareJson(body, ids, limits);
+      const kind = NDJSON_TYPES.includes(type) ? 'ndjson' : 'json';
+      try {
+        prepared = await parsePool.prepare(kind, body, ids, limits);
+      } catch (e) {
+        return overloaded(
+          reply,
+          `the body could not be parsed now (${(e as Error).message}); nothing was acknowledged`,
+        );
+      }
       if (isBodyProblem(prepared)) return answerProblem(reply, prepared, requestId, receivedAt, body);
       const batch = prepared;
       const rejected = batch.rejected.map((r) =>

@@ -4,6 +4,7 @@
  * value, where it came from and the expected form.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { ReckonError } from '../events/index.ts';
 import {
@@ -65,6 +66,8 @@ export interface ReckonConfig {
   ingestMaxEvents: number;
   /** Request bodies being handled at once before new requests get 503 with Retry-After, bytes. */
   ingestMaxInFlightBytes: number;
+  /** Threads that parse request bodies (0: parse on the HTTP thread). */
+  ingestParseThreads: number;
 }
 
 /** Where a setting's value came from. */
@@ -233,6 +236,14 @@ export const SETTINGS = [
     doc: 'bodies in progress before 503',
     parse: integer(1024 * 1024, 2 ** 34),
     default: 256 * 1024 * 1024,
+  }),
+  def({
+    key: 'ingestParseThreads',
+    env: 'RECKON_INGEST_PARSE_THREADS',
+    doc: 'threads parsing ingest bodies',
+    parse: integer(0, 64),
+    // Two cores are taken by the HTTP thread and the log's writes; only beyond them do parse threads pay.
+    default: Math.max(0, availableParallelism() - 2),
   }),
   def({
     key: 'logLevel',

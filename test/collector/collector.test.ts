@@ -1,10 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { CLICKS_TOPIC, EMISSIONS_TOPIC, listRejected } from '../../src/collector/index.ts';
+import {
+  CLICKS_TOPIC,
+  EMISSIONS_TOPIC,
+  isBodyProblem,
+  listRejected,
+  ParsePool,
+  prepareNdjson,
+} from '../../src/collector/index.ts';
 import { decodeClick, decodeEmission } from '../../src/events/index.ts';
 import { type Log, partitionForKey } from '../../src/log/index.ts';
-import { click, closeLog, collectorApp, emission, ndjson, topicRecords } from '../support/collector.ts';
+import { click, closeLog, collectorApp, emission, ndjson, TEST_SCHEMA_IDS, topicRecords } from '../support/collector.ts';
 
 const NDJSON = { 'content-type': 'application/x-ndjson' };
 const JSON_TYPE = { 'content-type': 'application/json' };
@@ -292,6 +299,42 @@ describe('collector: POST /v1/events', () => {
     } finally {
       await app.close();
       await closeLog(log);
+    }
+  });
+});
+
+describe('collector parse threads', () => {
+  it('parse the same records and rejections in a thread as on the HTTP thread, and refuse over-large bodies the same way', async () => {
+    const pool = new ParsePool(1);
+    try {
+      const lines = Array.from({ length: 400 }, (_, i) =>
+        JSON.stringify(i % 2 === 0 ? emission(`em-${i}`) : click(`cl-${i}`, `em-${i - 1}`)),
+      );
+      lines.splice(7, 0, 'garbage', JSON.stringify({ ...emission('é-unicode'), placement: 'Zürich' }));
+      const body = Buffer.from(lines.join('\n'));
+      assert.ok(body.length > 32 * 1024, 'large enough to go to a thread');
+      const limits = { maxLineBytes: 4096, maxEvents: 1000 };
+      const inline = prepareNdjson(body, TEST_SCHEMA_IDS, limits);
+      const threaded = await pool.prepare('ndjson', body, TEST_SCHEMA_IDS, limits);
+      const plain = (b: typeof inline) => {
+        assert.ok(!isBodyProblem(b));
+        const records = (rs: typeof b.emissions) =>
+          rs.map((r) => [r.key, Buffer.from(r.value).toString('hex'), r.timestamp]);
+        return {
+          emissions: records(b.emissions),
+          clicks: records(b.clicks),
+          rejected: b.rejected.map((r) => [r.line, r.kind, r.reason, Buffer.from(r.raw).toString()]),
+        };
+      };
+      assert.deepEqual(plain(threaded), plain(inline));
+      assert.equal(plain(threaded).emissions.length, 201);
+      const big = Buffer.from(ndjson(Array.from({ length: 1001 }, (_, i) => emission(`em-${i}`))));
+      assert.deepEqual(
+        await pool.prepare('ndjson', big, TEST_SCHEMA_IDS, limits),
+        prepareNdjson(big, TEST_SCHEMA_IDS, limits),
+      );
+    } finally {
+      await pool.close();
     }
   });
 });
