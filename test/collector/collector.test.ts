@@ -11,7 +11,15 @@ import {
 } from '../../src/collector/index.ts';
 import { decodeClick, decodeEmission } from '../../src/events/index.ts';
 import { type Log, partitionForKey } from '../../src/log/index.ts';
-import { click, closeLog, collectorApp, emission, ndjson, TEST_SCHEMA_IDS, topicRecords } from '../support/collector.ts';
+import {
+  click,
+  closeLog,
+  collectorApp,
+  emission,
+  ndjson,
+  TEST_SCHEMA_IDS,
+  topicRecords,
+} from '../support/collector.ts';
 
 const NDJSON = { 'content-type': 'application/x-ndjson' };
 const JSON_TYPE = { 'content-type': 'application/json' };
