@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { isSecret, type LoadedConfig, loadConfig, type ReckonConfig, SETTINGS } from '../config/index.ts';
 import { ReckonError } from '../events/index.ts';
+import { registerIngest } from './ingest.ts';
 import { registerSimulate } from './simulate.ts';
 import { start } from './start.ts';
 import { VERSION } from './version.ts';
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
   });
 
   registerSimulate(program);
+  registerIngest(program);
   return program;
 }
 

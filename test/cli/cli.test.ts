@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -16,6 +16,18 @@ function reckon(args: string[], env: Record<string, string> = {}) {
     env: { ...cleanEnv, ...env },
     encoding: 'utf8',
     timeout: 60_000,
+  });
+}
+
+/** Runs the CLI without blocking this process (a server it talks to may be our child). */
+function reckonAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: cleanEnv });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.once('exit', (status) => resolve({ status, stdout, stderr }));
   });
 }
 
@@ -92,6 +104,37 @@ describe('reckon command line', () => {
     assert.match(r.stderr, /--fault "meteor=0.1": unknown fault "meteor"/);
     const s = reckon(['simulate', '--out', '/tmp/never.ndjson', '--start', 'monday']);
     assert.match(s.stderr, /--start: expected an RFC 3339 timestamp/);
+  });
+
+  it('ingests an NDJSON file into a running reckon, naming each rejected line by its line in the file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'reckon-ingest-'));
+    const child = spawn(process.execPath, [...CLI, 'start', '--port', '0', '--data', join(dir, 'data')], {
+      cwd: dir,
+      env: cleanEnv,
+    });
+    try {
+      const url = (await waitForLine(child, /http:\/\/127\.0\.0\.1:\d+/)).trim();
+      const emission = (id: string) =>
+        JSON.stringify({
+          type: 'emission',
+          id,
+          ts: '2026-11-21T10:00:00Z',
+          placement: 'p',
+          offers: [{ offerId: 'o', clickCost: '1' }],
+        });
+      const lines = Array.from({ length: 25 }, (_, i) => emission(`em-${i}`));
+      lines[12] = '{"type":"emission"}';
+      lines[21] = 'not json';
+      writeFileSync(join(dir, 'events.ndjson'), `${lines.join('\n')}\n`);
+      const r = await reckonAsync(['ingest', join(dir, 'events.ndjson'), '--url', url, '--batch', '10']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^line 13: id: is required/m);
+      assert.match(r.stdout, /^line 22: \$: not valid JSON/m);
+      assert.match(r.stdout, /25 lines: 23 events accepted, 2 rejected/);
+      assert.match(r.stderr, /ingest: 100%/);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('starts the HTTP server, answers /healthz, says what is not built yet, and stops on SIGTERM', async () => {
