@@ -242,8 +242,8 @@ export const SETTINGS = [
     env: 'RECKON_INGEST_PARSE_THREADS',
     doc: 'threads parsing ingest bodies',
     parse: integer(0, 64),
-    // Two cores are taken by the HTTP thread and the log's writes; only beyond them do parse threads pay.
-    default: Math.max(0, availableParallelism() - 2),
+    // One core stays with the HTTP thread (receiving bodies, appending to the log).
+    default: Math.max(1, availableParallelism() - 1),
   }),
   def({
     key: 'logLevel',
