@@ -1,5 +1,6 @@
 /** Event contract benchmarks: JSON validation and Avro encoding, each against plain JSON. */
 import {
+  AvroOutput,
   type Click,
   decodeClick,
   decodeEmission,
@@ -7,6 +8,7 @@ import {
   encodeClick,
   encodeEmission,
   eventToWire,
+  EventTranscoder,
   parseEventLine,
   type ReckonEvent,
 } from '../src/events/index.ts';
@@ -77,6 +79,37 @@ export function eventBenchmarks(): BenchResult[] {
         for (const t of texts) sink += (JSON.parse(t) as { id: string }).id.length;
       },
       events.length,
+    ),
+  );
+
+  // The ingest hot path: one pass from JSON bytes to Avro, against parse + validate + encode.
+  const body = Buffer.from(lines.join('\n'));
+  const starts: number[] = [];
+  const ends: number[] = [];
+  for (let at = 0; at < body.length;) {
+    let end = body.indexOf(0x0a, at);
+    if (end < 0) end = body.length;
+    starts.push(at);
+    ends.push(end);
+    at = end + 1;
+  }
+  const transcoder = new EventTranscoder({ emission: 1, click: 2 });
+  results.push(
+    compare(
+      'JSON line to Avro, single-pass transcoder',
+      'events/s',
+      () => {
+        const out = new AvroOutput(body.length);
+        for (let i = 0; i < starts.length; i++)
+          if (transcoder.transcode(body, starts[i] as number, ends[i] as number, out) !== undefined) sink++;
+      },
+      () => {
+        for (const line of lines) {
+          const r = parseEventLine(line);
+          if (r.ok) sink += encodeOne(r.event).length;
+        }
+      },
+      lines.length,
     ),
   );
   if (sink === -1) process.stdout.write('');
