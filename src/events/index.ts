@@ -25,7 +25,7 @@ export {
   parseMoney,
   sumMoney,
 } from './money.ts';
-export { DEFAULT_STATS_RULES, type StatsRules } from './rules.ts';
+export { compareTsThenId, DEFAULT_STATS_RULES, ipBlocklistMatcher, type StatsRules } from './rules.ts';
 export { describeType, formatTimestamp, MAX_TIMESTAMP_MS, parseRfc3339, parseTimestamp } from './time.ts';
 export { type Click, type Emission, EVENT_TYPES, type EventType, type Offer, type ReckonEvent } from './types.ts';
 export {

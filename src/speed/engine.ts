@@ -1,0 +1,269 @@
+/**
+ * The speed layer's statistics engine: the click-emission joiner and the minute aggregator, as
+ * one deterministic state machine fed with events in arrival order. It applies the statistics
+ * contract as far as its state allows and emits minute-row deltas, retracting when it learns
+ * better (an earlier click on the same emission and offer turns the billable one into a
+ * duplicate). On clean input (no faults, nothing late) its rows equal the batch layer's exactly.
+ *
+ * State is bounded in event time: emissions are kept for the click window plus the allowed
+ * lateness behind the watermark (the latest event time seen), clicks that wait for their
+ * emission for the allowed lateness, and the ids and counters the rules need for as long.
+ */
+import {
+  type Click,
+  compareTsThenId,
+  type Emission,
+  ipBlocklistMatcher,
+  type Micros,
+  type StatsRules,
+} from '../events/index.ts';
+
+/** Placement of invalid clicks whose emission is unknown (DESIGN.md). */
+export const NO_PLACEMENT = '(none)';
+
+/** A change to one minute row; money in micros. Columns may be negative (retractions). */
+export interface MinuteDelta {
+  bucketStart: number;
+  offerId: string;
+  placement: string;
+  emissions: number;
+  clicks: number;
+  clickCost: Micros;
+  duplicateClicks: number;
+  fraudClicks: number;
+  fraudCost: Micros;
+  invalidClicks: number;
+}
+
+type CountColumn = 'emissions' | 'clicks' | 'duplicateClicks' | 'fraudClicks' | 'invalidClicks';
+
+/** A retained emission: what joining a click needs. */
+interface EmissionState {
+  ts: number;
+  placement: string;
+  /** offerId -> click cost in micros. */
+  offers: Map<string, Micros>;
+}
+
+/** The click currently counted for one (emission, offer), and how it was counted. */
+interface FirstClick {
+  ts: number;
+  id: string;
+  verdict: 'clicks' | 'fraudClicks';
+  userHourKey: string | undefined;
+}
+
+/** Options beyond the contract's rules. */
+export interface SpeedEngineOptions {
+  /** How long behind the watermark events may still arrive. Default 1 h. */
+  allowedLatenessMs?: number;
+  /** Most clicks waiting for their emission; beyond it the oldest is decided invalid. Default 100,000. */
+  maxPendingClicks?: number;
+}
+
+/** Figures of the engine's state, for metrics and memory measurements. */
+export interface SpeedEngineState {
+  emissions: number;
+  pendingClicks: number;
+  firstClicks: number;
+  seenClickIds: number;
+  watermark: number;
+}
+
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+
+/** The joiner and aggregator. Feed events with `emission`/`click`, then `drain` the deltas. */
+export class SpeedEngine {
+  private readonly rules: StatsRules;
+  private readonly latenessMs: number;
+  private readonly maxPending: number;
+  private readonly blocked: (ip: string) => boolean;
+  private readonly emissions = new Map<string, EmissionState>();
+  /** Clicks waiting for their emission, by emission id, in arrival order. */
+  private readonly pending = new Map<string, Click[]>();
+  private pendingCount = 0;
+  /** Click ids seen (redeliveries count once), with their ts for eviction. */
+  private readonly seenClicks = new Map<string, number>();
+  private readonly firstClicks = new Map<string, FirstClick>();
+  /** Billable clicks per (userId, offerId, UTC hour). */
+  private readonly userHour = new Map<string, number>();
+  private readonly deltas = new Map<string, MinuteDelta>();
+  private watermark = Number.NEGATIVE_INFINITY;
+
+  constructor(rules: StatsRules, options: SpeedEngineOptions = {}) {
+    this.rules = rules;
+    this.latenessMs = options.allowedLatenessMs ?? HOUR;
+    this.maxPending = options.maxPendingClicks ?? 100_000;
+    this.blocked = ipBlocklistMatcher(rules.ipBlocklist);
+  }
+
+  /** The latest event time seen. */
+  get currentWatermark(): number {
+    return this.watermark;
+  }
+
+  /** Sizes of the state. */
+  state(): SpeedEngineState {
+    return {
+      emissions: this.emissions.size,
+      pendingClicks: this.pendingCount,
+      firstClicks: this.firstClicks.size,
+      seenClickIds: this.seenClicks.size,
+      watermark: this.watermark,
+    };
+  }
+
+  /** Counts an emission (once per id) and decides the clicks that waited for it. */
+  emission(e: Emission): void {
+    if (e.ts > this.watermark) this.watermark = e.ts;
+    if (this.emissions.has(e.id)) return; // a redelivery
+    const offers = new Map<string, Micros>();
+    for (const o of e.offers) {
+      offers.set(o.offerId, o.clickCost);
+      this.add(e.ts, o.offerId, e.placement, 'emissions', 0n);
+    }
+    this.emissions.set(e.id, { ts: e.ts, placement: e.placement, offers });
+    const waiting = this.pending.get(e.id);
+    if (waiting !== undefined) {
+      this.pending.delete(e.id);
+      this.pendingCount -= waiting.length;
+      for (const c of waiting) this.joined(c, e.id);
+    }
+  }
+
+  /** Counts a click (once per id): joined now, or kept until its emission arrives. */
+  click(c: Click): void {
+    if (c.ts > this.watermark) this.watermark = c.ts;
+    if (this.seenClicks.has(c.id)) return; // a redelivery
+    this.seenClicks.set(c.id, c.ts);
+    if (this.emissions.has(c.emissionId)) return this.joined(c, c.emissionId);
+    let waiting = this.pending.get(c.emissionId);
+    if (waiting === undefined) this.pending.set(c.emissionId, (waiting = []));
+    waiting.push(c);
+    this.pendingCount++;
+    if (this.pendingCount > this.maxPending) this.expirePending(Number.POSITIVE_INFINITY, 1);
+  }
+
+  /**
+   * Moves event time on: clicks that waited past the allowed lateness become invalid (no such
+   * emission), and state too old to matter is dropped. Call with the wall clock or the watermark.
+   */
+  advance(now: number = this.watermark): void {
+    this.expirePending(now - this.latenessMs, Number.POSITIVE_INFINITY);
+    const emissionHorizon = now - this.rules.clickWindowMs - this.latenessMs;
+    for (const [id, em] of this.emissions) if (em.ts < emissionHorizon) this.emissions.delete(id);
+    const clickHorizon = emissionHorizon - this.rules.clickWindowMs;
+    for (const [id, ts] of this.seenClicks) if (ts < clickHorizon) this.seenClicks.delete(id);
+    for (const [key, first] of this.firstClicks) if (first.ts < clickHorizon) this.firstClicks.delete(key);
+    const hourHorizon = Math.floor((now - this.latenessMs) / HOUR) - 1;
+    for (const key of this.userHour.keys()) {
+      if (Number(key.slice(key.lastIndexOf('\u0000') + 1)) < hourHorizon) this.userHour.delete(key);
+    }
+  }
+
+  /** Decides every waiting click now (end of input): their emissions are unknown. */
+  flush(): void {
+    this.expirePending(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+  }
+
+  /** The deltas accumulated since the last drain, all-zero ones left out. */
+  drain(): MinuteDelta[] {
+    const out: MinuteDelta[] = [];
+    for (const d of this.deltas.values()) {
+      if (
+        d.emissions !== 0 ||
+        d.clicks !== 0 ||
+        d.clickCost !== 0n ||
+        d.duplicateClicks !== 0 ||
+        d.fraudClicks !== 0 ||
+        d.fraudCost !== 0n ||
+        d.invalidClicks !== 0
+      )
+        out.push(d);
+    }
+    this.deltas.clear();
+    return out;
+  }
+
+  /** Decides waiting clicks older than `before` (by ts), at most `limit` of them, oldest first. */
+  private expirePending(before: number, limit: number): void {
+    if (this.pendingCount === 0) return;
+    const expired: Click[] = [];
+    for (const [emissionId, waiting] of this.pending) {
+      const keep = waiting.filter((c) => c.ts >= before);
+      for (const c of waiting) if (c.ts < before) expired.push(c);
+      if (keep.length === 0) this.pending.delete(emissionId);
+      else this.pending.set(emissionId, keep);
+    }
+    expired.sort(compareTsThenId);
+    const decided = expired.slice(0, limit);
+    // Clicks past the limit stay waiting.
+    for (const c of expired.slice(limit)) {
+      const waiting = this.pending.get(c.emissionId) ?? [];
+      waiting.push(c);
+      this.pending.set(c.emissionId, waiting);
+    }
+    this.pendingCount -= decided.length;
+    for (const c of decided) this.add(c.ts, c.offerId, NO_PLACEMENT, 'invalidClicks', 0n);
+  }
+
+  /** A click whose emission is known: invalid, duplicate, fraud or billable, in the contract's order. */
+  private joined(c: Click, emissionId: string): void {
+    const em = this.emissions.get(emissionId) as EmissionState;
+    const cost = em.offers.get(c.offerId);
+    if (cost === undefined || c.ts < em.ts || c.ts > em.ts + this.rules.clickWindowMs) {
+      this.add(c.ts, c.offerId, em.placement, 'invalidClicks', 0n);
+      return;
+    }
+    const key = `${emissionId}\u0000${c.offerId}`;
+    const first = this.firstClicks.get(key);
+    if (first !== undefined && compareTsThenId(first, c) <= 0) {
+      this.add(c.ts, c.offerId, em.placement, 'duplicateClicks', 0n);
+      return;
+    }
+    if (first !== undefined) {
+      // The counted click was not the earliest after all: it becomes a duplicate.
+      this.add(first.ts, c.offerId, em.placement, first.verdict, -cost, -1);
+      this.add(first.ts, c.offerId, em.placement, 'duplicateClicks', 0n);
+      if (first.userHourKey !== undefined) {
+        this.userHour.set(first.userHourKey, (this.userHour.get(first.userHourKey) ?? 1) - 1);
+      }
+    }
+    if (this.blocked(c.ip)) {
+      this.firstClicks.set(key, { ts: c.ts, id: c.id, verdict: 'fraudClicks', userHourKey: undefined });
+      this.add(c.ts, c.offerId, em.placement, 'fraudClicks', cost);
+      return;
+    }
+    const userHourKey = `${c.userId}\u0000${c.offerId}\u0000${Math.floor(c.ts / HOUR)}`;
+    const n = (this.userHour.get(userHourKey) ?? 0) + 1;
+    this.userHour.set(userHourKey, n);
+    const verdict = n > this.rules.maxClicksPerUserOfferHour ? 'fraudClicks' : 'clicks';
+    this.firstClicks.set(key, { ts: c.ts, id: c.id, verdict, userHourKey });
+    this.add(c.ts, c.offerId, em.placement, verdict, cost);
+  }
+
+  private add(ts: number, offerId: string, placement: string, column: CountColumn, cost: Micros, n = 1): void {
+    const bucketStart = ts - (((ts % MINUTE) + MINUTE) % MINUTE);
+    const key = `${bucketStart}\u0000${offerId}\u0000${placement}`;
+    let d = this.deltas.get(key);
+    if (d === undefined) {
+      d = {
+        bucketStart,
+        offerId,
+        placement,
+        emissions: 0,
+        clicks: 0,
+        clickCost: 0n,
+        duplicateClicks: 0,
+        fraudClicks: 0,
+        fraudCost: 0n,
+        invalidClicks: 0,
+      };
+      this.deltas.set(key, d);
+    }
+    d[column] += n;
+    if (column === 'clicks') d.clickCost += cost;
+    else if (column === 'fraudClicks') d.fraudCost += cost;
+  }
+}

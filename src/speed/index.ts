@@ -1,0 +1,8 @@
+/** Speed layer: the click-emission joiner and minute aggregator (and, later, the multi-DC merger). */
+export {
+  type MinuteDelta,
+  NO_PLACEMENT,
+  SpeedEngine,
+  type SpeedEngineOptions,
+  type SpeedEngineState,
+} from './engine.ts';
