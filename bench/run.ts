@@ -9,6 +9,7 @@ import { collectorBenchmarks } from './collector.bench.ts';
 import { eventBenchmarks } from './events.bench.ts';
 import { type BenchResult, report } from './harness.ts';
 import { logBenchmarks } from './log.bench.ts';
+import { speedBenchmarks } from './speed.bench.ts';
 import { workerBenchmarks } from './workers.bench.ts';
 
 const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
@@ -16,6 +17,7 @@ const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
   log: logBenchmarks,
   workers: workerBenchmarks,
   collector: collectorBenchmarks,
+  speed: speedBenchmarks,
 };
 
 const filters = process.argv.slice(2);

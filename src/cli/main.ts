@@ -5,6 +5,7 @@ import { isSecret, type LoadedConfig, loadConfig, type ReckonConfig, SETTINGS } 
 import { ReckonError } from '../events/index.ts';
 import { registerIngest } from './ingest.ts';
 import { registerSimulate } from './simulate.ts';
+import { runSpeed } from './speed.ts';
 import { start } from './start.ts';
 import { VERSION } from './version.ts';
 
@@ -48,6 +49,14 @@ export function buildProgram(): Command {
     .action(async (flags: ServerFlags) => {
       await start(configOf(flags).config);
     });
+
+  serverOptions(
+    program
+      .command('speed')
+      .description('run the speed layer in this process (reckon start runs it for you, supervised)'),
+  ).action(async (flags: ServerFlags) => {
+    await runSpeed(configOf(flags).config);
+  });
 
   serverOptions(
     program.command('config').description('print the effective configuration and where each value came from'),

@@ -1,4 +1,5 @@
-import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   accessHook,
@@ -12,15 +13,17 @@ import {
 import { checkBindAddress, type ReckonConfig } from '../config/index.ts';
 import { CLICK_SCHEMA, EMISSION_SCHEMA, SchemaRegistry } from '../events/index.ts';
 import { type Log, openLog } from '../log/index.ts';
-import { openPostgresSchemaStore, openSqliteSchemaStore } from '../store/index.ts';
+import { statsRoutes } from '../serving/index.ts';
+import type { StatsStore } from '../store/index.ts';
+import { WorkerSupervisor } from '../workers/index.ts';
+import { openStores } from './speed.ts';
 import { VERSION } from './version.ts';
 
 /** Parts of the pipeline that `reckon start` does not run yet, said plainly at start and on /healthz. */
 export const NOT_BUILT_YET = [
-  'speed layer',
+  'multi-DC merger',
   'archiver and lake',
   'batch recalculation',
-  'serving API (GET /v1/stats)',
   'scheduler',
   'dashboard',
   'demo traffic',
@@ -31,6 +34,7 @@ export interface Pipeline {
   app: FastifyInstance;
   log: Log;
   registry: SchemaRegistry;
+  stats: StatsStore;
   /** Stops serving, then closes the log and the database. */
   close(): Promise<void>;
 }
@@ -44,18 +48,16 @@ export const subjectOf = (topic: string): string => `${topic}-value`;
  */
 export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
   const log = await openLog(config);
-  const store =
-    config.postgresUrl !== undefined
-      ? await openPostgresSchemaStore(config.postgresUrl)
-      : await openSqliteSchemaStore(join(resolve(config.dataDir), 'reckon.sqlite'));
-  const registry = new SchemaRegistry(store);
+  const { schemas, stats } = await openStores(config);
+  const registry = new SchemaRegistry(schemas);
   const app = Fastify({ logger: false, forceCloseConnections: true });
   const parsePool = new ParsePool(config.ingestParseThreads);
   const close = async (): Promise<void> => {
     await app.close();
     await parsePool.close();
     await log.close();
-    await store.close();
+    await stats.close();
+    await schemas.close();
   };
   try {
     const schemaIds = {
@@ -76,6 +78,7 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
         maxInFlightBytes: config.ingestMaxInFlightBytes,
       },
     });
+    await app.register(statsRoutes, { store: stats, readAccess: accessHook('read', config) });
     await app.register(schemaRegistryRoutes, {
       registry,
       readAccess: accessHook('read', config),
@@ -86,7 +89,29 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
     await close().catch(() => undefined);
     throw e;
   }
-  return { app, log, registry, close };
+  return { app, log, registry, stats, close };
+}
+
+/** Runs the speed layer as a supervised process of its own (`reckon speed`), restarted when it dies. */
+function superviseSpeed(config: ReckonConfig, log: Log, out: NodeJS.WritableStream): WorkerSupervisor {
+  const supervisor = new WorkerSupervisor({
+    log,
+    group: 'speed',
+    topics: [EMISSIONS_TOPIC, CLICKS_TOPIC],
+    min: 1,
+    max: 1,
+    spawnWorker: () =>
+      spawn(
+        process.execPath,
+        [...process.execArgv, process.argv[1] as string, 'speed', '--supervised', '--data', config.dataDir],
+        {
+          stdio: ['ignore', 'inherit', 'inherit'],
+        },
+      ),
+    onEvent: (m) => out.write(`reckon speed: ${m}\n`),
+  });
+  supervisor.start();
+  return supervisor;
 }
 
 /** Runs `reckon start` until SIGINT or SIGTERM. */
@@ -95,6 +120,7 @@ export async function start(config: ReckonConfig, out: NodeJS.WritableStream = p
   const pipeline = await buildPipeline(config);
   const { app } = pipeline;
   await app.listen({ port: config.port, host: config.host });
+  const speed = superviseSpeed(config, pipeline.log, out);
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -103,17 +129,20 @@ export async function start(config: ReckonConfig, out: NodeJS.WritableStream = p
     `  log:           ${pipeline.log.kind}${config.kafkaBrokers.length > 0 ? '' : ` (${resolve(config.dataDir, 'log')})`}\n`,
   );
   out.write(
-    `  running:       POST /v1/events, schema registry (/subjects, /schemas, /config, /compatibility), /healthz, /readyz, /metrics\n`,
+    `  running:       POST /v1/events, speed layer (own process), GET /v1/stats, schema registry (/subjects, /schemas, /config, /compatibility), /healthz, /readyz, /metrics\n`,
   );
   out.write(`  not built yet: ${NOT_BUILT_YET.join(', ')}\n`);
   if (config.demo)
     out.write('  --demo: simulated traffic is not built yet; use `reckon simulate` and `curl` to send events\n');
   const stop = (signal: string): void => {
     out.write(`reckon: ${signal} received, stopping\n`);
-    pipeline.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    speed
+      .stop()
+      .then(() => pipeline.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));

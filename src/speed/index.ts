@@ -6,3 +6,10 @@ export {
   type SpeedEngineOptions,
   type SpeedEngineState,
 } from './engine.ts';
+export {
+  type EventDecoder,
+  registryDecoder,
+  SpeedLayer,
+  type SpeedLayerOptions,
+  type SpeedSink,
+} from './speed-layer.ts';

@@ -1,3 +1,16 @@
-/** Store: relational state in SQLite (embedded) or PostgreSQL (distributed); so far the schema registry's. */
+/** Store: relational state in SQLite (embedded) or PostgreSQL (distributed): the schema registry's and the statistics. */
 export { openPostgresSchemaStore } from './postgres-schema-store.ts';
 export { openSqliteSchemaStore } from './sqlite-schema-store.ts';
+export { openPostgresStatsStore } from './stats-postgres.ts';
+export { openSqliteStatsStore } from './stats-sqlite.ts';
+export type {
+  BatchInterval,
+  Granularity,
+  MinuteStats,
+  SinkOffset,
+  StatsColumns,
+  StatsPage,
+  StatsQuery,
+  StatsResultRow,
+  StatsStore,
+} from './stats-types.ts';

@@ -44,6 +44,61 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'statistics',
+    // Money columns hold micros in a 64-bit integer; times are epoch milliseconds (UTC).
+    // STRICT: a count or an amount that is not an integer is refused, never stored as REAL.
+    // WITHOUT ROWID: rows live in primary-key order, so a bucket range is one contiguous scan.
+    sql: `
+      CREATE TABLE stats_speed_minute (
+        bucket_start INTEGER NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 60000 = 0),
+        offer_id TEXT NOT NULL,
+        placement TEXT NOT NULL,
+        emissions INTEGER NOT NULL,
+        clicks INTEGER NOT NULL,
+        click_cost INTEGER NOT NULL,
+        duplicate_clicks INTEGER NOT NULL,
+        fraud_clicks INTEGER NOT NULL,
+        fraud_cost INTEGER NOT NULL,
+        invalid_clicks INTEGER NOT NULL,
+        PRIMARY KEY (bucket_start, offer_id, placement)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX stats_speed_minute_offer ON stats_speed_minute (offer_id, bucket_start);
+      CREATE INDEX stats_speed_minute_placement ON stats_speed_minute (placement, bucket_start);
+      CREATE TABLE stats_batch_minute (
+        bucket_start INTEGER NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 60000 = 0),
+        offer_id TEXT NOT NULL,
+        placement TEXT NOT NULL,
+        emissions INTEGER NOT NULL,
+        clicks INTEGER NOT NULL,
+        click_cost INTEGER NOT NULL,
+        duplicate_clicks INTEGER NOT NULL,
+        fraud_clicks INTEGER NOT NULL,
+        fraud_cost INTEGER NOT NULL,
+        invalid_clicks INTEGER NOT NULL,
+        PRIMARY KEY (bucket_start, offer_id, placement)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX stats_batch_minute_offer ON stats_batch_minute (offer_id, bucket_start);
+      CREATE INDEX stats_batch_minute_placement ON stats_batch_minute (placement, bucket_start);
+      CREATE TABLE stats_batch_intervals (
+        from_ms INTEGER NOT NULL,
+        to_ms INTEGER NOT NULL,
+        run_id TEXT NOT NULL,
+        written_at INTEGER NOT NULL,
+        PRIMARY KEY (from_ms, to_ms),
+        CHECK (from_ms >= 0 AND from_ms < to_ms AND from_ms % 60000 = 0 AND to_ms % 60000 = 0)
+      ) STRICT;
+      CREATE TABLE stats_speed_offsets (
+        group_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        "partition" INTEGER NOT NULL CHECK ("partition" >= 0),
+        next_offset INTEGER NOT NULL CHECK (next_offset >= 0),
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (group_id, topic, "partition")
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** PostgreSQL migrations. */
@@ -70,6 +125,62 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
         subject text PRIMARY KEY,
         compatibility text NOT NULL CHECK (compatibility IN (${LEVELS_SQL})),
         updated_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
+    version: 2,
+    name: 'statistics',
+    // Money columns hold micros in a 64-bit integer; times are epoch milliseconds (UTC).
+    // COLLATE "C": keys order by code point (as in SQLite), whatever the database's locale, so
+    // pages and cursors mean the same in both dialects. fillfactor leaves room on each page for
+    // the speed layer's updates to stay heap-only (no key column changes).
+    sql: `
+      CREATE TABLE stats_speed_minute (
+        bucket_start bigint NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 60000 = 0),
+        offer_id text COLLATE "C" NOT NULL,
+        placement text COLLATE "C" NOT NULL,
+        emissions bigint NOT NULL,
+        clicks bigint NOT NULL,
+        click_cost bigint NOT NULL,
+        duplicate_clicks bigint NOT NULL,
+        fraud_clicks bigint NOT NULL,
+        fraud_cost bigint NOT NULL,
+        invalid_clicks bigint NOT NULL,
+        PRIMARY KEY (bucket_start, offer_id, placement)
+      ) WITH (fillfactor = 80);
+      CREATE INDEX stats_speed_minute_offer ON stats_speed_minute (offer_id, bucket_start);
+      CREATE INDEX stats_speed_minute_placement ON stats_speed_minute (placement, bucket_start);
+      CREATE TABLE stats_batch_minute (
+        bucket_start bigint NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 60000 = 0),
+        offer_id text COLLATE "C" NOT NULL,
+        placement text COLLATE "C" NOT NULL,
+        emissions bigint NOT NULL,
+        clicks bigint NOT NULL,
+        click_cost bigint NOT NULL,
+        duplicate_clicks bigint NOT NULL,
+        fraud_clicks bigint NOT NULL,
+        fraud_cost bigint NOT NULL,
+        invalid_clicks bigint NOT NULL,
+        PRIMARY KEY (bucket_start, offer_id, placement)
+      );
+      CREATE INDEX stats_batch_minute_offer ON stats_batch_minute (offer_id, bucket_start);
+      CREATE INDEX stats_batch_minute_placement ON stats_batch_minute (placement, bucket_start);
+      CREATE TABLE stats_batch_intervals (
+        from_ms bigint NOT NULL,
+        to_ms bigint NOT NULL,
+        run_id text NOT NULL,
+        written_at bigint NOT NULL,
+        PRIMARY KEY (from_ms, to_ms),
+        CHECK (from_ms >= 0 AND from_ms < to_ms AND from_ms % 60000 = 0 AND to_ms % 60000 = 0)
+      );
+      CREATE TABLE stats_speed_offsets (
+        group_id text NOT NULL,
+        topic text NOT NULL,
+        "partition" integer NOT NULL CHECK ("partition" >= 0),
+        next_offset bigint NOT NULL CHECK (next_offset >= 0),
+        updated_at bigint NOT NULL,
+        PRIMARY KEY (group_id, topic, "partition")
       );
     `,
   },

@@ -11,14 +11,8 @@ import {
   type SchemaStore,
   type SchemaVersion,
 } from '../events/index.ts';
-import { GLOBAL_CONFIG_SUBJECT, pendingMigrations, POSTGRES_MIGRATIONS } from './migrations.ts';
-
-/**
- * Key of the advisory lock that migrations hold: concurrent `CREATE TABLE IF NOT EXISTS` in
- * several starting processes would otherwise fail on PostgreSQL's catalog constraints.
- * An arbitrary constant ("reckon" in ASCII), fixed forever.
- */
-const MIGRATION_LOCK_KEY = '125762928021358';
+import { GLOBAL_CONFIG_SUBJECT } from './migrations.ts';
+import { inTransaction, openPostgresPool } from './postgres-database.ts';
 
 const VERSION_COLUMNS = `v.subject AS subject, v.version AS version, s.id AS id, s.schema AS schema
   FROM registry_versions v JOIN registry_schemas s ON s.id = v.schema_id`;
@@ -37,60 +31,12 @@ function toVersion(row: VersionRow | undefined): SchemaVersion | undefined {
 /** Thrown inside a transaction to roll it back and answer 'conflict'. */
 class Conflict extends Error {}
 
-/** Runs `work` in a transaction on one pooled connection; rolls back when it throws. */
-async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-    } catch {
-      broken = true; // the connection is gone: do not hand it out again
-    }
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
-
-async function migrate(pool: pg.Pool): Promise<void> {
-  await inTransaction(pool, async (client) => {
-    await client.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
-    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY,
-      name text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now()
-    )`);
-    const applied = (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
-      (r) => r.version,
-    );
-    for (const m of pendingMigrations(POSTGRES_MIGRATIONS, applied, 'the PostgreSQL database')) {
-      await client.query(m.sql);
-      await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
-    }
-  });
-}
-
 /**
  * Connects to PostgreSQL (a connection string or a `pg` pool configuration), applies missing
  * migrations and returns the database as a {@link SchemaStore}.
  */
 export async function openPostgresSchemaStore(connection: string | pg.PoolConfig): Promise<SchemaStore> {
-  const pool = new pg.Pool(typeof connection === 'string' ? { connectionString: connection } : connection);
-  // An idle connection that the server drops emits 'error' on the pool; unhandled, that would
-  // end the process. The pool discards the connection and the next query opens a new one.
-  pool.on('error', () => undefined);
-  try {
-    await migrate(pool);
-  } catch (err) {
-    await pool.end();
-    throw err;
-  }
+  const pool = await openPostgresPool(connection);
 
   let closed = false;
   const one = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<R | undefined> =>

@@ -2,9 +2,6 @@
  * The registry's storage in a SQLite file (embedded mode), through better-sqlite3. Calls are
  * synchronous underneath; the async surface is the {@link SchemaStore} seam's.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import {
   type CompatibilityLevel,
   type InsertVersionResult,
@@ -12,7 +9,8 @@ import {
   type SchemaStore,
   type SchemaVersion,
 } from '../events/index.ts';
-import { GLOBAL_CONFIG_SUBJECT, pendingMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
+import { GLOBAL_CONFIG_SUBJECT } from './migrations.ts';
+import { openSqliteDatabase } from './sqlite-database.ts';
 
 interface VersionRow {
   subject: string;
@@ -28,47 +26,12 @@ function toVersion(row: VersionRow | undefined): SchemaVersion | undefined {
   return row === undefined ? undefined : { subject: row.subject, version: row.version, id: row.id, schema: row.schema };
 }
 
-function migrate(db: Database.Database, path: string): void {
-  // IMMEDIATE takes the write lock first, so two processes opening a new file do not both migrate.
-  db.transaction(() => {
-    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version INTEGER PRIMARY KEY,
-      name TEXT NOT NULL,
-      applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-    )`);
-    const applied = (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
-      (r) => r.version,
-    );
-    const record = db.prepare('INSERT INTO schema_migrations (version, name) VALUES (?, ?)');
-    for (const m of pendingMigrations(SQLITE_MIGRATIONS, applied, path)) {
-      db.exec(m.sql);
-      record.run(m.version, m.name);
-    }
-  }).immediate();
-}
-
 /**
  * Opens (creating it and its folder if needed) the SQLite file at `path` as a
  * {@link SchemaStore}, applying missing migrations.
  */
 export async function openSqliteSchemaStore(path: string): Promise<SchemaStore> {
-  if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
-  try {
-    db.pragma('journal_mode = WAL');
-    // FULL: in WAL mode, NORMAL may lose the last commits on power loss (the WAL is synced at
-    // checkpoints only), and a schema id handed out and then forgotten could be reused for
-    // another schema while records framed with the first one sit in the log. Registrations are
-    // rare, so a sync per commit costs nothing that matters.
-    db.pragma('synchronous = FULL');
-    // Other processes may hold the write lock briefly (registrations, migrations): wait for it.
-    db.pragma('busy_timeout = 5000');
-    db.pragma('foreign_keys = ON');
-    migrate(db, path);
-  } catch (err) {
-    db.close();
-    throw err;
-  }
+  const db = openSqliteDatabase(path);
 
   const q = {
     schemaById: db.prepare('SELECT schema FROM registry_schemas WHERE id = ?'),

@@ -148,8 +148,8 @@ describe('reckon command line', () => {
       assert.equal(res.status, 200);
       const body = (await res.json()) as { status: string; notBuiltYet: string[] };
       assert.equal(body.status, 'ok');
-      assert.ok(body.notBuiltYet.some((p) => p.includes('speed layer')));
-      assert.ok(!body.notBuiltYet.some((p) => p.includes('collector')));
+      assert.ok(body.notBuiltYet.some((p) => p.includes('batch')));
+      assert.ok(!body.notBuiltYet.some((p) => p.includes('collector') || p.includes('speed layer')));
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       assert.equal(await exited, 0);

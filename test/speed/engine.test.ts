@@ -96,11 +96,11 @@ function run(options: SimulationOptions) {
     if (++n % 1000 === 0) {
       engine.advance();
       peakEmissions = Math.max(peakEmissions, engine.state().emissions);
-      deltas.push(...engine.drain());
+      for (const d of engine.drain()) deltas.push(d);
     }
   }
   engine.flush();
-  deltas.push(...engine.drain());
+  for (const d of engine.drain()) deltas.push(d);
   return { sim, deltas, expected: expectedStatistics(sim.events, options.rules), peakEmissions };
 }
 

@@ -7,6 +7,7 @@ import { it } from 'node:test';
 import pg from 'pg';
 import { SchemaRegistry, type SchemaStore } from '../../src/events/index.ts';
 import { openPostgresSchemaStore } from '../../src/store/index.ts';
+import { POSTGRES_MIGRATIONS } from '../../src/store/migrations.ts';
 import { startPostgres } from '../support/postgres.ts';
 import { schemaStoreContract, schemaText } from './schema-store-contract.ts';
 
@@ -64,8 +65,11 @@ schemaStoreContract(
         const client = new pg.Client(db);
         await client.connect();
         try {
-          const migrations = await client.query('SELECT version FROM schema_migrations');
-          assert.deepEqual(migrations.rows, [{ version: 1 }]);
+          const migrations = await client.query('SELECT version FROM schema_migrations ORDER BY version');
+          assert.deepEqual(
+            migrations.rows,
+            POSTGRES_MIGRATIONS.map((m) => ({ version: m.version })),
+          );
           const tables = await client.query(
             "SELECT tablename FROM pg_tables WHERE tablename LIKE 'registry\\_%' ORDER BY tablename",
           );

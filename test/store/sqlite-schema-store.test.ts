@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import Database from 'better-sqlite3';
 import { openSqliteSchemaStore } from '../../src/store/index.ts';
+import { SQLITE_MIGRATIONS } from '../../src/store/migrations.ts';
 import { schemaStoreContract } from './schema-store-contract.ts';
 
 schemaStoreContract(
@@ -20,7 +21,7 @@ schemaStoreContract(
     };
   },
   (h) => {
-    it('uses WAL, creates the registry_ tables and records its migration once', async () => {
+    it('uses WAL, creates the registry_ tables and records each migration once', async () => {
       const path = await h().createDatabase();
       const store = await openSqliteSchemaStore(path);
       await store.close();
@@ -29,7 +30,10 @@ schemaStoreContract(
       const db = new Database(path, { readonly: true });
       try {
         assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-        assert.deepEqual(db.prepare('SELECT version FROM schema_migrations').all(), [{ version: 1 }]);
+        assert.deepEqual(
+          db.prepare('SELECT version FROM schema_migrations ORDER BY version').all(),
+          SQLITE_MIGRATIONS.map((m) => ({ version: m.version })),
+        );
         const tables = db
           .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'registry_%' ORDER BY name")
           .all();

@@ -1,0 +1,67 @@
+/**
+ * `reckon speed`: the speed layer as its own process (started and supervised by `reckon start`):
+ * the log as a reader, the serving store, the registry for decoding. Exits non-zero when its
+ * deltas cannot be written, so that the supervisor restarts it and it replays from the log.
+ */
+import { join, resolve } from 'node:path';
+import { type ReckonConfig, statsRulesOf } from '../config/index.ts';
+import { SchemaRegistry, type SchemaStore } from '../events/index.ts';
+import { openLog } from '../log/index.ts';
+import { registryDecoder, SpeedLayer } from '../speed/index.ts';
+import {
+  openPostgresSchemaStore,
+  openPostgresStatsStore,
+  openSqliteSchemaStore,
+  openSqliteStatsStore,
+  type StatsStore,
+} from '../store/index.ts';
+
+/** The relational stores of the configured mode: SQLite under the data directory, or PostgreSQL. */
+export async function openStores(config: ReckonConfig): Promise<{ schemas: SchemaStore; stats: StatsStore }> {
+  if (config.postgresUrl !== undefined) {
+    return {
+      schemas: await openPostgresSchemaStore(config.postgresUrl),
+      stats: await openPostgresStatsStore(config.postgresUrl),
+    };
+  }
+  const file = join(resolve(config.dataDir), 'reckon.sqlite');
+  return { schemas: await openSqliteSchemaStore(file), stats: await openSqliteStatsStore(file) };
+}
+
+/** Runs the speed layer until SIGTERM (or, when `supervised`, until the process that started it is gone). */
+export async function runSpeed(config: ReckonConfig, supervised = false): Promise<void> {
+  if (supervised) {
+    // A supervisor killed with SIGKILL cannot stop its workers: they notice being orphaned.
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent) process.exit(0);
+    }, 250).unref();
+  }
+  const log = await openLog(config, 'reader');
+  const { schemas, stats } = await openStores(config);
+  const speed = new SpeedLayer({
+    log,
+    sink: stats,
+    decoder: registryDecoder(new SchemaRegistry(schemas)),
+    rules: statsRulesOf(config),
+    allowedLatenessMs: config.allowedLatenessMs,
+    onFatal: (e) => {
+      process.stderr.write(`reckon speed: ${e.message}; exiting so that it restarts and replays\n`);
+      process.exit(1);
+    },
+  });
+  await speed.start();
+  process.once('SIGTERM', () => {
+    speed
+      .stop()
+      .then(async () => {
+        await stats.close();
+        await schemas.close();
+        await log.close();
+      })
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+  });
+}

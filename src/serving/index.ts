@@ -1,0 +1,2 @@
+/** Serving: the query API over the serving store. */
+export { DEFAULT_LIMIT, MAX_LIMIT, statsRoutes, type StatsRoutesOptions } from './stats-routes.ts';

@@ -1,0 +1,365 @@
+/**
+ * The speed layer on the worker runtime: consumes `emissions` and `clicks` (keyed by emission id,
+ * so an emission and its clicks share a partition number), feeds one {@link SpeedEngine} per
+ * partition, and writes the engines' minute deltas to the serving store together with the
+ * offsets they cover, in one transaction: a crash never counts an event twice or loses one.
+ *
+ * Sources are aligned by event time: an engine's watermark is the lowest of its sources' (a
+ * source that has read to the end of its partition and had nothing new for `idleSourceMs` does
+ * not hold it back), so clicks never wait on an
+ * emission that a lagging source has not delivered yet; a source that runs more than
+ * `maxAheadMs` ahead of the others is paused until they catch up.
+ *
+ * State after a restart: the engine's state is a function of the set of events it has seen
+ * within its horizon (the click window twice plus the allowed lateness and an hour), so it is
+ * rebuilt by replaying that stretch of the log without emitting anything. Where to start the
+ * replay is recorded at every flush (the group `<group>.replay` in the store): the first offset
+ * after which every event is newer than the horizon. Replaying instead of persisting the state
+ * keeps the store's write path to one small transaction per flush, and the log keeps what the
+ * replay needs (its retention is far longer than the horizon).
+ */
+import {
+  type Click,
+  decodeClick,
+  decodeEmission,
+  type Emission,
+  type SchemaRegistry,
+  type StatsRules,
+  type WriterTypeLookup,
+} from '../events/index.ts';
+import type { Log, LogRecord } from '../log/index.ts';
+import { type TaskContext, type TopicPartition, WorkerRuntime, type WorkerTask } from '../workers/index.ts';
+import { type MinuteDelta, SpeedEngine } from './engine.ts';
+
+/** Where the speed layer writes: the serving store's speed side. */
+export interface SpeedSink {
+  /** Adds deltas and records the group's next offsets, in one transaction. */
+  applySpeedDeltas(
+    group: string,
+    deltas: readonly MinuteDelta[],
+    offsets: readonly { topic: string; partition: number; offset: number }[],
+  ): Promise<void>;
+  /** The group's recorded next offsets. */
+  speedOffsets(group: string, topic: string): Promise<Map<number, number>>;
+}
+
+/** Turns log records into events (Avro with registry schema ids). */
+export interface EventDecoder {
+  emission(value: Buffer): Emission | Promise<Emission>;
+  click(value: Buffer): Click | Promise<Click>;
+}
+
+/** Options of {@link SpeedLayer}. */
+export interface SpeedLayerOptions {
+  log: Log;
+  sink: SpeedSink;
+  decoder: EventDecoder;
+  rules: StatsRules;
+  allowedLatenessMs: number;
+  /** Consumer group; offsets live in the store under it. Default `speed`. */
+  group?: string;
+  emissionsTopic?: string;
+  clicksTopic?: string;
+  /** Write deltas this often. Default 100 ms. */
+  flushIntervalMs?: number;
+  /** A source with no new record for this long does not hold the watermark back. Default 1 s. */
+  idleSourceMs?: number;
+  /** Pause a source whose event time runs this far ahead of the others. Default 10 minutes. */
+  maxAheadMs?: number;
+  /** Share partitions with other speed processes of the group. */
+  groupMembership?: boolean;
+  onError?: (message: string, error?: Error) => void;
+  /**
+   * Called when deltas could not be written: they are gone from memory, so the layer must restart
+   * and replay from the recorded offsets. Default: report and stop consuming.
+   */
+  onFatal?: (error: Error) => void;
+}
+
+interface Source {
+  topic: string;
+  /** The latest event time processed. */
+  watermark: number;
+  /** Wall clock of the last record. */
+  lastRecordAt: number;
+  /** Next offset to process. */
+  next: number;
+  /** The end of the partition when last looked (a source behind it holds the watermark back). */
+  end: number;
+  /** (next offset, watermark) at each flush, oldest first: where a replay may start. */
+  checkpoints: { offset: number; watermark: number }[];
+  context: TaskContext | undefined;
+  paused: boolean;
+}
+
+interface PartitionEngine {
+  partition: number;
+  engine: SpeedEngine;
+  /** The watermark the engine was last advanced to: its state reaches back from here. */
+  aligned: number;
+  sources: Map<string, Source>;
+  ready: Promise<void>;
+}
+
+const HOUR = 3_600_000;
+
+/** The speed layer: start, stop, and figures. */
+export class SpeedLayer {
+  private readonly o: Required<Omit<SpeedLayerOptions, 'onError' | 'onFatal' | 'groupMembership'>> &
+    Pick<SpeedLayerOptions, 'groupMembership' | 'onFatal'>;
+  private failed: Error | undefined;
+  /** What the last flush wrote, to skip writing when nothing moved. */
+  private lastWritten = '';
+  private readonly report: (message: string, error?: Error) => void;
+  private readonly engines = new Map<number, PartitionEngine>();
+  private runtime: WorkerRuntime | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  /** Figures for tests, benchmarks and metrics. */
+  readonly figures = { events: 0, flushes: 0, deltas: 0, replayed: 0 };
+
+  constructor(options: SpeedLayerOptions) {
+    this.o = {
+      group: 'speed',
+      emissionsTopic: 'emissions',
+      clicksTopic: 'clicks',
+      flushIntervalMs: 100,
+      idleSourceMs: 1000,
+      maxAheadMs: 10 * 60_000,
+      ...options,
+    };
+    this.report = options.onError ?? ((m) => process.stderr.write(`reckon speed: ${m}\n`));
+  }
+
+  /** How far back the engine's state reaches behind its watermark. */
+  private get horizonMs(): number {
+    return 2 * this.o.rules.clickWindowMs + this.o.allowedLatenessMs + HOUR;
+  }
+
+  /** Starts consuming. */
+  async start(): Promise<void> {
+    const { o } = this;
+    const sink = o.sink;
+    this.runtime = new WorkerRuntime({
+      log: o.log,
+      group: o.group,
+      topics: [o.emissionsTopic, o.clicksTopic],
+      groupMembership: o.groupMembership,
+      sinkOffsets: { committed: (topic) => sink.speedOffsets(o.group, topic) },
+      punctuateIntervalMs: Math.min(250, o.flushIntervalMs),
+      taskFactory: (tp) => this.task(tp),
+      onError: this.report,
+    });
+    await this.runtime.start();
+    this.flushTimer = setInterval(() => {
+      this.flush().catch((e: unknown) => this.fatal(e as Error));
+      void this.refreshEnds();
+    }, o.flushIntervalMs);
+  }
+
+  private fatal(e: Error): void {
+    if (this.flushTimer !== undefined) clearInterval(this.flushTimer);
+    if (this.o.onFatal !== undefined) return this.o.onFatal(e);
+    this.report(`stopping: ${e.message}`, e);
+    void this.runtime?.stop();
+  }
+
+  /** Stops consuming, then writes what was processed. */
+  async stop(): Promise<void> {
+    if (this.flushTimer !== undefined) clearInterval(this.flushTimer);
+    await this.runtime?.stop();
+    if (this.failed === undefined) await this.flush();
+  }
+
+  /** Sizes of every partition's state. */
+  state(): { partition: number; emissions: number; pendingClicks: number; watermark: number }[] {
+    return [...this.engines.values()].map((p) => ({ partition: p.partition, ...p.engine.state() }));
+  }
+
+  private engineFor(partition: number): PartitionEngine {
+    let p = this.engines.get(partition);
+    if (p !== undefined) return p;
+    const engine = new SpeedEngine(this.o.rules, { allowedLatenessMs: this.o.allowedLatenessMs });
+    const sources = new Map<string, Source>();
+    for (const topic of [this.o.emissionsTopic, this.o.clicksTopic]) {
+      sources.set(topic, {
+        topic,
+        watermark: Number.NEGATIVE_INFINITY,
+        lastRecordAt: 0,
+        next: 0,
+        end: Number.POSITIVE_INFINITY,
+        checkpoints: [],
+        context: undefined,
+        paused: false,
+      });
+    }
+    p = { partition, engine, aligned: Number.NEGATIVE_INFINITY, sources, ready: Promise.resolve() };
+    p.ready = this.rebuild(p);
+    this.engines.set(partition, p);
+    return p;
+  }
+
+  /** Replays the stretch of the log the state needs, emitting nothing. */
+  private async rebuild(p: PartitionEngine): Promise<void> {
+    const { o } = this;
+    const replayGroup = `${o.group}.replay`;
+    for (const topic of [o.emissionsTopic, o.clicksTopic]) {
+      const committed = (await o.sink.speedOffsets(o.group, topic)).get(p.partition);
+      if (committed === undefined) continue;
+      const from = Math.max(
+        (await o.sink.speedOffsets(replayGroup, topic)).get(p.partition) ?? 0,
+        await o.log.earliestOffset(topic, p.partition),
+      );
+      const source = p.sources.get(topic) as Source;
+      for (let offset = from; offset < committed;) {
+        const records = await o.log.read(topic, p.partition, offset, { maxBytes: 4 << 20 });
+        if (records.length === 0) break;
+        for (const r of records) {
+          if (r.offset >= committed) break;
+          await this.feed(p, source, r, false);
+          this.figures.replayed++;
+        }
+        offset = (records[records.length - 1] as LogRecord).offset + 1;
+      }
+      source.next = committed;
+      source.checkpoints.push({ offset: from, watermark: Number.NEGATIVE_INFINITY });
+    }
+    p.engine.drain(); // replayed events were counted before the restart
+  }
+
+  private task(tp: TopicPartition): WorkerTask {
+    const p = this.engineFor(tp.partition);
+    const source = p.sources.get(tp.topic) as Source;
+    return {
+      init: async (context) => {
+        source.context = context;
+        await p.ready;
+      },
+      process: async (record, observer) => {
+        try {
+          await this.feed(p, source, record, true);
+          source.next = record.offset + 1;
+          observer.success();
+        } catch (e) {
+          observer.failure(e as Error);
+        }
+      },
+      punctuate: (now) => this.align(p, now),
+    };
+  }
+
+  private async feed(p: PartitionEngine, source: Source, r: { value: Buffer }, live: boolean): Promise<void> {
+    const { decoder } = this.o;
+    if (source.topic === this.o.emissionsTopic) {
+      const e = await decoder.emission(r.value);
+      p.engine.emission(e);
+      if (e.ts > source.watermark) source.watermark = e.ts;
+    } else {
+      const c = await decoder.click(r.value);
+      p.engine.click(c);
+      if (c.ts > source.watermark) source.watermark = c.ts;
+    }
+    if (live) {
+      source.lastRecordAt = Date.now();
+      this.figures.events++;
+    }
+  }
+
+  private refreshing = false;
+
+  /** Looks up where each source's partition ends, so that a source behind it is never taken for idle. */
+  private async refreshEnds(): Promise<void> {
+    if (this.refreshing) return;
+    this.refreshing = true;
+    try {
+      for (const p of this.engines.values()) {
+        for (const s of p.sources.values()) s.end = await this.o.log.latestOffset(s.topic, p.partition);
+      }
+    } catch (e) {
+      this.report(`reading the end of the log failed: ${(e as Error).message}`);
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  /** Advances the engine to its sources' common watermark, and pauses a source that runs ahead. */
+  private align(p: PartitionEngine, now: number): void {
+    // A source holds the watermark back while it has records left to read, or had one lately.
+    const active = [...p.sources.values()].filter((s) => s.next < s.end || now - s.lastRecordAt < this.o.idleSourceMs);
+    const all = [...p.sources.values()];
+    const watermark =
+      active.length > 0 ? Math.min(...active.map((s) => s.watermark)) : Math.max(...all.map((s) => s.watermark));
+    if (Number.isFinite(watermark) && watermark > p.aligned) {
+      p.aligned = watermark;
+      p.engine.advance(watermark);
+    }
+    for (const s of all) {
+      const ahead = s.watermark - watermark > this.o.maxAheadMs && active.length > 1;
+      if (ahead && !s.paused) s.context?.pause();
+      if (!ahead && s.paused) s.context?.resume();
+      s.paused = ahead;
+    }
+  }
+
+  /** Writes every engine's deltas with the offsets they cover; one transaction. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (this.failed !== undefined) throw this.failed;
+      // Drained synchronously with the offsets: the deltas cover exactly the records before them.
+      const deltas: MinuteDelta[] = [];
+      const offsets: { topic: string; partition: number; offset: number }[] = [];
+      const replay: { topic: string; partition: number; offset: number }[] = [];
+      for (const p of this.engines.values()) {
+        for (const d of p.engine.drain()) deltas.push(d);
+        // The state reaches back from the watermark the engine was advanced to, not from the
+        // newest event seen: a source running ahead must not move the replay start.
+        const horizon = p.aligned - this.horizonMs;
+        for (const s of p.sources.values()) {
+          offsets.push({ topic: s.topic, partition: p.partition, offset: s.next });
+          s.checkpoints.push({ offset: s.next, watermark: s.watermark });
+          // The replay may start at the latest checkpoint whose events are all older than the horizon.
+          while (s.checkpoints.length > 1 && (s.checkpoints[1] as Source['checkpoints'][number]).watermark <= horizon)
+            s.checkpoints.shift();
+          replay.push({
+            topic: s.topic,
+            partition: p.partition,
+            offset: (s.checkpoints[0] as { offset: number }).offset,
+          });
+        }
+      }
+      const written = JSON.stringify(offsets);
+      if (deltas.length === 0 && written === this.lastWritten) return;
+      try {
+        await this.o.sink.applySpeedDeltas(this.o.group, deltas, offsets);
+        // Replay starts only ever need to be early enough: written after, and a crash between the
+        // two writes leaves an earlier (longer, still correct) replay.
+        await this.o.sink.applySpeedDeltas(`${this.o.group}.replay`, [], replay);
+      } catch (e) {
+        this.failed = e as Error;
+        this.report(
+          `writing speed deltas failed: ${(e as Error).message}; a restart replays them from the log`,
+          e as Error,
+        );
+        throw e;
+      }
+      this.lastWritten = written;
+      this.figures.flushes++;
+      this.figures.deltas += deltas.length;
+    });
+    return this.flushing;
+  }
+}
+
+/** Decodes events with the registry's writer schemas (any registered version), fetching unknown ids. */
+export function registryDecoder(registry: SchemaRegistry): EventDecoder {
+  const lookup = registry.writerTypeLookup();
+  const decode = <T>(value: Buffer, decoder: (m: Buffer, writerOf: WriterTypeLookup) => T): T | Promise<T> => {
+    try {
+      return decoder(value, lookup);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'RECKON_AVRO_UNKNOWN_SCHEMA') return registry.decode(value, decoder);
+      throw e;
+    }
+  };
+  return { emission: (v) => decode(v, decodeEmission), click: (v) => decode(v, decodeClick) };
+}

@@ -1,0 +1,43 @@
+/**
+ * Summing speed deltas that share a key before they reach the database. A batch from the speed
+ * layer often touches one (minute, offer, placement) many times: one upsert per key instead of
+ * one per delta is the largest saving on both dialects, and PostgreSQL requires it (one
+ * `INSERT ... ON CONFLICT DO UPDATE` may not update a row twice).
+ */
+import type { MinuteStats } from './stats-types.ts';
+
+/** The deltas summed per key, in first-seen order; the caller's objects are never modified. */
+export function sumDeltasByKey(deltas: readonly MinuteStats[]): MinuteStats[] {
+  // Nested maps avoid building a string key per delta (about ten times faster).
+  const byMinute = new Map<number, Map<string, Map<string, number>>>();
+  const sums: MinuteStats[] = [];
+  let copied: boolean[] | undefined;
+  for (const d of deltas) {
+    let byOffer = byMinute.get(d.bucketStart);
+    if (byOffer === undefined) byMinute.set(d.bucketStart, (byOffer = new Map()));
+    let byPlacement = byOffer.get(d.offerId);
+    if (byPlacement === undefined) byOffer.set(d.offerId, (byPlacement = new Map()));
+    const at = byPlacement.get(d.placement);
+    if (at === undefined) {
+      byPlacement.set(d.placement, sums.length);
+      sums.push(d);
+      continue;
+    }
+    copied ??= [];
+    let sum = sums[at] as MinuteStats;
+    if (copied[at] !== true) {
+      // The first delta of the key is the caller's object: sum into a copy instead.
+      sum = { ...sum };
+      sums[at] = sum;
+      copied[at] = true;
+    }
+    sum.emissions += d.emissions;
+    sum.clicks += d.clicks;
+    sum.clickCost += d.clickCost;
+    sum.duplicateClicks += d.duplicateClicks;
+    sum.fraudClicks += d.fraudClicks;
+    sum.fraudCost += d.fraudCost;
+    sum.invalidClicks += d.invalidClicks;
+  }
+  return sums;
+}

@@ -1,0 +1,249 @@
+/**
+ * The serving store in a SQLite file (embedded mode), through better-sqlite3. Each write is one
+ * IMMEDIATE transaction, so it holds the write lock from its first statement and cannot
+ * interleave with another process's writes; reads run in one deferred transaction, so a query
+ * sees the intervals and the rows of one snapshot. Money columns are read with
+ * `safeIntegers()`, so micros beyond 2^53 come back exact.
+ */
+import type Database from 'better-sqlite3';
+import { ReckonError } from '../events/index.ts';
+import { mergeCoverage, statsPage, statsWindows } from './stats-coverage.ts';
+import { sumDeltasByKey } from './stats-deltas.ts';
+import { checkBatchInterval, checkMinuteRows, checkOffsets, checkQuery, GRANULARITY_MS } from './stats-input.ts';
+import type { BatchInterval, MinuteStats, SinkOffset, StatsQuery, StatsStore } from './stats-types.ts';
+import { openSqliteDatabase } from './sqlite-database.ts';
+
+const COLUMNS =
+  'bucket_start, offer_id, placement, emissions, clicks, click_cost, duplicate_clicks, fraud_clicks, fraud_cost, invalid_clicks';
+const SUMS = `sum(emissions) AS emissions, sum(clicks) AS clicks, sum(click_cost) AS click_cost,
+  sum(duplicate_clicks) AS duplicate_clicks, sum(fraud_clicks) AS fraud_clicks, sum(fraud_cost) AS fraud_cost,
+  sum(invalid_clicks) AS invalid_clicks`;
+const NOT_ALL_ZERO = `sum(emissions) <> 0 OR sum(clicks) <> 0 OR sum(click_cost) <> 0 OR sum(duplicate_clicks) <> 0
+  OR sum(fraud_clicks) <> 0 OR sum(fraud_cost) <> 0 OR sum(invalid_clicks) <> 0`;
+
+/** A row as read with safeIntegers(): every integer a bigint. */
+interface RawRow {
+  bucket_start: bigint;
+  offer_id: string;
+  placement: string;
+  emissions: bigint;
+  clicks: bigint;
+  click_cost: bigint;
+  duplicate_clicks: bigint;
+  fraud_clicks: bigint;
+  fraud_cost: bigint;
+  invalid_clicks: bigint;
+}
+
+/** A row as the API hands it out: counts as numbers, money as exact bigints. */
+function toMinuteStats(r: RawRow): MinuteStats {
+  return {
+    bucketStart: Number(r.bucket_start),
+    offerId: r.offer_id,
+    placement: r.placement,
+    emissions: Number(r.emissions),
+    clicks: Number(r.clicks),
+    clickCost: r.click_cost,
+    duplicateClicks: Number(r.duplicate_clicks),
+    fraudClicks: Number(r.fraud_clicks),
+    fraudCost: r.fraud_cost,
+    invalidClicks: Number(r.invalid_clicks),
+  };
+}
+
+/** One side of the union: rows of `table` whose minute lies in one of the JSON ranges. */
+function rangeSelect(table: string, ranges: string, offer: boolean, placement: boolean): string {
+  // CROSS JOIN keeps the ranges as the outer loop, so each range is one primary-key (or
+  // offer/placement index) range scan rather than a scan of the table.
+  return `SELECT t.bucket_start - t.bucket_start % @bucketMs AS bucket, t.offer_id AS offer_id,
+      t.placement AS placement, t.emissions AS emissions, t.clicks AS clicks, t.click_cost AS click_cost,
+      t.duplicate_clicks AS duplicate_clicks, t.fraud_clicks AS fraud_clicks, t.fraud_cost AS fraud_cost,
+      t.invalid_clicks AS invalid_clicks
+    FROM json_each(@${ranges}) AS r CROSS JOIN ${table} AS t
+    WHERE t.bucket_start >= r.value ->> 0 AND t.bucket_start < r.value ->> 1
+      ${offer ? 'AND t.offer_id = @offerId' : ''} ${placement ? 'AND t.placement = @placement' : ''}`;
+}
+
+/** The page query: both sides truncated to buckets of @bucketMs and summed, after the cursor's key if any. */
+function querySql(offer: boolean, placement: boolean, after: boolean): string {
+  return `SELECT bucket AS bucket_start, offer_id, placement, ${SUMS}
+    FROM (${rangeSelect('stats_batch_minute', 'batchRanges', offer, placement)}
+      UNION ALL ${rangeSelect('stats_speed_minute', 'speedRanges', offer, placement)})
+    ${after ? 'WHERE (bucket, offer_id, placement) > (@afterBucket, @afterOffer, @afterPlacement)' : ''}
+    GROUP BY bucket, offer_id, placement
+    HAVING ${NOT_ALL_ZERO}
+    ORDER BY bucket, offer_id, placement
+    LIMIT @fetch`;
+}
+
+/** Another connection or process holds the write lock past busy_timeout: worth retrying. */
+function busyToRetriable(err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) {
+    return new ReckonError('RECKON_STORE_BUSY', `the SQLite database is locked by another writer (${code}): retry`, {
+      retriable: true,
+      cause: err,
+    });
+  }
+  return err;
+}
+
+/**
+ * Opens (creating it and its folder if needed) the SQLite file at `path` as a
+ * {@link StatsStore}, applying missing migrations. The file may be the one the schema registry
+ * uses (e.g. `<dataDir>/reckon.sqlite`).
+ */
+export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
+  const db = openSqliteDatabase(path);
+
+  const s = {
+    addSpeed: db.prepare(
+      `INSERT INTO stats_speed_minute (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (bucket_start, offer_id, placement) DO UPDATE SET
+         emissions = emissions + excluded.emissions, clicks = clicks + excluded.clicks,
+         click_cost = click_cost + excluded.click_cost, duplicate_clicks = duplicate_clicks + excluded.duplicate_clicks,
+         fraud_clicks = fraud_clicks + excluded.fraud_clicks, fraud_cost = fraud_cost + excluded.fraud_cost,
+         invalid_clicks = invalid_clicks + excluded.invalid_clicks`,
+    ),
+    setOffset: db.prepare(
+      `INSERT INTO stats_speed_offsets (group_id, topic, "partition", next_offset, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (group_id, topic, "partition") DO UPDATE SET
+         next_offset = excluded.next_offset, updated_at = excluded.updated_at`,
+    ),
+    offsets: db.prepare(
+      'SELECT "partition" AS partition, next_offset FROM stats_speed_offsets WHERE group_id = ? AND topic = ?',
+    ),
+    deleteBatchRows: db.prepare('DELETE FROM stats_batch_minute WHERE bucket_start >= ? AND bucket_start < ?'),
+    deleteIntervalsInside: db.prepare('DELETE FROM stats_batch_intervals WHERE from_ms >= ? AND to_ms <= ?'),
+    insertInterval: db.prepare(
+      'INSERT INTO stats_batch_intervals (from_ms, to_ms, run_id, written_at) VALUES (?, ?, ?, ?)',
+    ),
+    insertBatchRow: db.prepare(`INSERT INTO stats_batch_minute (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    intervals: db.prepare(
+      'SELECT from_ms, to_ms, run_id, written_at FROM stats_batch_intervals ORDER BY from_ms, to_ms',
+    ),
+  };
+  const queries = new Map<string, Database.Statement>();
+  const queryStatement = (offer: boolean, placement: boolean, after: boolean): Database.Statement => {
+    const key = `${offer}${placement}${after}`;
+    let statement = queries.get(key);
+    if (statement === undefined) {
+      statement = db.prepare(querySql(offer, placement, after)).safeIntegers(true);
+      queries.set(key, statement);
+    }
+    return statement;
+  };
+
+  const readIntervals = (): BatchInterval[] =>
+    (s.intervals.all() as { from_ms: number; to_ms: number; run_id: string; written_at: number }[]).map((r) => ({
+      from: r.from_ms,
+      to: r.to_ms,
+      runId: r.run_id,
+      writtenAt: r.written_at,
+    }));
+
+  const applySpeedDeltas = db.transaction(
+    (group: string, deltas: readonly MinuteStats[], offsets: readonly SinkOffset[]) => {
+      for (const d of deltas) {
+        s.addSpeed.run(
+          d.bucketStart,
+          d.offerId,
+          d.placement,
+          d.emissions,
+          d.clicks,
+          d.clickCost,
+          d.duplicateClicks,
+          d.fraudClicks,
+          d.fraudCost,
+          d.invalidClicks,
+        );
+      }
+      const now = Date.now();
+      for (const o of offsets) s.setOffset.run(group, o.topic, o.partition, o.offset, now);
+    },
+  );
+
+  const replaceBatchInterval = db.transaction(
+    (from: number, to: number, rows: readonly MinuteStats[], runId: string) => {
+      s.deleteBatchRows.run(from, to);
+      s.deleteIntervalsInside.run(from, to);
+      s.insertInterval.run(from, to, runId, Date.now());
+      for (const r of rows) {
+        s.insertBatchRow.run(
+          r.bucketStart,
+          r.offerId,
+          r.placement,
+          r.emissions,
+          r.clicks,
+          r.clickCost,
+          r.duplicateClicks,
+          r.fraudClicks,
+          r.fraudCost,
+          r.invalidClicks,
+        );
+      }
+    },
+  );
+
+  const runQuery = db.transaction((q: StatsQuery) => {
+    const after = checkQuery(q);
+    const coverage = mergeCoverage(readIntervals());
+    const offer = q.offerId !== undefined;
+    const placement = q.placement !== undefined;
+    const statement = queryStatement(offer, placement, after !== undefined);
+    const params: Record<string, unknown> = { bucketMs: GRANULARITY_MS[q.granularity] };
+    if (offer) params.offerId = q.offerId;
+    if (placement) params.placement = q.placement;
+    if (after !== undefined) {
+      params.afterBucket = after.bucketStart;
+      params.afterOffer = after.offerId;
+      params.afterPlacement = after.placement;
+    }
+    const rows: MinuteStats[] = [];
+    const windows = statsWindows(q, coverage, after, q.limit + 1);
+    for (let w = windows.next(); w.done !== true;) {
+      params.batchRanges = JSON.stringify(w.value.batchRanges);
+      params.speedRanges = JSON.stringify(w.value.speedRanges);
+      params.fetch = q.limit + 1 - rows.length;
+      const got = statement.all(params) as RawRow[];
+      for (const r of got) rows.push(toMinuteStats(r));
+      w = windows.next(got.length);
+    }
+    return statsPage(rows, q, coverage);
+  });
+
+  return {
+    kind: 'sqlite',
+    async applySpeedDeltas(group, deltas, offsets) {
+      checkOffsets(group, offsets);
+      checkMinuteRows(deltas, 'deltas');
+      if (deltas.length === 0 && offsets.length === 0) return;
+      try {
+        applySpeedDeltas.immediate(group, sumDeltasByKey(deltas), offsets);
+      } catch (err) {
+        throw busyToRetriable(err);
+      }
+    },
+    async speedOffsets(group, topic) {
+      const rows = s.offsets.all(group, topic) as { partition: number; next_offset: number }[];
+      return new Map(rows.map((r) => [r.partition, r.next_offset]));
+    },
+    async replaceBatchInterval(from, to, rows, runId) {
+      checkBatchInterval(from, to, rows, runId);
+      try {
+        replaceBatchInterval.immediate(from, to, rows, runId);
+      } catch (err) {
+        throw busyToRetriable(err);
+      }
+    },
+    async batchIntervals() {
+      return readIntervals();
+    },
+    async query(q) {
+      return runQuery.deferred(q);
+    },
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * The serving store's seam: statistics rows written by the speed and batch layers and read by
+ * the query API. Two implementations (SQLite embedded, PostgreSQL distributed) pass one
+ * contract suite.
+ */
+
+/** Column values of one statistics row (also used as deltas). Money is a bigint count of micros. */
+export interface StatsColumns {
+  emissions: number;
+  clicks: number;
+  clickCost: bigint;
+  duplicateClicks: number;
+  fraudClicks: number;
+  fraudCost: bigint;
+  invalidClicks: number;
+}
+
+/** A minute row (or a delta to one). `bucketStart`: epoch ms of the UTC minute start. */
+export interface MinuteStats extends StatsColumns {
+  bucketStart: number;
+  offerId: string;
+  placement: string;
+}
+
+/** A consumer position kept with the results (sink-kept offsets); `offset` is the next offset to process. */
+export interface SinkOffset {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+/** Bucket size of a query: UTC minute, hour or day. */
+export type Granularity = 'minute' | 'hour' | 'day';
+
+/**
+ * A statistics query: minutes whose start lies in [from, to) (epoch ms), summed into buckets of
+ * `granularity`; optional exact filters; at most `limit` rows after `cursor`.
+ */
+export interface StatsQuery {
+  from: number;
+  to: number;
+  granularity: Granularity;
+  offerId?: string;
+  placement?: string;
+  limit: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/**
+ * One result row; `bucketStart` is the minute, hour or day start. `final`: the whole bucket is
+ * covered by batch intervals. `source`: 'batch' when every minute of the bucket inside the query
+ * range is batch-covered, else 'speed'.
+ */
+export interface StatsResultRow extends MinuteStats {
+  source: 'batch' | 'speed';
+  final: boolean;
+}
+
+/**
+ * A page of results. `nextCursor` is absent on the last page. `exactUntil`: the end of the
+ * contiguous batch coverage that starts at the earliest covered interval, or null when no batch
+ * run has written yet.
+ */
+export interface StatsPage {
+  rows: StatsResultRow[];
+  nextCursor?: string;
+  exactUntil: number | null;
+}
+
+/** An interval [from, to) (epoch ms) that batch run `runId` wrote at `writtenAt` (epoch ms). */
+export interface BatchInterval {
+  from: number;
+  to: number;
+  runId: string;
+  writtenAt: number;
+}
+
+/** The serving store: speed deltas with their offsets, batch intervals, and the query over both. */
+export interface StatsStore {
+  /** Which implementation this is. */
+  readonly kind: 'sqlite' | 'postgres';
+  /** Adds speed-layer minute deltas and records the group's next offsets, in ONE transaction (a crash leaves both or neither). */
+  applySpeedDeltas(group: string, deltas: readonly MinuteStats[], offsets: readonly SinkOffset[]): Promise<void>;
+  /** The next offsets the speed group recorded for `topic` (partitions never recorded are absent). */
+  speedOffsets(group: string, topic: string): Promise<Map<number, number>>;
+  /**
+   * Replaces every batch minute row of [from, to) with `rows` and marks [from, to) covered by run
+   * `runId`, in ONE transaction; idempotent (a rerun replaces, never adds). Interval records
+   * lying wholly inside [from, to) are replaced by this one; others are kept.
+   */
+  replaceBatchInterval(from: number, to: number, rows: readonly MinuteStats[], runId: string): Promise<void>;
+  /** Batch-covered intervals, ordered by from (then to). */
+  batchIntervals(): Promise<BatchInterval[]>;
+  /**
+   * Rows of [from, to) at a granularity: for each minute, batch rows where a batch interval
+   * covers it, speed rows elsewhere; summed into hour/day buckets (UTC). Ordered by
+   * (bucketStart, offerId, placement) with keys compared by code point; keyset pagination with
+   * an opaque cursor; rows whose columns are all zero are omitted.
+   */
+  query(q: StatsQuery): Promise<StatsPage>;
+  /** Closes the database connection(s); the store is unusable afterwards. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,85 @@
+/** Test helpers for the speed layer: simulated events into a log, and store rows in the oracle's format. */
+import {
+  decodeClick,
+  decodeEmission,
+  encodeClick,
+  encodeEmission,
+  formatMoney,
+  parseEventLine,
+} from '../../src/events/index.ts';
+import type { Log, RecordInput } from '../../src/log/index.ts';
+import type { EventDecoder } from '../../src/speed/index.ts';
+import type { ExpectedRow } from '../../src/sim/index.ts';
+import type { Granularity, StatsStore } from '../../src/store/index.ts';
+
+/** Schema ids of events written without a registry. */
+export const IDS = { emission: 1, click: 2 };
+
+/** Decodes events written with {@link IDS} (reckon's own schemas). */
+export const plainDecoder: EventDecoder = {
+  emission: (v) => decodeEmission(v),
+  click: (v) => decodeClick(v),
+};
+
+/** Appends simulator lines to `emissions`/`clicks` as the collector would (arrival order, keyed by emission). */
+export async function appendLines(log: Log, lines: string[], batch = 1000): Promise<number> {
+  let emissions: RecordInput[] = [];
+  let clicks: RecordInput[] = [];
+  let n = 0;
+  const flush = async () => {
+    await Promise.all([
+      emissions.length > 0 ? log.append('emissions', emissions) : undefined,
+      clicks.length > 0 ? log.append('clicks', clicks) : undefined,
+    ]);
+    emissions = [];
+    clicks = [];
+  };
+  for (const line of lines) {
+    const r = parseEventLine(line);
+    if (!r.ok) continue;
+    const e = r.event;
+    if (e.type === 'emission') emissions.push({ key: e.id, value: encodeEmission(IDS.emission, e), timestamp: e.ts });
+    else clicks.push({ key: e.emissionId, value: encodeClick(IDS.click, e), timestamp: e.ts });
+    if (++n % batch === 0) await flush();
+  }
+  await flush();
+  return n;
+}
+
+/** Every row of the store in [from, to) at a granularity, in the oracle's row format. */
+export async function storeRows(
+  store: StatsStore,
+  from: number,
+  to: number,
+  granularity: Granularity,
+): Promise<ExpectedRow[]> {
+  const out: ExpectedRow[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.query({ from, to, granularity, limit: 5000, ...(cursor !== undefined ? { cursor } : {}) });
+    for (const r of page.rows) {
+      out.push({
+        bucket: new Date(r.bucketStart).toISOString(),
+        offerId: r.offerId,
+        placement: r.placement,
+        emissions: r.emissions,
+        clicks: r.clicks,
+        clickCost: formatMoney(r.clickCost),
+        duplicateClicks: r.duplicateClicks,
+        fraudClicks: r.fraudClicks,
+        fraudCost: formatMoney(r.fraudCost),
+        invalidClicks: r.invalidClicks,
+      });
+    }
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return out;
+}
+
+/** Sorts rows the oracle's way (by bucket, offer, placement in code-unit order). */
+export function sortRows(rows: ExpectedRow[]): ExpectedRow[] {
+  const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return [...rows].sort(
+    (a, b) => cmp(a.bucket, b.bucket) || cmp(a.offerId, b.offerId) || cmp(a.placement, b.placement),
+  );
+}
