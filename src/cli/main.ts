@@ -53,9 +53,10 @@ export function buildProgram(): Command {
   serverOptions(
     program
       .command('speed')
-      .description('run the speed layer in this process (reckon start runs it for you, supervised)'),
-  ).action(async (flags: ServerFlags) => {
-    await runSpeed(configOf(flags).config);
+      .description('run the speed layer in this process (reckon start runs it for you, supervised)')
+      .option('--supervised', 'exit when the process that started this one is gone'),
+  ).action(async (flags: ServerFlags & { supervised?: boolean }) => {
+    await runSpeed(configOf(flags).config, flags.supervised === true);
   });
 
   serverOptions(

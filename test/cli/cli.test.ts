@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { waitFor } from '../support/wait.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 // tsx by absolute URL, so that children may run in any directory.
@@ -132,6 +133,17 @@ describe('reckon command line', () => {
       assert.match(r.stdout, /^line 22: \$: not valid JSON/m);
       assert.match(r.stdout, /25 lines: 23 events accepted, 2 rejected/);
       assert.match(r.stderr, /ingest: 100%/);
+      // The speed layer, a supervised process of its own, makes them visible in /v1/stats.
+      await waitFor(
+        'the ingested emissions in /v1/stats',
+        async () => {
+          const res = await fetch(`${url}/v1/stats?from=2026-11-21&to=2026-11-22&granularity=day`);
+          const body = (await res.json()) as { rows: { emissions: number; source: string }[] };
+          return body.rows.reduce((n, row) => n + row.emissions, 0) === 23 && body.rows[0]?.source === 'speed';
+        },
+        20_000,
+        100,
+      );
     } finally {
       child.kill('SIGKILL');
     }
