@@ -1,14 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  type Click,
-  type Emission,
-  formatMoney,
-  parseEventLine,
-  parseMoney,
-  type StatsRules,
-} from '../../src/events/index.ts';
+import { type Click, type Emission, parseEventLine, parseMoney, type StatsRules } from '../../src/events/index.ts';
 import { type MinuteDelta, NO_PLACEMENT, SpeedEngine } from '../../src/speed/index.ts';
+import { expectedRowOf, sortRows } from '../support/speed.ts';
 import {
   DEFAULT_SIMULATION,
   type ExpectedRow,
@@ -59,21 +53,9 @@ function rowsOf(deltas: MinuteDelta[], bucketMs: number): ExpectedRow[] {
       r.fraudCost === 0n
     )
       continue;
-    out.push({
-      bucket: new Date(r.bucketStart).toISOString(),
-      offerId: r.offerId,
-      placement: r.placement,
-      emissions: r.emissions,
-      clicks: r.clicks,
-      clickCost: formatMoney(r.clickCost),
-      duplicateClicks: r.duplicateClicks,
-      fraudClicks: r.fraudClicks,
-      fraudCost: formatMoney(r.fraudCost),
-      invalidClicks: r.invalidClicks,
-    });
+    out.push(expectedRowOf(r));
   }
-  const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-  return out.sort((a, b) => cmp(a.bucket, b.bucket) || cmp(a.offerId, b.offerId) || cmp(a.placement, b.placement));
+  return sortRows(out);
 }
 
 /** Runs the simulation's lines through an engine in arrival order. */

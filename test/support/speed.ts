@@ -8,7 +8,7 @@ import {
   parseEventLine,
 } from '../../src/events/index.ts';
 import type { Log, RecordInput } from '../../src/log/index.ts';
-import type { EventDecoder } from '../../src/speed/index.ts';
+import type { EventDecoder, MinuteDelta } from '../../src/speed/index.ts';
 import type { ExpectedRow } from '../../src/sim/index.ts';
 import type { Granularity, StatsStore } from '../../src/store/index.ts';
 
@@ -46,6 +46,22 @@ export async function appendLines(log: Log, lines: string[], batch = 1000): Prom
   return n;
 }
 
+/** A minute row or delta (money in micros) in the oracle's row format (decimal strings, ISO bucket). */
+export function expectedRowOf(r: MinuteDelta): ExpectedRow {
+  return {
+    bucket: new Date(r.bucketStart).toISOString(),
+    offerId: r.offerId,
+    placement: r.placement,
+    emissions: r.emissions,
+    clicks: r.clicks,
+    clickCost: formatMoney(r.clickCost),
+    duplicateClicks: r.duplicateClicks,
+    fraudClicks: r.fraudClicks,
+    fraudCost: formatMoney(r.fraudCost),
+    invalidClicks: r.invalidClicks,
+  };
+}
+
 /** Every row of the store in [from, to) at a granularity, in the oracle's row format. */
 export async function storeRows(
   store: StatsStore,
@@ -58,18 +74,7 @@ export async function storeRows(
   do {
     const page = await store.query({ from, to, granularity, limit: 5000, ...(cursor !== undefined ? { cursor } : {}) });
     for (const r of page.rows) {
-      out.push({
-        bucket: new Date(r.bucketStart).toISOString(),
-        offerId: r.offerId,
-        placement: r.placement,
-        emissions: r.emissions,
-        clicks: r.clicks,
-        clickCost: formatMoney(r.clickCost),
-        duplicateClicks: r.duplicateClicks,
-        fraudClicks: r.fraudClicks,
-        fraudCost: formatMoney(r.fraudCost),
-        invalidClicks: r.invalidClicks,
-      });
+      out.push(expectedRowOf(r));
     }
     cursor = page.nextCursor;
   } while (cursor !== undefined);
