@@ -1,24 +1,14 @@
 /**
- * Speed layer benchmarks: `speed.e2e`, events from the log to committed serving rows (SQLite),
- * against `log.read` of the same records; and the joiner's memory per retained emission,
- * against the size of the emission's Avro record.
+ * Speed layer benchmark: `speed.e2e`, events from the log to committed serving rows (SQLite),
+ * against `log.read` of the same records.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import {
-  decodeClick,
-  decodeEmission,
-  type Emission,
-  encodeClick,
-  encodeEmission,
-  parseEventLine,
-} from '../src/events/index.ts';
+import { decodeClick, decodeEmission, encodeClick, encodeEmission, parseEventLine } from '../src/events/index.ts';
 import { openEmbeddedLog, type RecordInput } from '../src/log/index.ts';
 import { DEFAULT_SIMULATION, NO_FAULTS, simulate } from '../src/sim/index.ts';
-import { SpeedEngine, SpeedLayer } from '../src/speed/index.ts';
+import { SpeedLayer } from '../src/speed/index.ts';
 import { openSqliteStatsStore } from '../src/store/index.ts';
 import { type BenchResult, readWholeTopic } from './harness.ts';
 
@@ -38,6 +28,7 @@ export async function speedBenchmarks(): Promise<BenchResult[]> {
     else clicks.push({ key: e.emissionId, value: encodeClick(2, e), timestamp: e.ts });
   }
   const total = emissions.length + clicks.length;
+
   const dir = mkdtempSync(join(tmpdir(), 'reckon-bench-speed-'));
   const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
   await log.createTopic({ name: 'emissions', partitions: PARTITIONS });
@@ -78,22 +69,6 @@ export async function speedBenchmarks(): Promise<BenchResult[]> {
   await log.close();
   rmSync(dir, { recursive: true, force: true });
 
-  // Memory per retained emission: the engine's heap growth for N emissions, after full GCs.
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  const sample = sim.lines
-    .map((l) => parseEventLine(l))
-    .flatMap((r) => (r.ok && r.event.type === 'emission' ? [r.event] : []))
-    .slice(0, 100_000) as Emission[];
-  const avroBytes = sample.reduce((n, e) => n + encodeEmission(1, e).length, 0) / sample.length;
-  gc();
-  const before = process.memoryUsage().heapUsed;
-  const engine = new SpeedEngine(options.rules);
-  for (const e of sample) engine.emission(e);
-  engine.drain();
-  gc();
-  const perEmission = (process.memoryUsage().heapUsed - before) / engine.state().emissions;
-
   return [
     {
       name: `speed.e2e (${total} events from the log to committed serving rows, SQLite, ${PARTITIONS} partitions)`,
@@ -101,13 +76,6 @@ export async function speedBenchmarks(): Promise<BenchResult[]> {
       value: Math.round(e2eRate),
       baseline: Math.round(readRate),
       ratio: Number((e2eRate / readRate).toFixed(3)),
-    },
-    {
-      name: 'joiner bytes per retained emission (baseline: its Avro record)',
-      unit: 'bytes',
-      value: Math.round(perEmission),
-      baseline: Math.round(avroBytes),
-      ratio: Number((perEmission / avroBytes).toFixed(3)),
     },
   ];
 }
