@@ -1,4 +1,6 @@
 /**
+ * Statistics rows on their way into and out of the databases, the same for both dialects.
+ *
  * Summing speed deltas that share a key before they reach the database. A batch from the speed
  * layer often touches one (minute, offer, placement) many times: one upsert per key instead of
  * one per delta is the largest saving on both dialects, and PostgreSQL requires it (one
@@ -40,4 +42,34 @@ export function sumDeltasByKey(deltas: readonly MinuteStats[]): MinuteStats[] {
     sum.invalidClicks += d.invalidClicks;
   }
   return sums;
+}
+
+/** A statistics row as a database returns it: integers as bigints (SQLite) or strings (PostgreSQL BIGINT). */
+export interface RawStatsRow {
+  bucket_start: bigint | string | number;
+  offer_id: string;
+  placement: string;
+  emissions: bigint | string | number;
+  clicks: bigint | string | number;
+  click_cost: bigint | string | number;
+  duplicate_clicks: bigint | string | number;
+  fraud_clicks: bigint | string | number;
+  fraud_cost: bigint | string | number;
+  invalid_clicks: bigint | string | number;
+}
+
+/** A row as the API hands it out: counts as numbers, money as exact bigints. */
+export function toMinuteStats(r: RawStatsRow): MinuteStats {
+  return {
+    bucketStart: Number(r.bucket_start),
+    offerId: r.offer_id,
+    placement: r.placement,
+    emissions: Number(r.emissions),
+    clicks: Number(r.clicks),
+    clickCost: BigInt(r.click_cost),
+    duplicateClicks: Number(r.duplicate_clicks),
+    fraudClicks: Number(r.fraud_clicks),
+    fraudCost: BigInt(r.fraud_cost),
+    invalidClicks: Number(r.invalid_clicks),
+  };
 }

@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { ReckonError } from '../events/index.ts';
 import { inTransaction, openPostgresPool } from './postgres-database.ts';
 import { mergeCoverage, statsPage, statsWindows, type TimeRange } from './stats-coverage.ts';
-import { sumDeltasByKey } from './stats-deltas.ts';
+import { type RawStatsRow, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
 import { checkBatchInterval, checkMinuteRows, checkOffsets, checkQuery, GRANULARITY_MS } from './stats-input.ts';
 import type { BatchInterval, MinuteStats, SinkOffset, StatsStore } from './stats-types.ts';
 
@@ -54,36 +54,6 @@ const SUMS = `sum(emissions)::bigint AS emissions, sum(clicks)::bigint AS clicks
   sum(fraud_cost)::bigint AS fraud_cost, sum(invalid_clicks)::bigint AS invalid_clicks`;
 const NOT_ALL_ZERO = `sum(emissions) <> 0 OR sum(clicks) <> 0 OR sum(click_cost) <> 0 OR sum(duplicate_clicks) <> 0
   OR sum(fraud_clicks) <> 0 OR sum(fraud_cost) <> 0 OR sum(invalid_clicks) <> 0`;
-
-/** A row as pg returns it: BIGINT as text. */
-interface RawRow {
-  bucket_start: string;
-  offer_id: string;
-  placement: string;
-  emissions: string;
-  clicks: string;
-  click_cost: string;
-  duplicate_clicks: string;
-  fraud_clicks: string;
-  fraud_cost: string;
-  invalid_clicks: string;
-}
-
-/** A row as the API hands it out: counts as numbers, money as exact bigints. */
-function toMinuteStats(r: RawRow): MinuteStats {
-  return {
-    bucketStart: Number(r.bucket_start),
-    offerId: r.offer_id,
-    placement: r.placement,
-    emissions: Number(r.emissions),
-    clicks: Number(r.clicks),
-    clickCost: BigInt(r.click_cost),
-    duplicateClicks: Number(r.duplicate_clicks),
-    fraudClicks: Number(r.fraud_clicks),
-    fraudCost: BigInt(r.fraud_cost),
-    invalidClicks: Number(r.invalid_clicks),
-  };
-}
 
 /** The ten column arrays of `rows`, bigints as decimal text (pg has no bigint array encoding). */
 function columnArrays(rows: readonly MinuteStats[]): unknown[] {
@@ -285,7 +255,7 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
             const rows: MinuteStats[] = [];
             const windows = statsWindows(q, coverage, after, q.limit + 1);
             for (let w = windows.next(); w.done !== true;) {
-              const result = await client.query<RawRow>(sql, [
+              const result = await client.query<RawStatsRow>(sql, [
                 GRANULARITY_MS[q.granularity],
                 starts(w.value.batchRanges),
                 ends(w.value.batchRanges),

@@ -8,7 +8,7 @@
 import type Database from 'better-sqlite3';
 import { ReckonError } from '../events/index.ts';
 import { mergeCoverage, statsPage, statsWindows } from './stats-coverage.ts';
-import { sumDeltasByKey } from './stats-deltas.ts';
+import { type RawStatsRow, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
 import { checkBatchInterval, checkMinuteRows, checkOffsets, checkQuery, GRANULARITY_MS } from './stats-input.ts';
 import type { BatchInterval, MinuteStats, SinkOffset, StatsQuery, StatsStore } from './stats-types.ts';
 import { openSqliteDatabase } from './sqlite-database.ts';
@@ -20,36 +20,6 @@ const SUMS = `sum(emissions) AS emissions, sum(clicks) AS clicks, sum(click_cost
   sum(invalid_clicks) AS invalid_clicks`;
 const NOT_ALL_ZERO = `sum(emissions) <> 0 OR sum(clicks) <> 0 OR sum(click_cost) <> 0 OR sum(duplicate_clicks) <> 0
   OR sum(fraud_clicks) <> 0 OR sum(fraud_cost) <> 0 OR sum(invalid_clicks) <> 0`;
-
-/** A row as read with safeIntegers(): every integer a bigint. */
-interface RawRow {
-  bucket_start: bigint;
-  offer_id: string;
-  placement: string;
-  emissions: bigint;
-  clicks: bigint;
-  click_cost: bigint;
-  duplicate_clicks: bigint;
-  fraud_clicks: bigint;
-  fraud_cost: bigint;
-  invalid_clicks: bigint;
-}
-
-/** A row as the API hands it out: counts as numbers, money as exact bigints. */
-function toMinuteStats(r: RawRow): MinuteStats {
-  return {
-    bucketStart: Number(r.bucket_start),
-    offerId: r.offer_id,
-    placement: r.placement,
-    emissions: Number(r.emissions),
-    clicks: Number(r.clicks),
-    clickCost: r.click_cost,
-    duplicateClicks: Number(r.duplicate_clicks),
-    fraudClicks: Number(r.fraud_clicks),
-    fraudCost: r.fraud_cost,
-    invalidClicks: Number(r.invalid_clicks),
-  };
-}
 
 /** One side of the union: rows of `table` whose minute lies in one of the JSON ranges. */
 function rangeSelect(table: string, ranges: string, offer: boolean, placement: boolean): string {
@@ -205,7 +175,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
       params.batchRanges = JSON.stringify(w.value.batchRanges);
       params.speedRanges = JSON.stringify(w.value.speedRanges);
       params.fetch = q.limit + 1 - rows.length;
-      const got = statement.all(params) as RawRow[];
+      const got = statement.all(params) as RawStatsRow[];
       for (const r of got) rows.push(toMinuteStats(r));
       w = windows.next(got.length);
     }
