@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Click, type Emission, parseEventLine, parseMoney, type StatsRules } from '../../src/events/index.ts';
 import { type MinuteDelta, NO_PLACEMENT, SpeedEngine } from '../../src/speed/index.ts';
+import { sumDeltasByKey } from '../../src/store/stats-deltas.ts';
 import { expectedRowOf, sortRows } from '../support/speed.ts';
 import {
   DEFAULT_SIMULATION,
@@ -17,32 +18,12 @@ const T0 = Date.UTC(2026, 10, 21, 10);
 
 /** Sums deltas into rows of a granularity, in the oracle's row format. */
 function rowsOf(deltas: MinuteDelta[], bucketMs: number): ExpectedRow[] {
-  const rows = new Map<string, MinuteDelta>();
-  for (const d of deltas) {
-    const bucketStart = Math.floor(d.bucketStart / bucketMs) * bucketMs;
-    const key = `${bucketStart}\u0000${d.offerId}\u0000${d.placement}`;
-    const r = rows.get(key) ?? {
-      ...d,
-      bucketStart,
-      emissions: 0,
-      clicks: 0,
-      clickCost: 0n,
-      duplicateClicks: 0,
-      fraudClicks: 0,
-      fraudCost: 0n,
-      invalidClicks: 0,
-    };
-    r.emissions += d.emissions;
-    r.clicks += d.clicks;
-    r.clickCost += d.clickCost;
-    r.duplicateClicks += d.duplicateClicks;
-    r.fraudClicks += d.fraudClicks;
-    r.fraudCost += d.fraudCost;
-    r.invalidClicks += d.invalidClicks;
-    rows.set(key, r);
-  }
+  // Minute deltas moved to their hour or day, then summed per key the way the store sums them.
+  const rows = sumDeltasByKey(
+    deltas.map((d) => ({ ...d, bucketStart: Math.floor(d.bucketStart / bucketMs) * bucketMs })),
+  );
   const out: ExpectedRow[] = [];
-  for (const r of rows.values()) {
+  for (const r of rows) {
     if (
       r.emissions === 0 &&
       r.clicks === 0 &&
