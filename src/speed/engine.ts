@@ -126,9 +126,12 @@ export class SpeedEngine {
     this.emissions.set(e.id, { ts: e.ts, placement: e.placement, offers });
     const waiting = this.pending.get(e.id);
     if (waiting !== undefined) {
-      this.pending.delete(e.id);
-      this.pendingCount -= waiting.length;
-      for (const c of waiting) this.joined(c, e.id);
+      const reach = e.ts + this.rules.clickWindowMs + this.latenessMs;
+      const stay = waiting.filter((c) => c.ts > reach); // as in `click`: too late to join
+      if (stay.length === 0) this.pending.delete(e.id);
+      else this.pending.set(e.id, stay);
+      this.pendingCount -= waiting.length - stay.length;
+      for (const c of waiting) if (c.ts <= reach) this.joined(c, e.id);
     }
   }
 
@@ -137,7 +140,13 @@ export class SpeedEngine {
     if (c.ts > this.watermark) this.watermark = c.ts;
     if (this.seenClicks.has(c.id)) return; // a redelivery
     this.seenClicks.set(c.id, c.ts);
-    if (this.emissions.has(c.emissionId)) return this.joined(c, c.emissionId);
+    const em = this.emissions.get(c.emissionId);
+    // An emission older than the click by more than the window and the lateness is treated as
+    // gone, whether or not it has been evicted yet: the decision must not depend on when state
+    // was last trimmed, or a restart (which rebuilds state) could decide the click differently.
+    if (em !== undefined && c.ts <= em.ts + this.rules.clickWindowMs + this.latenessMs) {
+      return this.joined(c, c.emissionId);
+    }
     let waiting = this.pending.get(c.emissionId);
     if (waiting === undefined) this.pending.set(c.emissionId, (waiting = []));
     waiting.push(c);

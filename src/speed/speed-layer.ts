@@ -86,6 +86,10 @@ interface Source {
   next: number;
   /** The end of the partition when last looked (a source behind it holds the watermark back). */
   end: number;
+  /** Wall clock just before `end` was read. */
+  endCheckedAt: number;
+  /** Closed by the runtime (partition revoked or stopping). */
+  closed: boolean;
   /** (next offset, watermark) at each flush, oldest first: where a replay may start. */
   checkpoints: { offset: number; watermark: number }[];
   context: TaskContext | undefined;
@@ -99,9 +103,21 @@ interface PartitionEngine {
   aligned: number;
   sources: Map<string, Source>;
   ready: Promise<void>;
+  /** The state has been rebuilt: until then nothing of this partition is flushed or advanced. */
+  rebuilt: boolean;
 }
 
 const HOUR = 3_600_000;
+
+/**
+ * Pseudo-topic under which each partition's aligned watermark is recorded with the offsets, in
+ * the same transaction: decisions taken up to it (waiting clicks given up) are not taken again
+ * after a restart.
+ */
+export const ALIGNED_WATERMARK_TOPIC = '@aligned';
+
+/** Event time between two replay checkpoints of a source. */
+const CHECKPOINT_SPACING_MS = 60_000;
 
 /** The speed layer: start, stop, and figures. */
 export class SpeedLayer {
@@ -133,7 +149,11 @@ export class SpeedLayer {
 
   /** How far back the engine's state reaches behind its watermark. */
   private get horizonMs(): number {
-    return 2 * this.o.rules.clickWindowMs + this.o.allowedLatenessMs + HOUR;
+    const { clickWindowMs } = this.o.rules;
+    const lateness = this.o.allowedLatenessMs;
+    // Emissions and click ids for two click windows plus the lateness; user-hour counters for the
+    // lateness plus two hours; and an hour more.
+    return Math.max(2 * clickWindowMs + lateness, lateness + 2 * HOUR) + HOUR;
   }
 
   /** Starts consuming. */
@@ -188,13 +208,18 @@ export class SpeedLayer {
         lastRecordAt: 0,
         next: 0,
         end: Number.POSITIVE_INFINITY,
+        endCheckedAt: 0,
+        closed: false,
         checkpoints: [],
         context: undefined,
         paused: false,
       });
     }
-    p = { partition, engine, aligned: Number.NEGATIVE_INFINITY, sources, ready: Promise.resolve() };
-    p.ready = this.rebuild(p);
+    p = { partition, engine, aligned: Number.NEGATIVE_INFINITY, sources, ready: Promise.resolve(), rebuilt: false };
+    const created = p;
+    p.ready = this.rebuild(p).then(() => {
+      created.rebuilt = true;
+    });
     this.engines.set(partition, p);
     return p;
   }
@@ -205,15 +230,26 @@ export class SpeedLayer {
     const replayGroup = `${o.group}.replay`;
     for (const topic of [o.emissionsTopic, o.clicksTopic]) {
       const committed = (await o.sink.speedOffsets(o.group, topic)).get(p.partition);
-      if (committed === undefined) continue;
+      const source = p.sources.get(topic) as Source;
+      if (committed === undefined) {
+        // A first start reads from the earliest offset: a replay would start there too.
+        const earliest = await o.log.earliestOffset(topic, p.partition);
+        source.next = earliest;
+        source.checkpoints.push({ offset: earliest, watermark: Number.NEGATIVE_INFINITY });
+        continue;
+      }
       const from = Math.max(
         (await o.sink.speedOffsets(replayGroup, topic)).get(p.partition) ?? 0,
         await o.log.earliestOffset(topic, p.partition),
       );
-      const source = p.sources.get(topic) as Source;
       for (let offset = from; offset < committed;) {
         const records = await o.log.read(topic, p.partition, offset, { maxBytes: 4 << 20 });
-        if (records.length === 0) break;
+        if (records.length === 0) {
+          throw new Error(
+            `rebuilding ${topic}/${p.partition}: the log ends at offset ${offset} but the store records ` +
+              `${committed} as processed; the log has lost records the statistics already count`,
+          );
+        }
         for (const r of records) {
           if (r.offset >= committed) break;
           await this.feed(p, source, r, false);
@@ -224,7 +260,16 @@ export class SpeedLayer {
       source.next = committed;
       source.checkpoints.push({ offset: from, watermark: Number.NEGATIVE_INFINITY });
     }
+    // Waiting clicks given up before the restart are given up again, silently.
+    const aligned = (await o.sink.speedOffsets(o.group, ALIGNED_WATERMARK_TOPIC)).get(p.partition);
+    if (aligned !== undefined) {
+      p.aligned = aligned;
+      p.engine.advance(aligned);
+    }
     p.engine.drain(); // replayed events were counted before the restart
+    // A restart counts as activity: a source is not taken for idle before it has had time to read.
+    const now = Date.now();
+    for (const s of p.sources.values()) s.lastRecordAt = now;
   }
 
   private task(tp: TopicPartition): WorkerTask {
@@ -233,6 +278,7 @@ export class SpeedLayer {
     return {
       init: async (context) => {
         source.context = context;
+        source.closed = false;
         await p.ready;
       },
       process: async (record, observer) => {
@@ -244,7 +290,11 @@ export class SpeedLayer {
           observer.failure(e as Error);
         }
       },
-      punctuate: (now) => this.align(p, now),
+      punctuate: () => this.align(p),
+      close: () => {
+        source.closed = true;
+        source.context = undefined;
+      },
     };
   }
 
@@ -273,7 +323,11 @@ export class SpeedLayer {
     this.refreshing = true;
     try {
       for (const p of this.engines.values()) {
-        for (const s of p.sources.values()) s.end = await this.o.log.latestOffset(s.topic, p.partition);
+        for (const s of p.sources.values()) {
+          const at = Date.now();
+          s.end = await this.o.log.latestOffset(s.topic, p.partition);
+          s.endCheckedAt = at;
+        }
       }
     } catch (e) {
       this.report(`reading the end of the log failed: ${(e as Error).message}`);
@@ -283,9 +337,12 @@ export class SpeedLayer {
   }
 
   /** Advances the engine to its sources' common watermark, and pauses a source that runs ahead. */
-  private align(p: PartitionEngine, now: number): void {
-    // A source holds the watermark back while it has records left to read, or had one lately.
-    const active = [...p.sources.values()].filter((s) => s.next < s.end || now - s.lastRecordAt < this.o.idleSourceMs);
+  private align(p: PartitionEngine): void {
+    if (!p.rebuilt) return;
+    // A source holds the watermark back unless it was found at the end of its partition after a
+    // quiet spell of `idleSourceMs`.
+    const idle = (s: Source) => s.next >= s.end && s.endCheckedAt - s.lastRecordAt >= this.o.idleSourceMs;
+    const active = [...p.sources.values()].filter((s) => !idle(s));
     const all = [...p.sources.values()];
     const watermark =
       active.length > 0 ? Math.min(...active.map((s) => s.watermark)) : Math.max(...all.map((s) => s.watermark));
@@ -309,14 +366,22 @@ export class SpeedLayer {
       const deltas: MinuteDelta[] = [];
       const offsets: { topic: string; partition: number; offset: number }[] = [];
       const replay: { topic: string; partition: number; offset: number }[] = [];
-      for (const p of this.engines.values()) {
+      for (const [partition, p] of this.engines) {
+        if (!p.rebuilt) continue;
         for (const d of p.engine.drain()) deltas.push(d);
+        if (Number.isFinite(p.aligned))
+          offsets.push({ topic: ALIGNED_WATERMARK_TOPIC, partition: p.partition, offset: p.aligned });
+        // A partition handed to another process: this was its last write from here.
+        if ([...p.sources.values()].every((s) => s.closed)) this.engines.delete(partition);
         // The state reaches back from the watermark the engine was advanced to, not from the
         // newest event seen: a source running ahead must not move the replay start.
         const horizon = p.aligned - this.horizonMs;
         for (const s of p.sources.values()) {
           offsets.push({ topic: s.topic, partition: p.partition, offset: s.next });
-          s.checkpoints.push({ offset: s.next, watermark: s.watermark });
+          // One checkpoint per minute of event time is enough: an earlier start only replays more.
+          const last = s.checkpoints[s.checkpoints.length - 1];
+          if (last === undefined || s.watermark >= last.watermark + CHECKPOINT_SPACING_MS)
+            s.checkpoints.push({ offset: s.next, watermark: s.watermark });
           // The replay may start at the latest checkpoint whose events are all older than the horizon.
           while (s.checkpoints.length > 1 && (s.checkpoints[1] as Source['checkpoints'][number]).watermark <= horizon)
             s.checkpoints.shift();

@@ -185,4 +185,43 @@ describe('SpeedEngine', () => {
       3_000_000n,
     );
   });
+
+  it('decides a click more than the window and the lateness after its emission without it, whether or not state was trimmed', () => {
+    const lateness = 60_000;
+    const feed = (trim: boolean, clickFirst: boolean) => {
+      const engine = new SpeedEngine(RULES, { allowedLatenessMs: lateness });
+      const late = click('far', 'em', T0 + RULES.clickWindowMs + lateness + 1);
+      if (clickFirst) engine.click(late);
+      engine.emission(emission('em', T0));
+      if (trim) engine.advance(T0 + RULES.clickWindowMs + lateness + 1);
+      if (!clickFirst) engine.click(late);
+      engine.advance(T0 + 3 * RULES.clickWindowMs);
+      return engine.drain().filter((d) => d.invalidClicks !== 0);
+    };
+    const decided = feed(false, false);
+    assert.deepEqual(
+      decided.map((d) => [d.placement, d.invalidClicks]),
+      [[NO_PLACEMENT, 1]],
+    );
+    assert.deepEqual(feed(true, false), decided, 'trimmed before the click arrived');
+    assert.deepEqual(feed(false, true), decided, 'click before its emission');
+  });
+
+  it('gives up waiting clicks silently when advanced again to the same watermark, as a rebuild after a restart does', () => {
+    const engine = new SpeedEngine(RULES, { allowedLatenessMs: 60_000 });
+    engine.click(click('orphan', 'never', T0));
+    engine.advance(T0 + 60_001);
+    assert.equal(
+      engine.drain().reduce((n, d) => n + d.invalidClicks, 0),
+      1,
+    );
+    // A rebuilt engine replays the click, is advanced to the recorded watermark, and drops the deltas.
+    const rebuilt = new SpeedEngine(RULES, { allowedLatenessMs: 60_000 });
+    rebuilt.click(click('orphan', 'never', T0));
+    rebuilt.advance(T0 + 60_001);
+    rebuilt.drain();
+    rebuilt.advance(T0 + 120_000);
+    assert.deepEqual(rebuilt.drain(), [], 'nothing is decided twice');
+    assert.equal(rebuilt.state().pendingClicks, 0);
+  });
 });

@@ -88,3 +88,29 @@ export function sortRows(rows: ExpectedRow[]): ExpectedRow[] {
     (a, b) => cmp(a.bucket, b.bucket) || cmp(a.offerId, b.offerId) || cmp(a.placement, b.placement),
   );
 }
+
+const NUMBER_COLUMNS = ['emissions', 'clicks', 'duplicateClicks', 'fraudClicks', 'invalidClicks'] as const;
+
+/**
+ * A short account of how two row sets differ, for assertion messages: the totals of each count
+ * column on both sides and the first few rows that differ.
+ */
+export function describeRowDifference(expected: ExpectedRow[], actual: ExpectedRow[], show = 6): string {
+  const key = (r: ExpectedRow) => `${r.bucket} ${r.offerId} ${r.placement}`;
+  const totals = (rows: ExpectedRow[]) =>
+    NUMBER_COLUMNS.map((c) => `${c}=${rows.reduce((s, r) => s + r[c], 0)}`).join(' ');
+  const byKey = new Map(actual.map((r) => [key(r), r]));
+  const lines = [`expected ${totals(expected)}`, `actual   ${totals(actual)}`];
+  const seen = new Set<string>();
+  for (const e of expected) {
+    seen.add(key(e));
+    const a = byKey.get(key(e));
+    if (JSON.stringify(a) !== JSON.stringify(e) && lines.length < show + 2) {
+      lines.push(`  ${key(e)}: expected ${JSON.stringify(e)}, got ${a === undefined ? 'no row' : JSON.stringify(a)}`);
+    }
+  }
+  for (const a of actual) {
+    if (!seen.has(key(a)) && lines.length < show + 2) lines.push(`  ${key(a)}: unexpected ${JSON.stringify(a)}`);
+  }
+  return lines.join('\n');
+}
