@@ -45,6 +45,12 @@ export async function runSpeed(config: ReckonConfig, supervised = false): Promis
     decoder: registryDecoder(new SchemaRegistry(schemas)),
     rules: statsRulesOf(config),
     allowedLatenessMs: config.allowedLatenessMs,
+    ...(config.dataCenters.length > 0
+      ? {
+          emissionsTopics: config.dataCenters.map((dc) => `emissions.${dc}`),
+          clicksTopics: config.dataCenters.map((dc) => `clicks.${dc}`),
+        }
+      : {}),
     onFatal: (e) => {
       process.stderr.write(`reckon speed: ${e.message}; exiting so that it restarts and replays\n`);
       process.exit(1);

@@ -20,14 +20,7 @@ import { openStores } from './speed.ts';
 import { VERSION } from './version.ts';
 
 /** Parts of the pipeline that `reckon start` does not run yet, said plainly at start and on /healthz. */
-export const NOT_BUILT_YET = [
-  'multi-DC merger',
-  'archiver and lake',
-  'batch recalculation',
-  'scheduler',
-  'dashboard',
-  'demo traffic',
-];
+export const NOT_BUILT_YET = ['archiver and lake', 'batch recalculation', 'scheduler', 'dashboard', 'demo traffic'];
 
 /** A running pipeline: its HTTP server and what it holds open. */
 export interface Pipeline {
@@ -65,6 +58,12 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
       click: (await registry.register(subjectOf(CLICKS_TOPIC), CLICK_SCHEMA)).id,
     };
     await ensureCollectorTopics(log, config.topicPartitions);
+    // Per-DC topics are filled by replication from each DC's own log; the speed layer merges them.
+    for (const dc of config.dataCenters) {
+      for (const name of [`emissions.${dc}`, `clicks.${dc}`]) {
+        await log.createTopic({ name, partitions: config.topicPartitions });
+      }
+    }
     app.get('/healthz', async () => ({ status: 'ok', version: VERSION, notBuiltYet: NOT_BUILT_YET }));
     await app.register(collectorRoutes, {
       log,

@@ -13,6 +13,7 @@ import {
   hostPortList,
   Invalid,
   integer,
+  dataCenterList,
   ipList,
   oneOf,
   type Parser,
@@ -56,6 +57,11 @@ export interface ReckonConfig {
   kafkaBrokers: string[];
   /** PostgreSQL connection string; when set, relational state (schema registry, ...) lives there instead of SQLite. */
   postgresUrl: string | undefined;
+  /**
+   * Data centers whose events arrive on per-DC topics (`emissions.<dc>`, `clicks.<dc>`), which the
+   * speed layer merges by event time. Empty: one DC, topics `emissions` and `clicks`.
+   */
+  dataCenters: string[];
   /** Partitions of the event topics (`emissions`, `clicks`) when reckon creates them. */
   topicPartitions: number;
   /** Largest `POST /v1/events` body, bytes (after gzip decompression too). */
@@ -201,6 +207,13 @@ export const SETTINGS = [
     doc: 'postgres://... (distributed mode state)',
     parse: text('a PostgreSQL connection string, e.g. postgres://user@host:5432/reckon'),
     default: undefined,
+  }),
+  def({
+    key: 'dataCenters',
+    env: 'RECKON_DATA_CENTERS',
+    doc: 'per-DC topics to merge in the speed layer, comma-separated',
+    parse: dataCenterList,
+    default: [],
   }),
   def({
     key: 'topicPartitions',

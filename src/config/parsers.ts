@@ -98,6 +98,13 @@ export const ipList: Parser<string[]> = listOf(
   'is neither',
 );
 
+/** A list of data-center names (letters, digits, `_` and `-`), as used in per-DC topic names. */
+export const dataCenterList: Parser<string[]> = listOf(
+  'data-center names, as a JSON array or comma-separated ("dc1,dc2")',
+  (item) => /^[A-Za-z0-9_-]{1,64}$/.test(item),
+  'is not a name of letters, digits, _ and -',
+);
+
 /** A list of `host:port` addresses: a JSON array, or comma-separated text. */
 export const hostPortList: Parser<string[]> = listOf(
   'host:port addresses, as a JSON array or comma-separated ("kafka1:9092,kafka2:9092")',

@@ -1,4 +1,4 @@
-/** Speed layer: the click-emission joiner and minute aggregator (and, later, the multi-DC merger). */
+/** Speed layer: the multi-DC merger, the click-emission joiner and the minute aggregator. */
 export {
   type MinuteDelta,
   NO_PLACEMENT,
@@ -6,8 +6,11 @@ export {
   type SpeedEngineOptions,
   type SpeedEngineState,
 } from './engine.ts';
+export { type MergerFigures, StreamMerger } from './merger.ts';
 export {
+  ALIGNED_WATERMARK_TOPIC,
   type EventDecoder,
+  type EventKind,
   registryDecoder,
   SpeedLayer,
   type SpeedLayerOptions,

@@ -30,6 +30,7 @@ import {
 import type { Log, LogRecord } from '../log/index.ts';
 import { type TaskContext, type TopicPartition, WorkerRuntime, type WorkerTask } from '../workers/index.ts';
 import { type MinuteDelta, SpeedEngine } from './engine.ts';
+import { StreamMerger } from './merger.ts';
 
 /** Where the speed layer writes: the serving store's speed side. */
 export interface SpeedSink {
@@ -58,8 +59,17 @@ export interface SpeedLayerOptions {
   allowedLatenessMs: number;
   /** Consumer group; offsets live in the store under it. Default `speed`. */
   group?: string;
+  /** The emissions topic of a single data center. Default `emissions`. */
   emissionsTopic?: string;
+  /** The clicks topic of a single data center. Default `clicks`. */
   clicksTopic?: string;
+  /**
+   * Per-DC emissions topics (e.g. `emissions.dc1`, `emissions.dc2`), merged per partition into
+   * one stream ordered by event time. Replaces `emissionsTopic`; one topic skips the merger.
+   */
+  emissionsTopics?: string[];
+  /** Per-DC clicks topics, merged like `emissionsTopics`. Replaces `clicksTopic`. */
+  clicksTopics?: string[];
   /** Write deltas this often. Default 100 ms. */
   flushIntervalMs?: number;
   /** A source with no new record for this long does not hold the watermark back. Default 1 s. */
@@ -69,6 +79,8 @@ export interface SpeedLayerOptions {
   /** Share partitions with other speed processes of the group. */
   groupMembership?: boolean;
   onError?: (message: string, error?: Error) => void;
+  /** Called with each live event in the order the engine takes it (tracing and tests). */
+  observe?: (event: { partition: number; topic: string; kind: EventKind; ts: number }) => void;
   /**
    * Called when deltas could not be written: they are gone from memory, so the layer must restart
    * and replay from the recorded offsets. Default: report and stop consuming.
@@ -76,8 +88,12 @@ export interface SpeedLayerOptions {
   onFatal?: (error: Error) => void;
 }
 
+/** The kind of event a source topic carries. */
+export type EventKind = 'emission' | 'click';
+
 interface Source {
   topic: string;
+  kind: EventKind;
   /** The latest event time processed. */
   watermark: number;
   /** Wall clock of the last record. */
@@ -102,6 +118,8 @@ interface PartitionEngine {
   /** The watermark the engine was last advanced to: its state reaches back from here. */
   aligned: number;
   sources: Map<string, Source>;
+  /** Per kind with several (per-DC) topics: the merger that orders them. */
+  mergers: Map<EventKind, StreamMerger>;
   ready: Promise<void>;
   /** The state has been rebuilt: until then nothing of this partition is flushed or advanced. */
   rebuilt: boolean;
@@ -121,8 +139,12 @@ const CHECKPOINT_SPACING_MS = 60_000;
 
 /** The speed layer: start, stop, and figures. */
 export class SpeedLayer {
-  private readonly o: Required<Omit<SpeedLayerOptions, 'onError' | 'onFatal' | 'groupMembership'>> &
-    Pick<SpeedLayerOptions, 'groupMembership' | 'onFatal'>;
+  private readonly o: Required<
+    Omit<SpeedLayerOptions, 'onError' | 'onFatal' | 'groupMembership' | 'emissionsTopics' | 'clicksTopics' | 'observe'>
+  > &
+    Pick<SpeedLayerOptions, 'groupMembership' | 'onFatal' | 'observe'>;
+  /** Every source topic with the kind of event it carries. */
+  private readonly topics: { topic: string; kind: EventKind }[];
   private failed: Error | undefined;
   /** What the last flush wrote, to skip writing when nothing moved. */
   private lastWritten = '';
@@ -145,6 +167,17 @@ export class SpeedLayer {
       ...options,
     };
     this.report = options.onError ?? ((m) => process.stderr.write(`reckon speed: ${m}\n`));
+    const emissions = options.emissionsTopics ?? [this.o.emissionsTopic];
+    const clicks = options.clicksTopics ?? [this.o.clicksTopic];
+    if (emissions.length === 0 || clicks.length === 0)
+      throw new Error('the speed layer needs emissions and clicks topics');
+    this.topics = [
+      ...emissions.map((topic) => ({ topic, kind: 'emission' as const })),
+      ...clicks.map((topic) => ({ topic, kind: 'click' as const })),
+    ];
+    const names = this.topics.map((t) => t.topic);
+    const twice = names.find((t, i) => names.indexOf(t) !== i);
+    if (twice !== undefined) throw new Error(`topic ${twice} is named twice among the speed layer's sources`);
   }
 
   /** How far back the engine's state reaches behind its watermark. */
@@ -163,7 +196,7 @@ export class SpeedLayer {
     this.runtime = new WorkerRuntime({
       log: o.log,
       group: o.group,
-      topics: [o.emissionsTopic, o.clicksTopic],
+      topics: this.topics.map((t) => t.topic),
       groupMembership: o.groupMembership,
       sinkOffsets: { committed: (topic) => sink.speedOffsets(o.group, topic) },
       punctuateIntervalMs: Math.min(250, o.flushIntervalMs),
@@ -201,9 +234,10 @@ export class SpeedLayer {
     if (p !== undefined) return p;
     const engine = new SpeedEngine(this.o.rules, { allowedLatenessMs: this.o.allowedLatenessMs });
     const sources = new Map<string, Source>();
-    for (const topic of [this.o.emissionsTopic, this.o.clicksTopic]) {
+    for (const { topic, kind } of this.topics) {
       sources.set(topic, {
         topic,
+        kind,
         watermark: Number.NEGATIVE_INFINITY,
         lastRecordAt: 0,
         next: 0,
@@ -215,7 +249,20 @@ export class SpeedLayer {
         paused: false,
       });
     }
-    p = { partition, engine, aligned: Number.NEGATIVE_INFINITY, sources, ready: Promise.resolve(), rebuilt: false };
+    const mergers = new Map<EventKind, StreamMerger>();
+    for (const kind of ['emission', 'click'] as const) {
+      const of = this.topics.filter((t) => t.kind === kind).map((t) => t.topic);
+      if (of.length > 1) mergers.set(kind, new StreamMerger(of));
+    }
+    p = {
+      partition,
+      engine,
+      aligned: Number.NEGATIVE_INFINITY,
+      sources,
+      mergers,
+      ready: Promise.resolve(),
+      rebuilt: false,
+    };
     const created = p;
     p.ready = this.rebuild(p).then(() => {
       created.rebuilt = true;
@@ -228,7 +275,7 @@ export class SpeedLayer {
   private async rebuild(p: PartitionEngine): Promise<void> {
     const { o } = this;
     const replayGroup = `${o.group}.replay`;
-    for (const topic of [o.emissionsTopic, o.clicksTopic]) {
+    for (const { topic } of this.topics) {
       const committed = (await o.sink.speedOffsets(o.group, topic)).get(p.partition);
       const source = p.sources.get(topic) as Source;
       if (committed === undefined) {
@@ -275,32 +322,49 @@ export class SpeedLayer {
   private task(tp: TopicPartition): WorkerTask {
     const p = this.engineFor(tp.partition);
     const source = p.sources.get(tp.topic) as Source;
+    const merger = p.mergers.get(source.kind);
+    const process: WorkerTask['process'] = async (record, observer) => {
+      try {
+        await this.feed(p, source, record, true);
+        source.next = record.offset + 1;
+        this.o.observe?.({ partition: p.partition, topic: source.topic, kind: source.kind, ts: record.timestamp });
+        if (merger !== undefined) {
+          merger.taken(source.topic, record.timestamp);
+          this.offerMerged(p, source);
+        }
+        observer.success();
+      } catch (e) {
+        observer.failure(e as Error);
+      }
+    };
     return {
       init: async (context) => {
         source.context = context;
         source.closed = false;
         await p.ready;
       },
-      process: async (record, observer) => {
-        try {
-          await this.feed(p, source, record, true);
-          source.next = record.offset + 1;
-          observer.success();
-        } catch (e) {
-          observer.failure(e as Error);
-        }
-      },
+      // Per-DC streams of one kind go through the merger: a head waits until it is the earliest.
+      ...(merger !== undefined
+        ? { accept: (record: { timestamp: number }) => merger.mayTake(source.topic, record.timestamp) }
+        : {}),
+      process,
       punctuate: () => this.align(p),
       close: () => {
         source.closed = true;
         source.context = undefined;
+        merger?.dropHead(source.topic);
       },
     };
   }
 
+  /** After a merged stream moved, offers the other streams of its kind their waiting heads again. */
+  private offerMerged(p: PartitionEngine, moved: Source): void {
+    for (const s of p.sources.values()) if (s !== moved && s.kind === moved.kind) s.context?.offer();
+  }
+
   private async feed(p: PartitionEngine, source: Source, r: { value: Buffer }, live: boolean): Promise<void> {
     const { decoder } = this.o;
-    if (source.topic === this.o.emissionsTopic) {
+    if (source.kind === 'emission') {
       const e = await decoder.emission(r.value);
       p.engine.emission(e);
       if (e.ts > source.watermark) source.watermark = e.ts;
@@ -342,19 +406,35 @@ export class SpeedLayer {
     // A source holds the watermark back unless it was found at the end of its partition after a
     // quiet spell of `idleSourceMs`.
     const idle = (s: Source) => s.next >= s.end && s.endCheckedAt - s.lastRecordAt >= this.o.idleSourceMs;
-    const active = [...p.sources.values()].filter((s) => !idle(s));
-    const all = [...p.sources.values()];
+    for (const s of p.sources.values()) {
+      // A DC that has gone quiet must not hold the merged stream back.
+      if (p.mergers.get(s.kind)?.setIdle(s.topic, idle(s))) this.offerMerged(p, s);
+    }
+    // Each kind of event is one stream: merged per-DC topics are ordered by the merger, so the
+    // kind stands at the latest event time taken from any of them.
+    const kinds = (['emission', 'click'] as const).map((kind) => {
+      const streams = [...p.sources.values()].filter((s) => s.kind === kind);
+      return {
+        streams,
+        watermark: Math.max(...streams.map((s) => s.watermark)),
+        active: streams.some((s) => !idle(s)),
+      };
+    });
+    const active = kinds.filter((k) => k.active);
     const watermark =
-      active.length > 0 ? Math.min(...active.map((s) => s.watermark)) : Math.max(...all.map((s) => s.watermark));
+      active.length > 0 ? Math.min(...active.map((k) => k.watermark)) : Math.max(...kinds.map((k) => k.watermark));
     if (Number.isFinite(watermark) && watermark > p.aligned) {
       p.aligned = watermark;
       p.engine.advance(watermark);
     }
-    for (const s of all) {
-      const ahead = s.watermark - watermark > this.o.maxAheadMs && active.length > 1;
-      if (ahead && !s.paused) s.context?.pause();
-      if (!ahead && s.paused) s.context?.resume();
-      s.paused = ahead;
+    for (const k of kinds) {
+      // The kind that runs ahead waits, all its streams together (pausing one DC would stall its merger).
+      const ahead = k.watermark - watermark > this.o.maxAheadMs && active.length > 1;
+      for (const s of k.streams) {
+        if (ahead && !s.paused) s.context?.pause();
+        if (!ahead && s.paused) s.context?.resume();
+        s.paused = ahead;
+      }
     }
   }
 

@@ -55,6 +55,8 @@ interface Sub {
   draining: boolean;
   /** A retry is scheduled: nothing is taken before it fires. */
   retryTimer: NodeJS.Timeout | undefined;
+  /** An `offer()` is scheduled. */
+  offerPending: boolean;
 }
 
 interface PartitionState extends TopicPartition {
@@ -341,6 +343,7 @@ export class WorkerRuntime {
           busy: false,
           draining: false,
           retryTimer: undefined,
+          offerPending: false,
         };
         part.subs.push(sub);
         const context: TaskContext = {
@@ -352,6 +355,14 @@ export class WorkerRuntime {
           resume: () => {
             part.pausedByTask = false;
             this.wake();
+          },
+          offer: () => {
+            if (sub.offerPending) return;
+            sub.offerPending = true;
+            setImmediate(() => {
+              sub.offerPending = false;
+              this.drain(sub);
+            });
           },
         };
         await sub.task.init?.(context);

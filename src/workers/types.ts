@@ -38,6 +38,8 @@ export interface TaskContext {
   pause(): void;
   /** Resumes fetching this task's partition. */
   resume(): void;
+  /** Offers the head record again soon, after `accept` refused it and the reason has gone. */
+  offer(): void;
 }
 
 /**

@@ -21,25 +21,34 @@ export const plainDecoder: EventDecoder = {
   click: (v) => decodeClick(v),
 };
 
-/** Appends simulator lines to `emissions`/`clicks` as the collector would (arrival order, keyed by emission). */
-export async function appendLines(log: Log, lines: string[], batch = 1000): Promise<number> {
-  let emissions: RecordInput[] = [];
-  let clicks: RecordInput[] = [];
+/** Where an event goes: `emissions`/`clicks` by default; per-DC topics for the merger. */
+export type TopicOf = (kind: 'emission' | 'click', dc: string | undefined) => string;
+
+/** Appends simulator lines to `emissions`/`clicks` (or `topicOf`) as the collector would (arrival order, keyed by emission). */
+export async function appendLines(
+  log: Log,
+  lines: string[],
+  batch = 1000,
+  topicOf: TopicOf = (kind) => (kind === 'emission' ? 'emissions' : 'clicks'),
+): Promise<number> {
+  let pending = new Map<string, RecordInput[]>();
   let n = 0;
   const flush = async () => {
-    await Promise.all([
-      emissions.length > 0 ? log.append('emissions', emissions) : undefined,
-      clicks.length > 0 ? log.append('clicks', clicks) : undefined,
-    ]);
-    emissions = [];
-    clicks = [];
+    await Promise.all([...pending].map(([topic, records]) => log.append(topic, records)));
+    pending = new Map();
+  };
+  const add = (topic: string, record: RecordInput) => {
+    let records = pending.get(topic);
+    if (records === undefined) pending.set(topic, (records = []));
+    records.push(record);
   };
   for (const line of lines) {
     const r = parseEventLine(line);
     if (!r.ok) continue;
     const e = r.event;
-    if (e.type === 'emission') emissions.push({ key: e.id, value: encodeEmission(IDS.emission, e), timestamp: e.ts });
-    else clicks.push({ key: e.emissionId, value: encodeClick(IDS.click, e), timestamp: e.ts });
+    if (e.type === 'emission')
+      add(topicOf('emission', e.dc), { key: e.id, value: encodeEmission(IDS.emission, e), timestamp: e.ts });
+    else add(topicOf('click', e.dc), { key: e.emissionId, value: encodeClick(IDS.click, e), timestamp: e.ts });
     if (++n % batch === 0) await flush();
   }
   await flush();
