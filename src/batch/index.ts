@@ -1,4 +1,5 @@
 /** Batch layer: exact recalculation of an interval from the lake (DuckDB), and its safe write. */
+export { type RecalculationRun, type RecalculationRunOptions, runRecalculation } from './job.ts';
 export {
   checkInterval,
   lakeFiles,
@@ -8,3 +9,4 @@ export {
   type RecalculationOptions,
   recalculateInterval,
 } from './recalculate.ts';
+export { safeWriteInterval, statsFileOf, writeStatsParquet } from './safe-write.ts';

@@ -5,6 +5,7 @@ import { isSecret, type LoadedConfig, loadConfig, type ReckonConfig, SETTINGS } 
 import { ReckonError } from '../events/index.ts';
 import { registerIngest } from './ingest.ts';
 import { registerSimulate } from './simulate.ts';
+import { parseInterval, runBatch } from './batch.ts';
 import { runSpeed } from './speed.ts';
 import { start } from './start.ts';
 import { VERSION } from './version.ts';
@@ -69,6 +70,16 @@ export function buildProgram(): Command {
       const shown = value === undefined ? '(not set)' : isSecret(s.key) ? '(set)' : JSON.stringify(value);
       process.stdout.write(`${s.key.padEnd(32)} ${String(shown).padEnd(24)} ${sources[s.key].padEnd(12)} ${s.env}\n`);
     }
+  });
+
+  serverOptions(
+    program
+      .command('batch')
+      .description('recalculate a day or an hour from the lake and replace its statistics (safe to rerun)')
+      .requiredOption('--interval <day|hour>', 'a UTC day (2026-11-21) or hour (2026-11-21T05)'),
+  ).action(async (flags: ServerFlags & { interval: string }) => {
+    const { from, to } = parseInterval(flags.interval);
+    process.stdout.write(`${await runBatch(configOf(flags).config, from, to)}\n`);
   });
 
   registerSimulate(program);
