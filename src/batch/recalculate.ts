@@ -188,9 +188,9 @@ export async function recalculateInterval(o: RecalculationOptions): Promise<Reca
             WHERE r.ts >= ${o.from})`);
     const result = await c.runAndReadAll(`
       SELECT bucket, offer_id, placement,
-             sum(emissions)::BIGINT, sum(clicks)::BIGINT, sum(click_cost)::HUGEINT,
-             sum(duplicate_clicks)::BIGINT, sum(fraud_clicks)::BIGINT, sum(fraud_cost)::HUGEINT,
-             sum(invalid_clicks)::BIGINT
+             sum(emissions)::INTEGER, sum(clicks)::INTEGER, sum(click_cost)::BIGINT,
+             sum(duplicate_clicks)::INTEGER, sum(fraud_clicks)::INTEGER, sum(fraud_cost)::BIGINT,
+             sum(invalid_clicks)::INTEGER
       FROM (
         SELECT ts // ${MINUTE} * ${MINUTE} AS bucket, offer_id, placement, 1 AS emissions, 0 AS clicks,
                0 AS click_cost, 0 AS duplicate_clicks, 0 AS fraud_clicks, 0 AS fraud_cost, 0 AS invalid_clicks
@@ -204,17 +204,18 @@ export async function recalculateInterval(o: RecalculationOptions): Promise<Reca
       )
       GROUP BY bucket, offer_id, placement
       ORDER BY bucket, offer_id, placement`);
+    // Counts as INTEGER (a minute row never holds 2^31 events), money as exact BIGINT micros.
     const rows: MinuteStats[] = (result.getRows() as unknown[][]).map((r) => ({
-      bucketStart: Number(r[0]),
+      bucketStart: Number(r[0] as bigint),
       offerId: r[1] as string,
       placement: r[2] as string,
-      emissions: Number(r[3]),
-      clicks: Number(r[4]),
-      clickCost: BigInt(r[5] as bigint),
-      duplicateClicks: Number(r[6]),
-      fraudClicks: Number(r[7]),
-      fraudCost: BigInt(r[8] as bigint),
-      invalidClicks: Number(r[9]),
+      emissions: r[3] as number,
+      clicks: r[4] as number,
+      clickCost: r[5] as bigint,
+      duplicateClicks: r[6] as number,
+      fraudClicks: r[7] as number,
+      fraudCost: r[8] as bigint,
+      invalidClicks: r[9] as number,
     }));
     const counts = await c.runAndReadAll(`SELECT
       (SELECT coalesce(sum(copies), 0) FROM em)::BIGINT + (SELECT coalesce(sum(copies), 0) FROM cl)::BIGINT,
