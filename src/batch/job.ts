@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { StatsRules } from '../events/index.ts';
-import type { StatsStore } from '../store/index.ts';
+import { STATS_COLUMNS, type StatsColumn, type StatsColumns, type StatsStore } from '../store/index.ts';
 import { type Recalculation, recalculateInterval } from './recalculate.ts';
 import { safeWriteInterval } from './safe-write.ts';
 
@@ -15,6 +15,31 @@ export interface RecalculationRun extends Omit<Recalculation, 'rows'> {
   /** Wall time of the recalculation and of the write, ms. */
   computeMs: number;
   writeMs: number;
+  /** Per column: the speed layer's total over the interval and the exact one (money in micros). */
+  discrepancies: { column: StatsColumn; speed: bigint; batch: bigint }[];
+}
+
+/** Column totals of minute rows. */
+function totalsOf(rows: readonly StatsColumns[]): StatsColumns {
+  const t: StatsColumns = {
+    emissions: 0,
+    clicks: 0,
+    clickCost: 0n,
+    duplicateClicks: 0,
+    fraudClicks: 0,
+    fraudCost: 0n,
+    invalidClicks: 0,
+  };
+  for (const r of rows) {
+    t.emissions += r.emissions;
+    t.clicks += r.clicks;
+    t.clickCost += r.clickCost;
+    t.duplicateClicks += r.duplicateClicks;
+    t.fraudClicks += r.fraudClicks;
+    t.fraudCost += r.fraudCost;
+    t.invalidClicks += r.invalidClicks;
+  }
+  return t;
 }
 
 /** Options of {@link runRecalculation}. */
@@ -49,8 +74,17 @@ export async function runRecalculation(o: RecalculationRunOptions): Promise<Reca
   });
   const t1 = performance.now();
   o.onStep?.('writing the rows (store transaction and lake Parquet)', 2, 2);
+  // Reconciliation: what the speed layer said about the interval, against the exact figures.
+  const speed = await o.store.speedTotals(o.from, o.to);
+  const batch = totalsOf(result.rows);
   await safeWriteInterval({ store: o.store, lakeDir: o.lakeDir, from: o.from, to: o.to, rows: result.rows, runId });
+  await o.store.recordDiscrepancies(o.from, o.to, runId, speed, batch);
   const t2 = performance.now();
   const { rows, ...figures } = result;
-  return { ...figures, runId, rows: rows.length, computeMs: t1 - t0, writeMs: t2 - t1 };
+  const discrepancies = STATS_COLUMNS.map((column) => ({
+    column,
+    speed: BigInt(speed[column]),
+    batch: BigInt(batch[column]),
+  }));
+  return { ...figures, runId, rows: rows.length, computeMs: t1 - t0, writeMs: t2 - t1, discrepancies };
 }

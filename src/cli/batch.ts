@@ -45,7 +45,11 @@ export async function runBatch(config: ReckonConfig, from: number, to: number): 
       onStep: (name, step, steps) => process.stderr.write(`[${step}/${steps}] ${name}\n`),
     });
     const seconds = (run.computeMs + run.writeMs) / 1000;
+    const deviations = run.discrepancies
+      .filter((d) => d.speed !== d.batch)
+      .map((d) => `${d.column} speed ${d.speed} vs batch ${d.batch}`);
     return (
+      `${deviations.length === 0 ? 'speed equalled batch in every column' : `speed deviated: ${deviations.join('; ')}`}\n` +
       `batch ${new Date(from).toISOString()} .. ${new Date(to).toISOString()}: run ${run.runId}, ` +
       `${run.recordsRead} records read from ${run.files} files (${run.emissions} emissions, ${run.clicks} clicks in the interval), ` +
       `${run.rows} minute rows written in ${seconds.toFixed(2)} s ` +

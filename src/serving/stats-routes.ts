@@ -2,11 +2,13 @@
  * `GET /v1/stats`: statistics rows from the serving store, batch rows where a batch run covers
  * the bucket and speed rows elsewhere, with `source` and `final` per row and the time up to which
  * results are exact. Parameters are validated, and a 400 names the parameter and what is wrong.
+ * `GET /v1/discrepancies`: per batch-recalculated interval and column, the speed layer's total,
+ * the exact one, and how far apart they were.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { AccessHook } from '../collector/index.ts';
 import { formatMoney, formatTimestamp, parseTimestamp } from '../events/index.ts';
-import type { Granularity, StatsStore } from '../store/index.ts';
+import type { Discrepancy, Granularity, StatsStore } from '../store/index.ts';
 
 /** Options of {@link statsRoutes}. */
 export interface StatsRoutesOptions {
@@ -64,6 +66,39 @@ function parse(query: Record<string, string | undefined>) {
   return { from, to, granularity, limit, offerId: query.offerId, placement: query.placement, cursor: query.cursor };
 }
 
+const MONEY_COLUMNS = new Set(['clickCost', 'fraudCost']);
+
+/** One interval's discrepancies as the API shows them: money as decimal strings, relative to the exact value. */
+function discrepancyView(ds: Discrepancy[]) {
+  const byInterval = new Map<string, Discrepancy[]>();
+  for (const d of ds) {
+    const key = `${d.from}-${d.to}`;
+    byInterval.set(key, [...(byInterval.get(key) ?? []), d]);
+  }
+  return [...byInterval.values()].map((group) => {
+    const first = group[0] as Discrepancy;
+    const columns: Record<string, unknown> = {};
+    for (const d of group) {
+      const show = (v: bigint) => (MONEY_COLUMNS.has(d.column) ? formatMoney(v) : Number(v));
+      const absolute = d.speed - d.batch;
+      columns[d.column] = {
+        speed: show(d.speed),
+        batch: show(d.batch),
+        absolute: show(absolute),
+        // Relative to the exact value; null when the exact value is 0 and speed is not.
+        relative: d.batch === 0n ? (absolute === 0n ? 0 : null) : Number(absolute) / Number(d.batch),
+      };
+    }
+    return {
+      from: formatTimestamp(first.from),
+      to: formatTimestamp(first.to),
+      runId: first.runId,
+      computedAt: formatTimestamp(first.computedAt),
+      columns,
+    };
+  });
+}
+
 /** The query API's routes. */
 export const statsRoutes: FastifyPluginAsync<StatsRoutesOptions> = async (app, options) => {
   const { store } = options;
@@ -116,6 +151,32 @@ export const statsRoutes: FastifyPluginAsync<StatsRoutesOptions> = async (app, o
           final: r.final,
         })),
         ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}),
+      };
+    },
+  );
+  app.get(
+    '/v1/discrepancies',
+    options.readAccess === undefined ? {} : { onRequest: options.readAccess },
+    async (request, reply) => {
+      const query = request.query as Record<string, string | undefined>;
+      let from: number;
+      let to: number;
+      try {
+        for (const key of Object.keys(query)) {
+          if (key !== 'from' && key !== 'to') bad(key, 'unknown parameter (known: from, to)');
+        }
+        from = time(query, 'from');
+        to = time(query, 'to');
+        if (to <= from) bad('to', `must be after from (${formatTimestamp(from)})`);
+      } catch (e) {
+        if (e instanceof BadParameter)
+          return reply.code(400).send({ error: 'RECKON_STATS_BAD_PARAMETER', message: e.message });
+        throw e;
+      }
+      return {
+        from: formatTimestamp(from),
+        to: formatTimestamp(to),
+        intervals: discrepancyView(await store.discrepancies(from, to)),
       };
     },
   );

@@ -3,11 +3,14 @@ export { openPostgresSchemaStore } from './postgres-schema-store.ts';
 export { openSqliteSchemaStore } from './sqlite-schema-store.ts';
 export { openPostgresStatsStore } from './stats-postgres.ts';
 export { openSqliteStatsStore } from './stats-sqlite.ts';
+export { STATS_COLUMNS } from './stats-types.ts';
 export type {
   BatchInterval,
+  Discrepancy,
   Granularity,
   MinuteStats,
   SinkOffset,
+  StatsColumn,
   StatsColumns,
   StatsPage,
   StatsQuery,

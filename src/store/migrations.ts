@@ -99,6 +99,23 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `,
   },
+  {
+    version: 3,
+    name: 'speed and batch discrepancies',
+    // Per interval and column, the speed layer's total and the batch run's (money in micros).
+    sql: `
+      CREATE TABLE stats_discrepancies (
+        from_ms INTEGER NOT NULL,
+        to_ms INTEGER NOT NULL,
+        column_name TEXT NOT NULL,
+        speed INTEGER NOT NULL,
+        batch INTEGER NOT NULL,
+        run_id TEXT NOT NULL,
+        computed_at INTEGER NOT NULL,
+        PRIMARY KEY (from_ms, to_ms, column_name)
+      ) STRICT;
+    `,
+  },
 ];
 
 /** PostgreSQL migrations. */
@@ -181,6 +198,22 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
         next_offset bigint NOT NULL CHECK (next_offset >= 0),
         updated_at bigint NOT NULL,
         PRIMARY KEY (group_id, topic, "partition")
+      );
+    `,
+  },
+  {
+    version: 3,
+    name: 'speed and batch discrepancies',
+    sql: `
+      CREATE TABLE stats_discrepancies (
+        from_ms bigint NOT NULL,
+        to_ms bigint NOT NULL,
+        column_name text NOT NULL,
+        speed bigint NOT NULL,
+        batch bigint NOT NULL,
+        run_id text NOT NULL,
+        computed_at bigint NOT NULL,
+        PRIMARY KEY (from_ms, to_ms, column_name)
       );
     `,
   },

@@ -10,6 +10,7 @@ import { ReckonError } from '../events/index.ts';
 import { inTransaction, openPostgresPool } from './postgres-database.ts';
 import { mergeCoverage, statsPage, statsWindows, type TimeRange } from './stats-coverage.ts';
 import { type RawStatsRow, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
+import { compareDiscrepancies, discrepancyRecords, toDiscrepancy, totalsOf } from './stats-discrepancies.ts';
 import { checkBatchInterval, checkMinuteRows, checkOffsets, checkQuery, GRANULARITY_MS } from './stats-input.ts';
 import type { BatchInterval, MinuteStats, SinkOffset, StatsStore } from './stats-types.ts';
 
@@ -271,6 +272,55 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
           },
           'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
         );
+      } catch (err) {
+        throw toRetriable(err);
+      }
+    },
+    async speedTotals(from, to) {
+      try {
+        const result = await pool.query<Record<string, string | null>>(
+          `SELECT sum(emissions) AS emissions, sum(clicks) AS clicks, sum(click_cost) AS click_cost,
+             sum(duplicate_clicks) AS duplicate_clicks, sum(fraud_clicks) AS fraud_clicks,
+             sum(fraud_cost) AS fraud_cost, sum(invalid_clicks) AS invalid_clicks
+           FROM stats_speed_minute WHERE bucket_start >= $1 AND bucket_start < $2`,
+          [from, to],
+        );
+        return totalsOf(result.rows[0]);
+      } catch (err) {
+        throw toRetriable(err);
+      }
+    },
+    async recordDiscrepancies(from, to, runId, speed, batch) {
+      const records = discrepancyRecords(from, to, runId, speed, batch, Date.now());
+      try {
+        await inTransaction(pool, async (client) => {
+          await client.query('DELETE FROM stats_discrepancies WHERE from_ms = $1 AND to_ms = $2', [from, to]);
+          await client.query(
+            `INSERT INTO stats_discrepancies (from_ms, to_ms, column_name, speed, batch, run_id, computed_at)
+             SELECT $1, $2, c, s, b, $3, $4 FROM unnest($5::text[], $6::bigint[], $7::bigint[]) AS t(c, s, b)`,
+            [
+              from,
+              to,
+              runId,
+              records[0]?.computed_at ?? Date.now(),
+              records.map((r) => r.column_name),
+              records.map((r) => r.speed.toString()),
+              records.map((r) => r.batch.toString()),
+            ],
+          );
+        });
+      } catch (err) {
+        throw toRetriable(err);
+      }
+    },
+    async discrepancies(from, to) {
+      try {
+        const result = await pool.query<Parameters<typeof toDiscrepancy>[0]>(
+          `SELECT from_ms, to_ms, column_name, speed, batch, run_id, computed_at FROM stats_discrepancies
+           WHERE from_ms < $1 AND to_ms > $2`,
+          [to, from],
+        );
+        return result.rows.map(toDiscrepancy).sort(compareDiscrepancies);
       } catch (err) {
         throw toRetriable(err);
       }

@@ -12,6 +12,13 @@ import { type RawStatsRow, sumDeltasByKey, toMinuteStats } from './stats-deltas.
 import { checkBatchInterval, checkMinuteRows, checkOffsets, checkQuery, GRANULARITY_MS } from './stats-input.ts';
 import type { BatchInterval, MinuteStats, SinkOffset, StatsQuery, StatsStore } from './stats-types.ts';
 import { openSqliteDatabase } from './sqlite-database.ts';
+import {
+  compareDiscrepancies,
+  type DiscrepancyRecord,
+  discrepancyRecords,
+  toDiscrepancy,
+  totalsOf,
+} from './stats-discrepancies.ts';
 
 const COLUMNS =
   'bucket_start, offer_id, placement, emissions, clicks, click_cost, duplicate_clicks, fraud_clicks, fraud_cost, invalid_clicks';
@@ -133,6 +140,34 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     },
   );
 
+  const d = {
+    speedTotals: db
+      .prepare(
+        `SELECT sum(emissions) AS emissions, sum(clicks) AS clicks, sum(click_cost) AS click_cost,
+           sum(duplicate_clicks) AS duplicate_clicks, sum(fraud_clicks) AS fraud_clicks, sum(fraud_cost) AS fraud_cost,
+           sum(invalid_clicks) AS invalid_clicks
+         FROM stats_speed_minute WHERE bucket_start >= ? AND bucket_start < ?`,
+      )
+      .safeIntegers(true),
+    deleteDiscrepancies: db.prepare('DELETE FROM stats_discrepancies WHERE from_ms = ? AND to_ms = ?'),
+    insertDiscrepancy: db.prepare(
+      `INSERT INTO stats_discrepancies (from_ms, to_ms, column_name, speed, batch, run_id, computed_at)
+       VALUES (@from_ms, @to_ms, @column_name, @speed, @batch, @run_id, @computed_at)`,
+    ),
+    discrepancies: db
+      .prepare(
+        `SELECT from_ms, to_ms, column_name, speed, batch, run_id, computed_at FROM stats_discrepancies
+         WHERE from_ms < ? AND to_ms > ?`,
+      )
+      .safeIntegers(true),
+  };
+  const recordDiscrepancies = db.transaction((records: DiscrepancyRecord[]) => {
+    const first = records[0];
+    if (first === undefined) return;
+    d.deleteDiscrepancies.run(first.from_ms, first.to_ms);
+    for (const r of records) d.insertDiscrepancy.run(r);
+  });
+
   const replaceBatchInterval = db.transaction(
     (from: number, to: number, rows: readonly MinuteStats[], runId: string) => {
       s.deleteBatchRows.run(from, to);
@@ -211,6 +246,20 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     },
     async query(q) {
       return runQuery.deferred(q);
+    },
+    async speedTotals(from, to) {
+      return totalsOf(d.speedTotals.get(from, to) as Record<string, bigint | null> | undefined);
+    },
+    async recordDiscrepancies(from, to, runId, speed, batch) {
+      try {
+        recordDiscrepancies.immediate(discrepancyRecords(from, to, runId, speed, batch, Date.now()));
+      } catch (err) {
+        throw busyToRetriable(err);
+      }
+    },
+    async discrepancies(from, to) {
+      const rows = d.discrepancies.all(to, from) as Parameters<typeof toDiscrepancy>[0][];
+      return rows.map(toDiscrepancy).sort(compareDiscrepancies);
     },
     async close() {
       if (db.open) db.close();

@@ -76,6 +76,34 @@ export interface BatchInterval {
   writtenAt: number;
 }
 
+/** The columns of the statistics contract, in contract order. */
+export const STATS_COLUMNS = [
+  'emissions',
+  'clicks',
+  'clickCost',
+  'duplicateClicks',
+  'fraudClicks',
+  'fraudCost',
+  'invalidClicks',
+] as const;
+
+/** One column of the statistics contract. */
+export type StatsColumn = (typeof STATS_COLUMNS)[number];
+
+/**
+ * The speed layer's total and a batch run's total of one column over one interval (money in
+ * micros): how far the near-real-time numbers were from the exact ones.
+ */
+export interface Discrepancy {
+  from: number;
+  to: number;
+  column: StatsColumn;
+  speed: bigint;
+  batch: bigint;
+  runId: string;
+  computedAt: number;
+}
+
 /** The serving store: speed deltas with their offsets, batch intervals, and the query over both. */
 export interface StatsStore {
   /** Which implementation this is. */
@@ -99,6 +127,12 @@ export interface StatsStore {
    * an opaque cursor; rows whose columns are all zero are omitted.
    */
   query(q: StatsQuery): Promise<StatsPage>;
+  /** Sums of the speed layer's minute rows of [from, to) (money in micros). */
+  speedTotals(from: number, to: number): Promise<StatsColumns>;
+  /** Records speed and batch totals of [from, to) per column, replacing those recorded for the same interval. */
+  recordDiscrepancies(from: number, to: number, runId: string, speed: StatsColumns, batch: StatsColumns): Promise<void>;
+  /** Recorded discrepancies of intervals overlapping [from, to), ordered by (from, to, contract column order). */
+  discrepancies(from: number, to: number): Promise<Discrepancy[]>;
   /** Closes the database connection(s); the store is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openBatchDatabase, runRecalculation, statsFileOf } from '../../src/batch/index.ts';
+import { parseEventLine } from '../../src/events/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, SeededRandom, simulate } from '../../src/sim/index.ts';
+import { SpeedEngine } from '../../src/speed/index.ts';
 import { type MinuteStats, openSqliteStatsStore, type StatsStore } from '../../src/store/index.ts';
 import { writeLakeFromLines } from '../support/lake.ts';
 import { expectedRowOf, sortRows, storeRows } from '../support/speed.ts';
@@ -22,7 +24,7 @@ async function batchRows(store: StatsStore, from: number, to: number) {
 }
 
 describe('safe write of batch rows', () => {
-  it('replaces a day idempotently: a rerun gives identical store rows and byte-identical Parquet, served as batch and final', async () => {
+  it('replaces a day idempotently (identical store rows, byte-identical Parquet, served as batch and final) and records its discrepancies with the speed rows', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'reckon-safe-'));
     const lake = join(dir, 'lake');
     const options = { ...DEFAULT_SIMULATION, seed: 5, emissions: 6_000 };
@@ -31,7 +33,37 @@ describe('safe write of batch rows', () => {
     const store = await openSqliteStatsStore(join(dir, 'reckon.sqlite'));
     try {
       const day = { from: options.start, to: options.start + DAY };
+      // The speed layer's guess first (faults on, so it deviates), to be reconciled.
+      const engine = new SpeedEngine(options.rules);
+      let n = 0;
+      for (const line of sim.lines) {
+        const r = parseEventLine(line);
+        if (r.ok && r.event.type === 'emission') engine.emission(r.event);
+        else if (r.ok) engine.click(r.event);
+        if (++n % 1000 === 0) engine.advance(); // state trimmed as it goes: late events miss it
+      }
+      engine.flush();
+      const speedRows = engine.drain().filter((d) => d.bucketStart >= day.from && d.bucketStart < day.to);
+      await store.applySpeedDeltas('speed', speedRows, []);
       const first = await runRecalculation({ lakeDir: lake, store, ...day, rules: options.rules, runId: 'first' });
+      const sumOf = (rows: { clicks: number; invalidClicks: number }[], c: 'clicks' | 'invalidClicks') =>
+        rows.reduce((n, r) => n + r[c], 0);
+      const expectedDayRows = expectedStatistics(sim.events, options.rules).day.filter(
+        (r) => Date.parse(r.bucket) === day.from,
+      );
+      for (const c of ['clicks', 'invalidClicks'] as const) {
+        const d = first.discrepancies.find((x) => x.column === c);
+        assert.equal(d?.speed, BigInt(sumOf(speedRows, c)), `speed ${c}`);
+        assert.equal(d?.batch, BigInt(sumOf(expectedDayRows, c)), `batch ${c}`);
+      }
+      assert.ok(
+        first.discrepancies.some((d) => d.speed !== d.batch),
+        'with faults on, speed deviates in some column',
+      );
+      assert.deepEqual(
+        (await store.discrepancies(day.from, day.to)).map((d) => [d.column, d.speed, d.batch]),
+        first.discrepancies.map((d) => [d.column, d.speed, d.batch]),
+      );
       const rowsAfterFirst = await batchRows(store, day.from, day.to);
       const parquet = (h: number) => readFileSync(statsFileOf(lake, h));
       const filesAfterFirst = [0, 5, 23].map((i) => parquet(day.from + i * HOUR));

@@ -94,3 +94,44 @@ describe('GET /v1/stats', () => {
     }
   });
 });
+
+describe('GET /v1/discrepancies', () => {
+  it('shows per interval and column the speed total, the exact one, and their absolute and relative difference', async () => {
+    const { server, store } = await app({ readToken: 'r' });
+    try {
+      const totals = {
+        emissions: 10,
+        clicks: 4,
+        clickCost: 1_400_000n,
+        duplicateClicks: 0,
+        fraudClicks: 0,
+        fraudCost: 0n,
+        invalidClicks: 1,
+      };
+      await store.recordDiscrepancies(T, T + 3_600_000, 'run-7', totals, {
+        ...totals,
+        clicks: 5,
+        clickCost: 1_750_000n,
+        invalidClicks: 0,
+      });
+      const get = async (q: string, token = 'r') =>
+        server.inject({ method: 'GET', url: `/v1/discrepancies?${q}`, headers: { authorization: `Bearer ${token}` } });
+      const answer = (await get('from=2026-11-21&to=2026-11-22')).json();
+      assert.equal(answer.intervals.length, 1);
+      const [interval] = answer.intervals;
+      assert.equal(interval.runId, 'run-7');
+      assert.deepEqual(interval.columns.clicks, { speed: 4, batch: 5, absolute: -1, relative: -0.2 });
+      assert.deepEqual(interval.columns.clickCost, { speed: '1.4', batch: '1.75', absolute: '-0.35', relative: -0.2 });
+      assert.deepEqual(interval.columns.invalidClicks, { speed: 1, batch: 0, absolute: 1, relative: null });
+      assert.deepEqual(interval.columns.emissions, { speed: 10, batch: 10, absolute: 0, relative: 0 });
+      assert.deepEqual((await get('from=2026-11-22&to=2026-11-23')).json().intervals, []);
+      const badTo = await get('from=2026-11-22&to=2026-11-21');
+      assert.equal(badTo.statusCode, 400);
+      assert.match(badTo.json().message, /^to: must be after from/);
+      assert.equal((await get('from=2026-11-21&to=2026-11-22', 'wrong')).statusCode, 401);
+    } finally {
+      await server.close();
+      await store.close();
+    }
+  });
+});

@@ -156,7 +156,13 @@ statsStoreContract(
         );
         assert.deepEqual(
           tables.rows.map((r) => r.tablename),
-          ['stats_batch_intervals', 'stats_batch_minute', 'stats_speed_minute', 'stats_speed_offsets'],
+          [
+            'stats_batch_intervals',
+            'stats_batch_minute',
+            'stats_discrepancies',
+            'stats_speed_minute',
+            'stats_speed_offsets',
+          ],
         );
         const types = await client.query(
           `SELECT column_name, data_type FROM information_schema.columns

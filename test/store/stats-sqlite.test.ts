@@ -62,6 +62,7 @@ statsStoreContract(
         assert.deepEqual(tables, [
           { name: 'stats_batch_intervals' },
           { name: 'stats_batch_minute' },
+          { name: 'stats_discrepancies' },
           { name: 'stats_speed_minute' },
           { name: 'stats_speed_offsets' },
         ]);

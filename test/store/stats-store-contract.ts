@@ -796,6 +796,41 @@ export function statsStoreContract(
       );
     });
 
+    it('sums speed rows of an interval and records speed-versus-batch totals per column, a rerun replacing them', async () => {
+      const store = await fresh();
+      const big = 2n ** 60n;
+      await store.applySpeedDeltas(
+        'speed',
+        [
+          row(D, 'of-1', 'home', { emissions: 3, clicks: 2, clickCost: big }),
+          row(D + 60_000, 'of-2', 'home', { clicks: 1, clickCost: 5n, invalidClicks: 4 }),
+          row(D + HOUR, 'of-1', 'home', { clicks: 100 }),
+        ],
+        [],
+      );
+      const speed = await store.speedTotals(D, D + HOUR);
+      assert.deepEqual(speed, { ...ZERO, emissions: 3, clicks: 3, clickCost: big + 5n, invalidClicks: 4 });
+      assert.deepEqual(await store.speedTotals(D + 2 * HOUR, D + 3 * HOUR), ZERO);
+      const batch = { ...speed, clicks: 4, clickCost: big + 9n };
+      await store.recordDiscrepancies(D, D + HOUR, 'run-1', speed, batch);
+      await store.recordDiscrepancies(D, D + HOUR, 'run-2', speed, { ...batch, clicks: 5 });
+      const got = await store.discrepancies(D, D + DAY);
+      assert.deepEqual(
+        got.map((x) => [x.column, x.speed, x.batch, x.runId]),
+        [
+          ['emissions', 3n, 3n, 'run-2'],
+          ['clicks', 3n, 5n, 'run-2'],
+          ['clickCost', big + 5n, big + 9n, 'run-2'],
+          ['duplicateClicks', 0n, 0n, 'run-2'],
+          ['fraudClicks', 0n, 0n, 'run-2'],
+          ['fraudCost', 0n, 0n, 'run-2'],
+          ['invalidClicks', 4n, 4n, 'run-2'],
+        ],
+      );
+      assert.deepEqual(await store.discrepancies(D + HOUR, D + DAY), [], 'intervals that do not overlap are left out');
+      await assert.rejects(store.recordDiscrepancies(D + HOUR, D, 'run-3', speed, batch), /not a valid interval/);
+    });
+
     extra?.(() => h, open);
   });
 }
