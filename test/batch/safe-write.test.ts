@@ -38,8 +38,9 @@ describe('safe write of batch rows', () => {
       let n = 0;
       for (const line of sim.lines) {
         const r = parseEventLine(line);
-        if (r.ok && r.event.type === 'emission') engine.emission(r.event);
-        else if (r.ok) engine.click(r.event);
+        if (!r.ok) continue;
+        if (r.event.type === 'emission') engine.emission(r.event);
+        else engine.click(r.event);
         if (++n % 1000 === 0) engine.advance(); // state trimmed as it goes: late events miss it
       }
       engine.flush();
