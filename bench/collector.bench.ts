@@ -3,7 +3,6 @@
  * HTTP on loopback (autocannon, bounded in requests and time) and answers once they are durable;
  * baseline: in-process `log.append` of the same events, Avro-encoded, in batches of 1000.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import autocannon from 'autocannon';
 import { encodeClick, encodeEmission, parseEventLine } from '../src/events/index.ts';
 import { openEmbeddedLog, type RecordInput } from '../src/log/index.ts';
 import { DEFAULT_SIMULATION, NO_FAULTS, simulate } from '../src/sim/index.ts';
-import type { BenchResult } from './harness.ts';
+import { type BenchResult, startReckon } from './harness.ts';
 
 const EVENTS_PER_BODY = 1000;
 const BODIES = 40;
@@ -22,37 +21,6 @@ const ROUND_SECONDS = 5;
 const MAX_REQUESTS_PER_ROUND = 5000;
 const CONNECTIONS = Number(process.env.RECKON_BENCH_CONNECTIONS ?? 16);
 
-const ROOT = new URL('../', import.meta.url).pathname;
-
-function startReckon(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')));
-  const child = spawn(
-    process.execPath,
-    [
-      ...(process.env.RECKON_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
-      '--max-semi-space-size=64',
-      '--import',
-      'tsx',
-      join(ROOT, 'src/cli/main.ts'),
-      'start',
-      '--port',
-      '0',
-      '--data',
-      dataDir,
-    ],
-    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let seen = '';
-  return new Promise((resolve, reject) => {
-    child.stdout?.on('data', (c: Buffer) => {
-      seen += c.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(seen);
-      if (m !== null) resolve({ child, url: m[1] as string });
-    });
-    child.once('exit', (code) => reject(new Error(`reckon exited with ${code}: ${seen}`)));
-  });
-}
-
 /** Runs the collector benchmarks. */
 export async function collectorBenchmarks(): Promise<BenchResult[]> {
   const { lines } = simulate({ ...DEFAULT_SIMULATION, seed: 5, emissions: 40_000, faults: NO_FAULTS });
@@ -62,7 +30,8 @@ export async function collectorBenchmarks(): Promise<BenchResult[]> {
     bodies.push(valid.slice(b * EVENTS_PER_BODY, (b + 1) * EVENTS_PER_BODY).join('\n') + '\n');
 
   const dataDir = mkdtempSync(join(tmpdir(), 'reckon-bench-collector-'));
-  const { child, url } = await startReckon(dataDir);
+  const reckon = await startReckon(dataDir);
+  const { url } = reckon;
   // Rounds are bounded in time and in requests; a time-bound round measures the steady state
   // (an amount-bound one ends with a tail where fewer requests are in flight).
   const load = (seconds: number) =>
@@ -78,8 +47,7 @@ export async function collectorBenchmarks(): Promise<BenchResult[]> {
     await load(1); // warm-up
     for (let r = 0; r < ROUNDS; r++) rounds.push(await load(ROUND_SECONDS));
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await reckon.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
   for (const round of rounds) {

@@ -3,7 +3,11 @@
  * alternate between the two so that machine noise hits both, and the median round is kept.
  */
 
-import type { Log, LogRecord } from '../src/log/index.ts';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { Log, LogRecord, RecordInput } from '../src/log/index.ts';
+
+const ROOT = new URL('../', import.meta.url).pathname;
 
 /** Reads every partition of a topic from offset 0 in 1 MiB reads, touching each value; returns the bytes seen. */
 export async function readWholeTopic(log: Log, topic: string, partitions: number): Promise<number> {
@@ -113,4 +117,125 @@ export async function compareAsync(
   const value = median(values);
   const base = median(baselines);
   return { name, unit, value: Math.round(value), baseline: Math.round(base), ratio: Number((value / base).toFixed(3)) };
+}
+
+/** The `p`-th percentile (0..100) of `xs`, nearest rank; NaN when empty. */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
+
+/** A `reckon start` child process (its speed layer a child of its own). */
+export interface ReckonProcess {
+  child: ChildProcess;
+  /** Base URL of its HTTP server on loopback. */
+  url: string;
+  /** Stops it (SIGTERM, then SIGKILL after `graceMs`) and resolves once it has exited; safe to call twice. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts `reckon start` on a free loopback port over `dataDir`, without tokens (the RECKON_*
+ * environment is left out, so it binds to loopback only), and resolves once it listens.
+ * `RECKON_BENCH_PROFILE` set: the server writes a CPU profile to /tmp/prof.
+ */
+export function startReckon(dataDir: string, startupMs = 60_000): Promise<ReckonProcess> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')));
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.RECKON_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+      '--max-semi-space-size=64',
+      '--import',
+      'tsx',
+      join(ROOT, 'src/cli/main.ts'),
+      'start',
+      '--port',
+      '0',
+      '--data',
+      dataDir,
+    ],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  // If this process exits without stopping it (an uncaught error), it goes too.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.off('exit', killOnExit);
+      resolve();
+    }),
+  );
+  const stop = async (graceMs = 30_000): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    // A server that does not stop in time is killed; its speed process notices being orphaned and exits.
+    const killed = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve();
+      }, graceMs);
+    });
+    await Promise.race([exited, killed]);
+    clearTimeout(timer);
+    await exited;
+  };
+  let seen = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void stop(1000).then(() => reject(new Error(`reckon did not start listening within ${startupMs} ms: ${seen}`)));
+    }, startupMs);
+    child.stdout?.on('data', (c: Buffer) => {
+      seen += c.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(seen);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1] as string, stop });
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`reckon exited with ${code}: ${seen}`));
+    });
+  });
+}
+
+/**
+ * A simulated day (no faults) appended to a fresh embedded log as reckon's collector would
+ * (Avro, keyed by emission id), with `log.read` of all of it timed as the same-run baseline.
+ */
+export async function simulatedEventLog(
+  seed: number,
+  emissions: number,
+  partitions: number,
+  prefix: string,
+): Promise<{ log: Log; dir: string; total: number; readRate: number }> {
+  const { DEFAULT_SIMULATION, NO_FAULTS, simulate } = await import('../src/sim/index.ts');
+  const { encodeClick, encodeEmission, parseEventLine } = await import('../src/events/index.ts');
+  const { openEmbeddedLog } = await import('../src/log/index.ts');
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const sim = simulate({ ...DEFAULT_SIMULATION, seed, emissions, faults: NO_FAULTS });
+  const byTopic: Record<'emissions' | 'clicks', RecordInput[]> = { emissions: [], clicks: [] };
+  for (const line of sim.lines) {
+    const r = parseEventLine(line);
+    if (!r.ok) continue;
+    const e = r.event;
+    if (e.type === 'emission') byTopic.emissions.push({ key: e.id, value: encodeEmission(1, e), timestamp: e.ts });
+    else byTopic.clicks.push({ key: e.emissionId, value: encodeClick(2, e), timestamp: e.ts });
+  }
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
+  for (const [topic, records] of Object.entries(byTopic)) {
+    await log.createTopic({ name: topic, partitions });
+    for (let i = 0; i < records.length; i += 5000) await log.append(topic, records.slice(i, i + 5000));
+  }
+  const started = performance.now();
+  for (const topic of Object.keys(byTopic)) await readWholeTopic(log, topic, partitions);
+  const total = byTopic.emissions.length + byTopic.clicks.length;
+  return { log, dir, total, readRate: total / ((performance.now() - started) / 1000) };
 }

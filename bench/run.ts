@@ -5,10 +5,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { batchBenchmarks } from './batch.bench.ts';
 import { collectorBenchmarks } from './collector.bench.ts';
 import { eventBenchmarks } from './events.bench.ts';
 import { type BenchResult, report } from './harness.ts';
+import { lakeBenchmarks } from './lake.bench.ts';
 import { logBenchmarks } from './log.bench.ts';
+import { servingBenchmarks } from './serving.bench.ts';
 import { speedBenchmarks } from './speed.bench.ts';
 import { workerBenchmarks } from './workers.bench.ts';
 
@@ -18,6 +21,9 @@ const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
   workers: workerBenchmarks,
   collector: collectorBenchmarks,
   speed: speedBenchmarks,
+  serving: servingBenchmarks,
+  lake: lakeBenchmarks,
+  batch: batchBenchmarks,
 };
 
 const filters = process.argv.slice(2);

@@ -1,52 +1,56 @@
 /**
- * Speed layer benchmark: `speed.e2e`, events from the log to committed serving rows (SQLite),
- * against `log.read` of the same records.
+ * Speed layer benchmarks: `speed.e2e`, events from the log to committed serving rows (SQLite),
+ * against `log.read` of the same records; and `speed.joiner.bytesPerEmission`, the heap the
+ * engine retains per emission, against the heap of the same emissions as plain parsed objects
+ * (measured in a child process with `--expose-gc`: see joiner-memory.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeClick, decodeEmission, encodeClick, encodeEmission, parseEventLine } from '../src/events/index.ts';
-import { openEmbeddedLog, type RecordInput } from '../src/log/index.ts';
-import { DEFAULT_SIMULATION, NO_FAULTS, simulate } from '../src/sim/index.ts';
+import { decodeClick, decodeEmission } from '../src/events/index.ts';
+import { DEFAULT_SIMULATION } from '../src/sim/index.ts';
 import { SpeedLayer } from '../src/speed/index.ts';
 import { openSqliteStatsStore } from '../src/store/index.ts';
-import { type BenchResult, readWholeTopic } from './harness.ts';
+import { type BenchResult, simulatedEventLog } from './harness.ts';
 
 const PARTITIONS = 4;
+/** Emissions the joiner's memory is measured with. */
+const JOINER_EMISSIONS = Number(process.env.RECKON_BENCH_JOINER_EMISSIONS ?? 500_000);
+
+/** Runs joiner-memory.ts in a child process with `--expose-gc`; its figures, bytes per emission. */
+function joinerMemory(emissions: number): Promise<{ engineBytes: number; parsedBytes: number }> {
+  const child = spawn(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', new URL('./joiner-memory.ts', import.meta.url).pathname, String(emissions)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const kill = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', kill);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(kill, 600_000);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      process.off('exit', kill);
+      if (code !== 0) return reject(new Error(`joiner-memory.ts exited with ${signal ?? code}: ${out}`));
+      resolve(JSON.parse(out.trim().split('\n').at(-1) as string) as { engineBytes: number; parsedBytes: number });
+    });
+  });
+}
 
 /** Runs the speed benchmarks. */
 export async function speedBenchmarks(): Promise<BenchResult[]> {
-  const options = { ...DEFAULT_SIMULATION, seed: 12, emissions: 200_000, faults: NO_FAULTS };
-  const sim = simulate(options);
-  const emissions: RecordInput[] = [];
-  const clicks: RecordInput[] = [];
-  for (const line of sim.lines) {
-    const r = parseEventLine(line);
-    if (!r.ok) continue;
-    const e = r.event;
-    if (e.type === 'emission') emissions.push({ key: e.id, value: encodeEmission(1, e), timestamp: e.ts });
-    else clicks.push({ key: e.emissionId, value: encodeClick(2, e), timestamp: e.ts });
-  }
-  const total = emissions.length + clicks.length;
-
-  const dir = mkdtempSync(join(tmpdir(), 'reckon-bench-speed-'));
-  const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
-  await log.createTopic({ name: 'emissions', partitions: PARTITIONS });
-  await log.createTopic({ name: 'clicks', partitions: PARTITIONS });
-  for (let i = 0; i < emissions.length; i += 5000) await log.append('emissions', emissions.slice(i, i + 5000));
-  for (let i = 0; i < clicks.length; i += 5000) await log.append('clicks', clicks.slice(i, i + 5000));
-
-  const readStarted = performance.now();
-  await readWholeTopic(log, 'emissions', PARTITIONS);
-  await readWholeTopic(log, 'clicks', PARTITIONS);
-  const readRate = total / ((performance.now() - readStarted) / 1000);
+  const { log, dir, total, readRate } = await simulatedEventLog(12, 200_000, PARTITIONS, 'reckon-bench-speed-');
 
   const store = await openSqliteStatsStore(join(dir, 'reckon.sqlite'));
   const speed = new SpeedLayer({
     log,
     sink: store,
     decoder: { emission: (v) => decodeEmission(v), click: (v) => decodeClick(v) },
-    rules: options.rules,
+    rules: DEFAULT_SIMULATION.rules,
     allowedLatenessMs: 3_600_000,
   });
   const started = performance.now();
@@ -69,6 +73,8 @@ export async function speedBenchmarks(): Promise<BenchResult[]> {
   await log.close();
   rmSync(dir, { recursive: true, force: true });
 
+  const memory = await joinerMemory(JOINER_EMISSIONS);
+
   return [
     {
       name: `speed.e2e (${total} events from the log to committed serving rows, SQLite, ${PARTITIONS} partitions)`,
@@ -76,6 +82,13 @@ export async function speedBenchmarks(): Promise<BenchResult[]> {
       value: Math.round(e2eRate),
       baseline: Math.round(readRate),
       ratio: Number((e2eRate / readRate).toFixed(3)),
+    },
+    {
+      name: `speed.joiner.bytesPerEmission (heap the engine retains per emission, ${JOINER_EMISSIONS} emissions of 2-3 offers; baseline: a Map of id -> the parsed JSON emission)`,
+      unit: 'bytes',
+      value: Math.round(memory.engineBytes),
+      baseline: Math.round(memory.parsedBytes),
+      ratio: Number((memory.engineBytes / memory.parsedBytes).toFixed(3)),
     },
   ];
 }

@@ -5,6 +5,8 @@ import { isSecret, type LoadedConfig, loadConfig, type ReckonConfig, SETTINGS } 
 import { ReckonError } from '../events/index.ts';
 import { registerIngest } from './ingest.ts';
 import { registerSimulate } from './simulate.ts';
+import { runArchiver } from './archiver.ts';
+import { UsageError } from './errors.ts';
 import { parseInterval, runBatch } from './batch.ts';
 import { runSpeed } from './speed.ts';
 import { start } from './start.ts';
@@ -38,6 +40,14 @@ function serverOptions(cmd: Command): Command {
     .option('--log-level <level>', 'debug, info, warn or error (env RECKON_LOG_LEVEL)');
 }
 
+/** `--supervised [pid]`: false, true (the parent supervises), or the supervisor's pid. */
+function supervisedOf(flag: boolean | string | undefined): boolean | number {
+  if (flag === undefined || flag === false) return false;
+  if (flag === true) return true;
+  if (!/^[0-9]+$/.test(flag)) throw new UsageError(`--supervised ${JSON.stringify(flag)}: expected a process id`);
+  return Number(flag);
+}
+
 /** Builds the command tree; exported for tests. */
 export function buildProgram(): Command {
   const program = new Command('reckon')
@@ -55,9 +65,9 @@ export function buildProgram(): Command {
     program
       .command('speed')
       .description('run the speed layer in this process (reckon start runs it for you, supervised)')
-      .option('--supervised', 'exit when the process that started this one is gone'),
-  ).action(async (flags: ServerFlags & { supervised?: boolean }) => {
-    await runSpeed(configOf(flags).config, flags.supervised === true);
+      .option('--supervised [pid]', 'exit when the supervising process (by default the parent) is gone'),
+  ).action(async (flags: ServerFlags & { supervised?: boolean | string }) => {
+    await runSpeed(configOf(flags).config, supervisedOf(flags.supervised));
   });
 
   serverOptions(
@@ -70,6 +80,15 @@ export function buildProgram(): Command {
       const shown = value === undefined ? '(not set)' : isSecret(s.key) ? '(set)' : JSON.stringify(value);
       process.stdout.write(`${s.key.padEnd(32)} ${String(shown).padEnd(24)} ${sources[s.key].padEnd(12)} ${s.env}\n`);
     }
+  });
+
+  serverOptions(
+    program
+      .command('archiver')
+      .description('run the archiver (log to Parquet lake) in this process (reckon start runs it for you, supervised)')
+      .option('--supervised [pid]', 'exit when the supervising process (by default the parent) is gone'),
+  ).action(async (flags: ServerFlags & { supervised?: boolean | string }) => {
+    await runArchiver(configOf(flags).config, supervisedOf(flags.supervised));
   });
 
   serverOptions(

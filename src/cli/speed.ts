@@ -28,15 +28,35 @@ export async function openStores(config: ReckonConfig): Promise<{ schemas: Schem
   return { schemas: await openSqliteSchemaStore(file), stats: await openSqliteStatsStore(file) };
 }
 
+/** Exits when the process that started this one is gone (a supervisor killed with SIGKILL cannot stop its workers). */
+export function exitWhenOrphaned(supervisorPid?: number): void {
+  // The supervisor names itself: it may already be gone when this process gets here, and then
+  // `process.ppid` would be whoever adopted the orphan.
+  const parent = supervisorPid ?? process.ppid;
+  if (process.ppid !== parent) process.exit(0);
+  setInterval(() => {
+    if (process.ppid !== parent) process.exit(0);
+  }, 250).unref();
+}
+
+/** On SIGTERM: stops `worker`, closes `resources` in order, and exits (1 if any of it failed). */
+export function stopOnSigterm(worker: { stop(): Promise<void> }, resources: { close(): Promise<void> }[]): void {
+  process.once('SIGTERM', () => {
+    worker
+      .stop()
+      .then(async () => {
+        for (const r of resources) await r.close();
+      })
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+  });
+}
+
 /** Runs the speed layer until SIGTERM (or, when `supervised`, until the process that started it is gone). */
-export async function runSpeed(config: ReckonConfig, supervised = false): Promise<void> {
-  if (supervised) {
-    // A supervisor killed with SIGKILL cannot stop its workers: they notice being orphaned.
-    const parent = process.ppid;
-    setInterval(() => {
-      if (process.ppid !== parent) process.exit(0);
-    }, 250).unref();
-  }
+export async function runSpeed(config: ReckonConfig, supervised: boolean | number = false): Promise<void> {
+  if (supervised !== false) exitWhenOrphaned(supervised === true ? undefined : supervised);
   const log = await openLog(config, 'reader');
   const { schemas, stats } = await openStores(config);
   const speed = new SpeedLayer({
@@ -57,17 +77,5 @@ export async function runSpeed(config: ReckonConfig, supervised = false): Promis
     },
   });
   await speed.start();
-  process.once('SIGTERM', () => {
-    speed
-      .stop()
-      .then(async () => {
-        await stats.close();
-        await schemas.close();
-        await log.close();
-      })
-      .then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-  });
+  stopOnSigterm(speed, [stats, schemas, log]);
 }

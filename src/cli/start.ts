@@ -20,7 +20,12 @@ import { openStores } from './speed.ts';
 import { VERSION } from './version.ts';
 
 /** Parts of the pipeline that `reckon start` does not run yet, said plainly at start and on /healthz. */
-export const NOT_BUILT_YET = ['archiver and lake', 'batch recalculation', 'scheduler', 'dashboard', 'demo traffic'];
+export const NOT_BUILT_YET = [
+  'scheduled batch runs (run `reckon batch --interval DAY` by hand)',
+  'scheduler',
+  'dashboard',
+  'demo traffic',
+];
 
 /** A running pipeline: its HTTP server and what it holds open. */
 export interface Pipeline {
@@ -91,23 +96,36 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
   return { app, log, registry, stats, close };
 }
 
-/** Runs the speed layer as a supervised process of its own (`reckon speed`), restarted when it dies. */
-function superviseSpeed(config: ReckonConfig, log: Log, out: NodeJS.WritableStream): WorkerSupervisor {
+/** Runs `reckon <verb>` (the speed layer, the archiver) as a supervised process of its own, restarted when it dies. */
+function supervise(
+  verb: 'speed' | 'archiver',
+  config: ReckonConfig,
+  log: Log,
+  out: NodeJS.WritableStream,
+): WorkerSupervisor {
   const supervisor = new WorkerSupervisor({
     log,
-    group: 'speed',
+    group: verb,
     topics: [EMISSIONS_TOPIC, CLICKS_TOPIC],
     min: 1,
     max: 1,
     spawnWorker: () =>
       spawn(
         process.execPath,
-        [...process.execArgv, process.argv[1] as string, 'speed', '--supervised', '--data', config.dataDir],
+        [
+          ...process.execArgv,
+          process.argv[1] as string,
+          verb,
+          '--supervised',
+          String(process.pid),
+          '--data',
+          config.dataDir,
+        ],
         {
           stdio: ['ignore', 'inherit', 'inherit'],
         },
       ),
-    onEvent: (m) => out.write(`reckon speed: ${m}\n`),
+    onEvent: (m) => out.write(`reckon ${verb}: ${m}\n`),
   });
   supervisor.start();
   return supervisor;
@@ -119,7 +137,7 @@ export async function start(config: ReckonConfig, out: NodeJS.WritableStream = p
   const pipeline = await buildPipeline(config);
   const { app } = pipeline;
   await app.listen({ port: config.port, host: config.host });
-  const speed = superviseSpeed(config, pipeline.log, out);
+  const workers = [supervise('speed', config, pipeline.log, out), supervise('archiver', config, pipeline.log, out)];
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -128,15 +146,14 @@ export async function start(config: ReckonConfig, out: NodeJS.WritableStream = p
     `  log:           ${pipeline.log.kind}${config.kafkaBrokers.length > 0 ? '' : ` (${resolve(config.dataDir, 'log')})`}\n`,
   );
   out.write(
-    `  running:       POST /v1/events, speed layer (own process), GET /v1/stats, schema registry (/subjects, /schemas, /config, /compatibility), /healthz, /readyz, /metrics\n`,
+    `  running:       POST /v1/events, speed layer and archiver (own processes; lake in ${resolve(config.dataDir, 'lake')}), GET /v1/stats, GET /v1/discrepancies, schema registry (/subjects, /schemas, /config, /compatibility), /healthz, /readyz, /metrics\n`,
   );
   out.write(`  not built yet: ${NOT_BUILT_YET.join(', ')}\n`);
   if (config.demo)
     out.write('  --demo: simulated traffic is not built yet; use `reckon simulate` and `curl` to send events\n');
   const stop = (signal: string): void => {
     out.write(`reckon: ${signal} received, stopping\n`);
-    speed
-      .stop()
+    Promise.all(workers.map((w) => w.stop()))
       .then(() => pipeline.close())
       .then(
         () => process.exit(0),

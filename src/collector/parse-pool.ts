@@ -67,10 +67,11 @@ export class ParsePool {
   }
 
   private spawn(url: URL, index: number): Worker {
-    // Run from TypeScript sources (tests, benchmarks), the thread registers tsx's loader first.
+    // Run from TypeScript sources (tests, benchmarks), the thread registers tsx's loader first,
+    // found from this module (not from the working directory, which may be anywhere).
     const worker = url.pathname.endsWith('.ts')
       ? new Worker(
-          `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
+          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
           { eval: true },
         )
       : new Worker(url);

@@ -337,12 +337,29 @@ export class SpeedLayer {
         observer.failure(e as Error);
       }
     };
+    // Without a merger, records go in batches: one completion per batch instead of per record.
+    // A retried batch skips the records it already fed (offsets below `next`), so a record that
+    // cannot be decoded never makes the ones before it count twice.
+    const processBatch: WorkerTask['processBatch'] = async (records, observer) => {
+      try {
+        for (const record of records) {
+          if (record.offset < source.next) continue;
+          await this.feed(p, source, record, true);
+          source.next = record.offset + 1;
+          this.o.observe?.({ partition: p.partition, topic: source.topic, kind: source.kind, ts: record.timestamp });
+        }
+        observer.success();
+      } catch (e) {
+        observer.failure(e as Error);
+      }
+    };
     return {
       init: async (context) => {
         source.context = context;
         source.closed = false;
         await p.ready;
       },
+      ...(merger === undefined ? { processBatch } : {}),
       // Per-DC streams of one kind go through the merger: a head waits until it is the earliest.
       ...(merger !== undefined
         ? { accept: (record: { timestamp: number }) => merger.mayTake(source.topic, record.timestamp) }

@@ -4,6 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { openBatchDatabase } from '../../src/batch/index.ts';
+import { DEFAULT_SIMULATION, expectedStatistics, simulate } from '../../src/sim/index.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -21,9 +23,12 @@ function reckon(args: string[], env: Record<string, string> = {}) {
 }
 
 /** Runs the CLI without blocking this process (a server it talks to may be our child). */
-function reckonAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function reckonAsync(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: cleanEnv });
+    const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: { ...cleanEnv, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -144,6 +149,77 @@ describe('reckon command line', () => {
         20_000,
         100,
       );
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('runs the embedded path end to end: ingest with every fault, archiver to the lake, reckon batch, exact batch rows in /v1/stats and discrepancies', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'reckon-e2e-'));
+    const data = join(dir, 'data');
+    const options = { ...DEFAULT_SIMULATION, seed: 31, emissions: 3_000 };
+    const sim = simulate(options);
+    const expected = expectedStatistics(sim.events, options.rules);
+    writeFileSync(join(dir, 'events.ndjson'), `${sim.lines.join('\n')}\n`);
+    // The simulator's rules are reckon's rules here (its blocklist is where blocked clicks come from).
+    const env = {
+      ...cleanEnv,
+      RECKON_FRAUD_IP_BLOCKLIST: options.rules.ipBlocklist.join(','),
+      RECKON_CLICK_WINDOW: `${options.rules.clickWindowMs}ms`,
+      RECKON_FRAUD_MAX_CLICKS_PER_USER_OFFER_HOUR: String(options.rules.maxClicksPerUserOfferHour),
+    };
+    const child = spawn(process.execPath, [...CLI, 'start', '--port', '0', '--data', data], { cwd: dir, env });
+    try {
+      const url = (await waitForLine(child, /http:\/\/127\.0\.0\.1:\d+/)).trim();
+      const ingest = await reckonAsync(['ingest', join(dir, 'events.ndjson'), '--url', url, '--batch', '500']);
+      assert.equal(ingest.status, 0, ingest.stderr);
+      const accepted = Number(/(\d+) events accepted/.exec(ingest.stdout)?.[1]);
+      assert.equal(accepted, sim.lines.length - sim.counts.malformed);
+      // The archiver (a supervised process) lands every accepted event in the lake.
+      const lake = join(data, 'lake');
+      await waitFor(
+        'every accepted event in the lake',
+        async () => {
+          if (!existsSync(join(lake, 'emissions')) || !existsSync(join(lake, 'clicks'))) return false;
+          const db = await openBatchDatabase(1);
+          try {
+            const r = await db.connection.runAndReadAll(
+              `SELECT count(*)::INTEGER FROM read_parquet(['${lake}/emissions/**/*.parquet', '${lake}/clicks/**/*.parquet'])`,
+            );
+            return r.getRows()[0]?.[0] === accepted;
+          } finally {
+            db.close();
+          }
+        },
+        60_000,
+        200,
+      );
+      const batch = await reckonAsync(['batch', '--interval', '2026-11-21', '--data', data], env);
+      assert.equal(batch.status, 0, batch.stderr);
+      assert.match(batch.stdout, /minute rows written/);
+      const get = async (path: string) => (await fetch(`${url}${path}`)).json() as Promise<Record<string, unknown>>;
+      const rows: Record<string, unknown>[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await get(
+          `/v1/stats?from=2026-11-21&to=2026-11-22&granularity=minute&limit=10000${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`,
+        );
+        rows.push(...(page.rows as Record<string, unknown>[]));
+        cursor = page.nextCursor as string | undefined;
+      } while (cursor !== undefined);
+      assert.ok(rows.every((r) => r.source === 'batch' && r.final === true));
+      const dayEnd = options.start + 86_400_000;
+      assert.deepEqual(
+        rows.map(({ source: _s, final: _f, ...r }) => r),
+        expected.minute.filter((r) => Date.parse(r.bucket) < dayEnd),
+      );
+      const discrepancies = await get('/v1/discrepancies?from=2026-11-21&to=2026-11-22');
+      const [interval] = discrepancies.intervals as { from: string; columns: Record<string, { batch: unknown }> }[];
+      assert.equal(interval?.from, '2026-11-21T00:00:00.000Z');
+      const exactClicks = expected.day
+        .filter((r) => Date.parse(r.bucket) === options.start)
+        .reduce((n, r) => n + r.clicks, 0);
+      assert.equal(interval?.columns.clicks?.batch, exactClicks);
     } finally {
       child.kill('SIGKILL');
     }

@@ -1,0 +1,460 @@
+/**
+ * The archiver: every event of the `emissions` and `clicks` topics lands in the lake as Parquet,
+ * Hive-partitioned by event date and hour, exactly once per log offset.
+ *
+ * It runs on the worker runtime with sink-kept offsets: records are decoded and buffered per log
+ * partition; every `flushIntervalMs` (or when a partition holds `maxBufferedRows`) a partition's
+ * buffer becomes one Parquet file per event hour, named by the buffer's offset range. Each file
+ * is written under a temporary name, fsynced and renamed into its hour directory (fsynced); then
+ * one line appended to the partition's manifest commits the flush, and the next start resumes
+ * after it. Files renamed by a flush that never got its manifest line are listed in the
+ * partition's pending file and removed on the next start, before anything is consumed: a
+ * redelivered range is written again under the same name, never added twice.
+ *
+ * Flushes and seal passes run one at a time (see `sealing.ts`), so an hour is never sealed
+ * between a flush's decision that its events are on time and their commit.
+ */
+import { rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Click, Emission } from '../events/index.ts';
+import type { Log } from '../log/index.ts';
+import {
+  type RecordObserver,
+  type TopicPartition,
+  type WorkerOptions,
+  type WorkerRecord,
+  WorkerRuntime,
+  type WorkerTask,
+} from '../workers/index.ts';
+import { mkdirDurable, syncDirectory, syncFile } from './durable-files.ts';
+import { hourDirectory, hourPartition, partFileName, tmpDirectory } from './layout.ts';
+import { PartitionManifest } from './manifest.ts';
+import { LakeWriter } from './parquet.ts';
+import type { ArchivedKind, StagingTable } from './staging.ts';
+import { DEFAULT_ALLOWED_LATENESS_MS, earliestLakeHour, HourSealer, type LateArrival } from './sealing.ts';
+
+/** Turns log records into events (e.g. the speed layer's `registryDecoder`, which knows every registered schema). */
+export interface ArchiverDecoder {
+  emission(value: Buffer): Emission | Promise<Emission>;
+  click(value: Buffer): Click | Promise<Click>;
+}
+
+/** Options of {@link Archiver}. */
+export interface ArchiverOptions {
+  log: Log;
+  /** The lake's root directory (e.g. `data/lake`). One archiver per lake. */
+  lakeDir: string;
+  decoder: ArchiverDecoder;
+  /** Consumer group of the worker runtime (dead letters and gaps are kept under it). Default `archiver`. */
+  group?: string;
+  emissionsTopic?: string;
+  clicksTopic?: string;
+  /** Flush every partition's buffer this often. Default 1000 ms. */
+  flushIntervalMs?: number;
+  /** Flush a partition as soon as it buffers this many rows (and hold its records meanwhile). Default 200 000. */
+  maxBufferedRows?: number;
+  /** An hour is sealed this long after its end (once the archiver has caught up). Default 1 hour. */
+  allowedLatenessMs?: number;
+  /** The wall clock, for sealing and the times recorded in the lake. Default `Date.now`. */
+  now?: () => number;
+  /** Retries of a record that cannot be decoded, before it is dead-lettered (worker runtime defaults). */
+  retry?: WorkerOptions['retry'];
+  /** Where failures are reported. Default: stderr. */
+  onError?: (message: string, error?: Error) => void;
+  /**
+   * Called when the archiver cannot go on (DuckDB failed while staging a row) and has stopped
+   * consuming: restart it, and it resumes from the manifests. Default: report only.
+   */
+  onFatal?: (error: Error) => void;
+}
+
+/** Counters of an archiver, for tests, benchmarks and metrics. */
+export interface ArchiverFigures {
+  /** Events buffered. */
+  events: number;
+  /** Flushes committed, files and rows they wrote. */
+  flushes: number;
+  files: number;
+  rows: number;
+  /** Rows archived for hours that were already sealed. */
+  lateRows: number;
+  sealedHours: number;
+  /** Flushes that failed (and were retried). */
+  failedFlushes: number;
+}
+
+interface PartitionState extends TopicPartition {
+  kind: ArchivedKind;
+  manifest: PartitionManifest;
+  /** Where consumed records are staged now. */
+  current: StagingTable;
+  /** An empty table to swap in at the next flush (made ahead, so that the swap is synchronous). */
+  spare: StagingTable | undefined;
+  /** Swapped-out tables not yet committed to the lake, oldest first. */
+  closed: StagingTable[];
+  /** Offsets below this are buffered or in the lake: a retried record below it is not buffered twice. */
+  nextToBuffer: number;
+  /** Offsets below this are in the lake (or where consumption started). */
+  durableNext: number;
+  /** A flush failed after renaming some files: they go before the next flush. */
+  dirty: boolean;
+}
+
+/** Rows of a partition not yet in the lake. */
+const unflushedRows = (s: PartitionState) => s.current.rows + s.closed.reduce((n, t) => n + t.rows, 0);
+
+const key = (topic: string, partition: number) => `${topic}/${partition}`;
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function';
+}
+
+/** The archiver: `start()`, `stop()`; `flush()` forces a flush and a seal pass. */
+export class Archiver {
+  readonly figures: ArchiverFigures = {
+    events: 0,
+    flushes: 0,
+    files: 0,
+    rows: 0,
+    lateRows: 0,
+    sealedHours: 0,
+    failedFlushes: 0,
+  };
+  private readonly o: Required<Omit<ArchiverOptions, 'retry' | 'onError' | 'onFatal'>> &
+    Pick<ArchiverOptions, 'retry' | 'onFatal'>;
+  private readonly report: (message: string, error?: Error) => void;
+  private readonly states = new Map<string, PartitionState>();
+  private readonly kinds: Map<string, ArchivedKind>;
+  private runtime: WorkerRuntime | undefined;
+  private writer: LakeWriter | undefined;
+  private sealer: HourSealer | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** Flushes and seal passes, one at a time. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private tickQueued = false;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  private failed: Error | undefined;
+  /** Hour directories known to exist durably. */
+  private readonly knownDirs = new Set<string>();
+
+  constructor(options: ArchiverOptions) {
+    this.o = {
+      group: 'archiver',
+      emissionsTopic: 'emissions',
+      clicksTopic: 'clicks',
+      flushIntervalMs: 1000,
+      maxBufferedRows: 200_000,
+      allowedLatenessMs: DEFAULT_ALLOWED_LATENESS_MS,
+      now: Date.now,
+      ...options,
+    };
+    this.report = options.onError ?? ((m) => process.stderr.write(`reckon archiver: ${m}\n`));
+    this.kinds = new Map([
+      [this.o.emissionsTopic, 'emission'],
+      [this.o.clicksTopic, 'click'],
+    ]);
+  }
+
+  /** Recovers the lake (see the module comment) and starts consuming. */
+  async start(): Promise<void> {
+    const { o } = this;
+    await mkdirDurable(o.lakeDir);
+    this.sealer = await HourSealer.open(o.lakeDir, o.allowedLatenessMs);
+    this.writer = await LakeWriter.create();
+    this.runtime = new WorkerRuntime({
+      log: o.log,
+      group: o.group,
+      topics: [...this.kinds.keys()],
+      sinkOffsets: { committed: (topic, partitions) => this.recover(topic, partitions) },
+      taskFactory: (tp) => this.task(tp),
+      // A record waits for its partition's flush when the buffer is full; a slow disk is not a failure.
+      processingTimeoutMs: 10 * 60_000,
+      ...(o.retry !== undefined ? { retry: o.retry } : {}),
+      onError: this.report,
+    });
+    await this.runtime.start();
+    this.timer = setInterval(() => this.tick(), o.flushIntervalMs);
+  }
+
+  /** Stops consuming, flushes what was buffered, and closes the lake's files. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      if (this.timer !== undefined) clearInterval(this.timer);
+      await this.runtime?.stop();
+      if (this.failed === undefined) await this.flush();
+      await this.chain;
+      for (const s of this.states.values()) {
+        await s.manifest.close();
+        for (const t of [s.current, s.spare]) t?.close();
+      }
+      await this.sealer?.close();
+      this.writer?.close();
+    })();
+    return this.stopped;
+  }
+
+  /** The error that stopped the archiver, if one did. */
+  get error(): Error | undefined {
+    return this.failed;
+  }
+
+  /** Flushes every partition's buffer now, then seals what can be sealed. */
+  flush(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.failed !== undefined) return;
+      for (const s of this.states.values()) await this.flushPartition(s);
+      await this.sealPass();
+    });
+  }
+
+  /** Per topic, per partition: the offset up to which the lake holds the log. */
+  positions(): Record<string, number[]> {
+    const out: Record<string, number[]> = {};
+    for (const s of this.states.values()) (out[s.topic] ??= [])[s.partition] = s.durableNext;
+    return out;
+  }
+
+  /** The worker runtime's counters (dead letters, retries, ...). */
+  get runtimeStats(): WorkerRuntime['stats'] | undefined {
+    return this.runtime?.stats;
+  }
+
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(work);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private tick(): void {
+    if (this.tickQueued) return;
+    this.tickQueued = true;
+    this.flush()
+      .catch((e: unknown) => this.report(`flush failed: ${(e as Error).message}`, e as Error))
+      .finally(() => {
+        this.tickQueued = false;
+      });
+  }
+
+  /** The runtime's start positions, after undoing what a crash left half done in each partition. */
+  private async recover(topic: string, partitions: number[]): Promise<Map<number, number>> {
+    const kind = this.kinds.get(topic) as ArchivedKind;
+    const writer = this.writer as LakeWriter;
+    const out = new Map<number, number>();
+    for (const partition of partitions) {
+      const manifest = await PartitionManifest.recover(this.o.lakeDir, topic, partition);
+      const start = manifest.committedNext ?? (await this.o.log.earliestOffset(topic, partition));
+      this.states.set(key(topic, partition), {
+        topic,
+        partition,
+        kind,
+        manifest,
+        current: await this.enqueue(() => writer.createStaging(kind)),
+        spare: await this.enqueue(() => writer.createStaging(kind)),
+        closed: [],
+        nextToBuffer: start,
+        durableNext: start,
+        dirty: false,
+      });
+      if (manifest.committedNext !== undefined) out.set(partition, manifest.committedNext);
+    }
+    return out;
+  }
+
+  private task(tp: TopicPartition): WorkerTask {
+    const state = this.states.get(key(tp.topic, tp.partition)) as PartitionState;
+    const decoder = this.o.decoder;
+    return {
+      process: (record, observer) => {
+        // A retry (after a timeout) of a record that made it into the buffer.
+        if (record.offset < state.nextToBuffer) return observer.success();
+        let event: Emission | Click | Promise<Emission | Click>;
+        try {
+          event = state.kind === 'emission' ? decoder.emission(record.value) : decoder.click(record.value);
+        } catch (e) {
+          return observer.failure(e as Error);
+        }
+        if (isPromise(event)) {
+          return event.then(
+            (e) => this.buffer(state, e, record, observer),
+            (e: unknown) => observer.failure(e as Error),
+          );
+        }
+        return this.buffer(state, event, record, observer);
+      },
+    };
+  }
+
+  private buffer(
+    state: PartitionState,
+    event: Emission | Click,
+    record: WorkerRecord,
+    observer: RecordObserver,
+  ): void | Promise<void> {
+    try {
+      state.current.add(event, record.offset, this.o.now());
+    } catch (e) {
+      // A row half appended cannot be taken back: start over from the manifests.
+      this.fatal(e as Error);
+      return observer.failure(e as Error);
+    }
+    state.nextToBuffer = record.offset + 1;
+    this.figures.events++;
+    if (state.current.rows < this.o.maxBufferedRows) return observer.success();
+    return this.makeRoom(state).then(() => observer.success());
+  }
+
+  private fatal(error: Error): void {
+    if (this.failed !== undefined) return;
+    this.failed = error;
+    this.stopping = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.report(`stopping: ${error.message}; a restart resumes from the manifests`, error);
+    void this.runtime?.stop().finally(() => this.o.onFatal?.(error));
+  }
+
+  /** Holds the partition's next record until its full table has been flushed (retrying with back-off). */
+  private async makeRoom(state: PartitionState): Promise<void> {
+    for (let attempt = 0; unflushedRows(state) >= this.o.maxBufferedRows && !this.stopping; attempt++) {
+      if (await this.enqueue(() => this.flushPartition(state))) return;
+      await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
+    }
+  }
+
+  /**
+   * Flushes one partition: swaps in its spare table, then commits every closed table in order.
+   * On failure the closed tables stay for the next try.
+   */
+  private async flushPartition(state: PartitionState): Promise<boolean> {
+    const writer = this.writer as LakeWriter;
+    try {
+      if (state.dirty) {
+        await state.manifest.discardUncommitted();
+        state.dirty = false;
+      }
+      if (state.current.rows > 0) {
+        state.spare ??= await writer.createStaging(state.kind);
+        // Synchronous from here to the swap: no record lands in the table being closed.
+        const full = state.current;
+        try {
+          full.close();
+        } catch (e) {
+          this.fatal(e as Error); // its rows may be lost: start over from the manifests
+          return false;
+        }
+        state.closed.push(full);
+        state.current = state.spare;
+        state.spare = undefined;
+        state.spare = await writer.createStaging(state.kind);
+      }
+    } catch (e) {
+      this.report(`preparing a flush of ${state.topic}/${state.partition} failed: ${(e as Error).message}`);
+      return false;
+    }
+    while (state.closed.length > 0) {
+      const table = state.closed[0] as StagingTable;
+      try {
+        await this.writeFlush(state, table);
+      } catch (e) {
+        state.dirty = true;
+        this.figures.failedFlushes++;
+        this.report(
+          `flush of ${state.topic}/${state.partition} offsets ${table.from}..${table.to} failed (${(e as Error).message}); will retry`,
+          e as Error,
+        );
+        return false;
+      }
+      state.closed.shift();
+      await writer.drop(table).catch((e: unknown) => this.report(`dropping ${table.table}: ${(e as Error).message}`));
+    }
+    return true;
+  }
+
+  /** Writes a flush's files, moves them into place, records late arrivals, and commits the manifest line. */
+  private async writeFlush(state: PartitionState, rows: StagingTable): Promise<void> {
+    const { lakeDir } = this.o;
+    const { topic, partition } = state;
+    const { from, to } = rows;
+    const hours = [...rows.hours.keys()].sort((a, b) => a - b);
+    const tmpDir = tmpDirectory(lakeDir, topic, partition);
+    const tmpPaths = new Map<number, string>();
+    for (const h of hours) {
+      const { date, hour } = hourPartition(h);
+      tmpPaths.set(h, join(tmpDir, `.tmp-${date}-${hour}-${from}-${to}.parquet`));
+    }
+    const files = hours.map((h) => join(hourDirectory(topic, h), partFileName(partition, from, to)));
+    try {
+      await (this.writer as LakeWriter).writeHours(rows, partition, tmpPaths);
+      await Promise.all([...tmpPaths.values()].map((p) => syncFile(p)));
+      await state.manifest.recordPending(from, to, files);
+      const dirs = new Set<string>();
+      for (let i = 0; i < hours.length; i++) {
+        const target = join(lakeDir, files[i] as string);
+        await this.ensureDirectory(dirname(target));
+        await rename(tmpPaths.get(hours[i] as number) as string, target);
+        dirs.add(dirname(target));
+      }
+      await Promise.all([...dirs].map((d) => syncDirectory(d)));
+    } finally {
+      await Promise.all([...tmpPaths.values()].map((p) => rm(p, { force: true })));
+    }
+    const sealer = this.sealer as HourSealer;
+    const at = this.o.now();
+    const late: LateArrival[] = [];
+    for (const h of hours) {
+      if (!sealer.isSealed(h)) continue;
+      const { date, hour } = hourPartition(h);
+      const { rows: count, firstSeenAt } = rows.hours.get(h) as { rows: number; firstSeenAt: number };
+      late.push({ topic, partition, from, to, date, hour: Number(hour), hourStartMs: h, count, firstSeenAt, at });
+    }
+    // Before the commit: a crash in between repeats the record, never loses it.
+    await sealer.recordLate(late);
+    await state.manifest.commit({ from, to, files, rows: rows.rows, at });
+    state.durableNext = to + 1;
+    this.figures.flushes++;
+    this.figures.files += files.length;
+    this.figures.rows += rows.rows;
+    for (const l of late) this.figures.lateRows += l.count;
+  }
+
+  /** Creates an hour directory durably, once per process. */
+  private async ensureDirectory(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    await mkdirDurable(dir);
+    this.knownDirs.add(dir);
+  }
+
+  /** Seals the hours that are due once the lake holds everything appended before they were due. */
+  private async sealPass(): Promise<void> {
+    const sealer = this.sealer;
+    const runtime = this.runtime;
+    if (sealer === undefined || runtime === undefined) return;
+    const topics = [...this.kinds.keys()];
+    const sealed = await sealer.pass(this.o.now(), {
+      logEnds: async () => {
+        const ends: Record<string, number[]> = {};
+        for (const topic of topics) {
+          const n = await this.o.log.partitionCount(topic);
+          ends[topic] = [];
+          for (let p = 0; p < n; p++) (ends[topic] as number[]).push(await this.o.log.latestOffset(topic, p));
+        }
+        return ends;
+      },
+      consumed: () => {
+        // A partition with nothing buffered or in flight has dealt with everything it fetched
+        // (archived, dead-lettered or skipped and recorded as a gap).
+        const status = new Map(runtime.status().map((s) => [key(s.topic, s.partition), s]));
+        const out: Record<string, number[]> = {};
+        for (const s of this.states.values()) {
+          const st = status.get(key(s.topic, s.partition));
+          const idle = unflushedRows(s) === 0 && st !== undefined && st.inFlight === 0;
+          (out[s.topic] ??= [])[s.partition] = idle ? Math.max(s.durableNext, st.fetchOffset) : s.durableNext;
+        }
+        return out;
+      },
+      earliestDataHour: () => earliestLakeHour(this.o.lakeDir, topics),
+    });
+    this.figures.sealedHours += sealed.length;
+  }
+}

@@ -1,0 +1,23 @@
+/** Lake: the archiver into Hive-partitioned Parquet, its layout, manifests, sealed hours and late arrivals. */
+export { Archiver, type ArchiverDecoder, type ArchiverFigures, type ArchiverOptions } from './archiver.ts';
+export {
+  HOUR_MS,
+  hourDirectory,
+  hourGlob,
+  hourPartition,
+  hourStartOf,
+  manifestPath,
+  partFileName,
+  topicGlob,
+} from './layout.ts';
+export { lakeOffsets, type ManifestEntry, readManifest } from './manifest.ts';
+export { LAKE_SCHEMAS } from './parquet.ts';
+export type { ArchivedKind } from './staging.ts';
+export {
+  DEFAULT_ALLOWED_LATENESS_MS,
+  isHourSealed,
+  lateArrivals,
+  type LateArrival,
+  sealedHours,
+  type SealedHour,
+} from './sealing.ts';

@@ -1,0 +1,84 @@
+/**
+ * Where everything lives in the lake. Data files are Hive-partitioned by the event's UTC date and
+ * hour; the archiver's own bookkeeping lives under directories starting with `_`, which Hive,
+ * Spark, Trino and DuckDB globs over a topic directory never see.
+ *
+ * ```
+ * <lake>/<topic>/date=YYYY-MM-DD/hour=HH/part-<partition>-<from>-<to>.parquet
+ * <lake>/_manifests/<topic>/<partition>.jsonl          commit log of one log partition's flushes
+ * <lake>/_manifests/<topic>/<partition>.pending.json   files of the flush being committed
+ * <lake>/_state/sealed.jsonl, late.jsonl               sealed hours, late arrivals
+ * <lake>/_tmp/<topic>/<partition>/.tmp-...             files being written
+ * ```
+ */
+import { join } from 'node:path';
+
+/** One hour in milliseconds. */
+export const HOUR_MS = 3_600_000;
+
+/** The start of the UTC hour a timestamp (epoch ms) lies in. */
+export function hourStartOf(ms: number): number {
+  return ms - (((ms % HOUR_MS) + HOUR_MS) % HOUR_MS);
+}
+
+/** The Hive partition values of an hour: `date` as YYYY-MM-DD and `hour` as HH (UTC). */
+export function hourPartition(hourStartMs: number): { date: string; hour: string } {
+  const iso = new Date(hourStartMs).toISOString();
+  return { date: iso.slice(0, 10), hour: iso.slice(11, 13) };
+}
+
+/** The directory of one topic's hour, relative to the lake: `<topic>/date=YYYY-MM-DD/hour=HH`. */
+export function hourDirectory(topic: string, hourStartMs: number): string {
+  const { date, hour } = hourPartition(hourStartMs);
+  return join(topic, `date=${date}`, `hour=${hour}`);
+}
+
+/** A glob of one topic's Parquet files of one hour (absolute), for `read_parquet`. */
+export function hourGlob(lakeDir: string, topic: string, hourStartMs: number): string {
+  return join(lakeDir, hourDirectory(topic, hourStartMs), '*.parquet');
+}
+
+/** A glob of every Parquet file of a topic (absolute), for `read_parquet(..., hive_partitioning = true)`. */
+export function topicGlob(lakeDir: string, topic: string): string {
+  return join(lakeDir, topic, '**', '*.parquet');
+}
+
+/** The data file of one flush of one log partition: named by the flush's offset range, so a redelivery never adds a file. */
+export function partFileName(partition: number, from: number, to: number): string {
+  return `part-${partition}-${from}-${to}.parquet`;
+}
+
+/** The directory of a topic's manifests. */
+export function manifestDirectory(lakeDir: string, topic: string): string {
+  return join(lakeDir, '_manifests', topic);
+}
+
+/** The manifest of one log partition: one JSON line per committed flush. */
+export function manifestPath(lakeDir: string, topic: string, partition: number): string {
+  return join(manifestDirectory(lakeDir, topic), `${partition}.jsonl`);
+}
+
+/** The files of the flush being committed, written before they are renamed into place. */
+export function pendingPath(lakeDir: string, topic: string, partition: number): string {
+  return join(manifestDirectory(lakeDir, topic), `${partition}.pending.json`);
+}
+
+/** Where files are written before being renamed into place (same file system as the lake). */
+export function tmpDirectory(lakeDir: string, topic: string, partition: number): string {
+  return join(lakeDir, '_tmp', topic, String(partition));
+}
+
+/** The directory of the lake's sealed-hour and late-arrival records. */
+export function stateDirectory(lakeDir: string): string {
+  return join(lakeDir, '_state');
+}
+
+/** Sealed hours, one JSON line per hour, in hour order. */
+export function sealedPath(lakeDir: string): string {
+  return join(stateDirectory(lakeDir), 'sealed.jsonl');
+}
+
+/** Late arrivals, one JSON line per (flush, topic, hour). */
+export function latePath(lakeDir: string): string {
+  return join(stateDirectory(lakeDir), 'late.jsonl');
+}

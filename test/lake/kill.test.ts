@@ -1,0 +1,101 @@
+/**
+ * The archiver's process is SIGKILLed at random moments while events are streamed into the log;
+ * afterwards the lake holds every record of every partition exactly once (each (log_partition,
+ * log_offset) once, with the record's content, in its hour) and no temporary file.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { readManifest } from '../../src/lake/index.ts';
+import { openEmbeddedLog } from '../../src/log/index.ts';
+import { DEFAULT_SIMULATION, SeededRandom, simulate } from '../../src/sim/index.ts';
+import { appendLines } from '../support/speed.ts';
+import { waitFor } from '../support/wait.ts';
+import { assertLakeEqualsLog, lakeCaughtUp, listFiles, PARTITIONS, TOPICS } from './lake-support.ts';
+
+const KILLS = 20;
+const TSX = import.meta.resolve('tsx');
+const WORKER = new URL('./archiver-worker.ts', import.meta.url).pathname;
+
+/** What a killed archiver left for the next start to clean up. */
+async function leftBehind(lakeDir: string): Promise<{ tmp: boolean; uncommitted: boolean }> {
+  const tmp = listFiles(join(lakeDir, '_tmp')).length > 0;
+  let uncommitted = false;
+  for (const topic of TOPICS) {
+    for (let p = 0; p < PARTITIONS; p++) {
+      let pending: { to: number; files: string[] };
+      try {
+        pending = JSON.parse(readFileSync(join(lakeDir, '_manifests', topic, `${p}.pending.json`), 'utf8'));
+      } catch {
+        continue;
+      }
+      const last = (await readManifest(lakeDir, topic, p)).pop();
+      if ((last === undefined || last.to < pending.to) && pending.files.some((f) => existsSync(join(lakeDir, f))))
+        uncommitted = true;
+    }
+  }
+  return { tmp, uncommitted };
+}
+
+describe('Archiver under SIGKILL', () => {
+  it(`archives every record exactly once across ${KILLS} SIGKILLs of its process during a stream`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'reckon-lake-kill-'));
+    const logDir = join(dir, 'log');
+    const lakeDir = join(dir, 'lake');
+    const log = await openEmbeddedLog({ dir: logDir, retentionIntervalMs: 0 });
+    for (const topic of TOPICS) await log.createTopic({ name: topic, partitions: PARTITIONS });
+    const sim = simulate({ ...DEFAULT_SIMULATION, seed: 11, emissions: 6_000 });
+    const rng = new SeededRandom(21);
+    const per = Math.ceil(sim.lines.length / KILLS);
+    let appended = 0;
+    let kills = 0;
+    let killedWhileWriting = 0;
+    let killedBeforeCommit = 0;
+    try {
+      for (;;) {
+        const child = spawn(process.execPath, ['--import', TSX, WORKER, logDir, lakeDir], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        const exited = new Promise((r) => child.once('exit', r));
+        let ready = false;
+        child.stdout?.on('data', (c: Buffer) => {
+          if (c.toString().includes('ready')) ready = true;
+        });
+        await waitFor('the archiver process to start', () => ready, 30_000);
+        if (kills < KILLS) {
+          // Stream a chunk in small appends while it archives, and kill it somewhere in between.
+          const chunk = sim.lines.slice(appended, appended + per);
+          appended += chunk.length;
+          const streaming = appendLines(log, chunk, 50);
+          await new Promise((r) => setTimeout(r, rng.int(200)));
+          child.kill('SIGKILL');
+          kills++;
+          await Promise.all([exited, streaming]);
+          const left = await leftBehind(lakeDir);
+          if (left.tmp) killedWhileWriting++;
+          if (left.uncommitted) killedBeforeCommit++;
+          continue;
+        }
+        await appendLines(log, sim.lines.slice(appended));
+        await waitFor('the archiver to catch up', () => lakeCaughtUp(lakeDir, log), 30_000, 20);
+        child.kill('SIGTERM');
+        await exited;
+        break;
+      }
+      await assertLakeEqualsLog(lakeDir, log);
+      let flushes = 0;
+      for (const topic of TOPICS)
+        for (let p = 0; p < PARTITIONS; p++) flushes += (await readManifest(lakeDir, topic, p)).length;
+      assert.ok(kills >= KILLS);
+      t.diagnostic(
+        `${kills} SIGKILLs (${killedWhileWriting} left temporary files, ${killedBeforeCommit} left renamed files ` +
+          `without a manifest line); ${sim.lines.length} lines streamed; ${flushes} flushes committed`,
+      );
+    } finally {
+      await log.close();
+    }
+  });
+});
