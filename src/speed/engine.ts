@@ -37,13 +37,29 @@ export interface MinuteDelta {
 
 type CountColumn = 'emissions' | 'clicks' | 'duplicateClicks' | 'fraudClicks' | 'invalidClicks';
 
-/** A retained emission: what joining a click needs. */
-interface EmissionState {
-  ts: number;
-  placement: string;
-  /** offerId -> click cost in micros. */
-  offers: Map<string, Micros>;
+/**
+ * A retained emission, packed for memory: `[ts, placement, offerId, cost, offerId, cost, ...]`,
+ * with placement and offer ids interned (one string per distinct value) and costs as numbers of
+ * micros (a bigint only beyond 2^53). A Map of offers per emission cost about 300 bytes more.
+ */
+type EmissionState = (number | string | bigint)[];
+
+const emissionTs = (em: EmissionState): number => em[0] as number;
+const emissionPlacement = (em: EmissionState): string => em[1] as string;
+
+/** The click cost of `offerId` in a packed emission, or undefined when it did not list the offer. */
+function offerCost(em: EmissionState, offerId: string): Micros | undefined {
+  for (let i = 2; i < em.length; i += 2) {
+    if (em[i] === offerId) {
+      const cost = em[i + 1] as number | bigint;
+      return typeof cost === 'bigint' ? cost : BigInt(cost);
+    }
+  }
+  return undefined;
 }
+
+/** Most distinct strings interned before the table starts over (it only saves memory). */
+const MAX_INTERNED = 1_000_000;
 
 /** The click currently counted for one (emission, offer), and how it was counted. */
 interface FirstClick {
@@ -71,6 +87,7 @@ export interface SpeedEngineState {
 }
 
 const MINUTE = 60_000;
+const MAX_SAFE_MICROS = BigInt(Number.MAX_SAFE_INTEGER);
 const HOUR = 3_600_000;
 
 /** The joiner and aggregator. Feed events with `emission`/`click`, then `drain` the deltas. */
@@ -80,6 +97,7 @@ export class SpeedEngine {
   private readonly maxPending: number;
   private readonly blocked: (ip: string) => boolean;
   private readonly emissions = new Map<string, EmissionState>();
+  private readonly interned = new Map<string, string>();
   /** Clicks waiting for their emission, by emission id, in arrival order. */
   private readonly pending = new Map<string, Click[]>();
   private pendingCount = 0;
@@ -96,6 +114,15 @@ export class SpeedEngine {
     this.latenessMs = options.allowedLatenessMs ?? HOUR;
     this.maxPending = options.maxPendingClicks ?? 100_000;
     this.blocked = ipBlocklistMatcher(rules.ipBlocklist);
+  }
+
+  /** One string per distinct placement or offer id, shared by every emission that names it. */
+  private intern(value: string): string {
+    const known = this.interned.get(value);
+    if (known !== undefined) return known;
+    if (this.interned.size >= MAX_INTERNED) this.interned.clear();
+    this.interned.set(value, value);
+    return value;
   }
 
   /** The latest event time seen. */
@@ -118,12 +145,19 @@ export class SpeedEngine {
   emission(e: Emission): void {
     if (e.ts > this.watermark) this.watermark = e.ts;
     if (this.emissions.has(e.id)) return; // a redelivery
-    const offers = new Map<string, Micros>();
+    const placement = this.intern(e.placement);
+    // Sized exactly: an array grown by push keeps spare capacity, most of its size here.
+    const packed: EmissionState = new Array<number | string | bigint>(2 + 2 * e.offers.length);
+    packed[0] = e.ts;
+    packed[1] = placement;
+    let i = 2;
     for (const o of e.offers) {
-      offers.set(o.offerId, o.clickCost);
-      this.add(e.ts, o.offerId, e.placement, 'emissions', 0n);
+      const offerId = this.intern(o.offerId);
+      packed[i++] = offerId;
+      packed[i++] = o.clickCost <= MAX_SAFE_MICROS ? Number(o.clickCost) : o.clickCost;
+      this.add(e.ts, offerId, placement, 'emissions', 0n);
     }
-    this.emissions.set(e.id, { ts: e.ts, placement: e.placement, offers });
+    this.emissions.set(e.id, packed);
     const waiting = this.pending.get(e.id);
     if (waiting !== undefined) {
       const reach = e.ts + this.rules.clickWindowMs + this.latenessMs;
@@ -144,7 +178,7 @@ export class SpeedEngine {
     // An emission older than the click by more than the window and the lateness is treated as
     // gone, whether or not it has been evicted yet: the decision must not depend on when state
     // was last trimmed, or a restart (which rebuilds state) could decide the click differently.
-    if (em !== undefined && c.ts <= em.ts + this.rules.clickWindowMs + this.latenessMs) {
+    if (em !== undefined && c.ts <= emissionTs(em) + this.rules.clickWindowMs + this.latenessMs) {
       return this.joined(c, c.emissionId);
     }
     let waiting = this.pending.get(c.emissionId);
@@ -161,7 +195,7 @@ export class SpeedEngine {
   advance(now: number = this.watermark): void {
     this.expirePending(now - this.latenessMs, Number.POSITIVE_INFINITY);
     const emissionHorizon = now - this.rules.clickWindowMs - this.latenessMs;
-    for (const [id, em] of this.emissions) if (em.ts < emissionHorizon) this.emissions.delete(id);
+    for (const [id, em] of this.emissions) if (emissionTs(em) < emissionHorizon) this.emissions.delete(id);
     const clickHorizon = emissionHorizon - this.rules.clickWindowMs;
     for (const [id, ts] of this.seenClicks) if (ts < clickHorizon) this.seenClicks.delete(id);
     for (const [key, first] of this.firstClicks) if (first.ts < clickHorizon) this.firstClicks.delete(key);
@@ -219,8 +253,9 @@ export class SpeedEngine {
 
   /** A click whose emission is known: invalid, duplicate, fraud or billable, in the contract's order. */
   private joined(c: Click, emissionId: string): void {
-    const em = this.emissions.get(emissionId) as EmissionState;
-    const cost = em.offers.get(c.offerId);
+    const packed = this.emissions.get(emissionId) as EmissionState;
+    const em = { ts: emissionTs(packed), placement: emissionPlacement(packed) };
+    const cost = offerCost(packed, c.offerId);
     if (cost === undefined || c.ts < em.ts || c.ts > em.ts + this.rules.clickWindowMs) {
       this.add(c.ts, c.offerId, em.placement, 'invalidClicks', 0n);
       return;
