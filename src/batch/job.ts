@@ -4,7 +4,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { StatsRules } from '../events/index.ts';
-import { STATS_COLUMNS, type StatsColumn, type StatsColumns, type StatsStore } from '../store/index.ts';
+import {
+  addColumns,
+  STATS_COLUMNS,
+  type StatsColumn,
+  type StatsColumns,
+  type StatsStore,
+  zeroColumns,
+} from '../store/index.ts';
 import { type Recalculation, recalculateInterval } from './recalculate.ts';
 import { safeWriteInterval } from './safe-write.ts';
 
@@ -21,25 +28,9 @@ export interface RecalculationRun extends Omit<Recalculation, 'rows'> {
 
 /** Column totals of minute rows. */
 function totalsOf(rows: readonly StatsColumns[]): StatsColumns {
-  const t: StatsColumns = {
-    emissions: 0,
-    clicks: 0,
-    clickCost: 0n,
-    duplicateClicks: 0,
-    fraudClicks: 0,
-    fraudCost: 0n,
-    invalidClicks: 0,
-  };
-  for (const r of rows) {
-    t.emissions += r.emissions;
-    t.clicks += r.clicks;
-    t.clickCost += r.clickCost;
-    t.duplicateClicks += r.duplicateClicks;
-    t.fraudClicks += r.fraudClicks;
-    t.fraudCost += r.fraudCost;
-    t.invalidClicks += r.invalidClicks;
-  }
-  return t;
+  const totals = zeroColumns();
+  for (const r of rows) addColumns(totals, r);
+  return totals;
 }
 
 /** Options of {@link runRecalculation}. */

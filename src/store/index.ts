@@ -3,6 +3,7 @@ export { openPostgresSchemaStore } from './postgres-schema-store.ts';
 export { openSqliteSchemaStore } from './sqlite-schema-store.ts';
 export { openPostgresStatsStore } from './stats-postgres.ts';
 export { openSqliteStatsStore } from './stats-sqlite.ts';
+export { addColumns, zeroColumns } from './stats-deltas.ts';
 export { STATS_COLUMNS } from './stats-types.ts';
 export type {
   BatchInterval,

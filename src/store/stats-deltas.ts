@@ -6,7 +6,7 @@
  * one per delta is the largest saving on both dialects, and PostgreSQL requires it (one
  * `INSERT ... ON CONFLICT DO UPDATE` may not update a row twice).
  */
-import type { MinuteStats } from './stats-types.ts';
+import type { MinuteStats, StatsColumns } from './stats-types.ts';
 
 /** The deltas summed per key, in first-seen order; the caller's objects are never modified. */
 export function sumDeltasByKey(deltas: readonly MinuteStats[]): MinuteStats[] {
@@ -33,15 +33,33 @@ export function sumDeltasByKey(deltas: readonly MinuteStats[]): MinuteStats[] {
       sums[at] = sum;
       copied[at] = true;
     }
-    sum.emissions += d.emissions;
-    sum.clicks += d.clicks;
-    sum.clickCost += d.clickCost;
-    sum.duplicateClicks += d.duplicateClicks;
-    sum.fraudClicks += d.fraudClicks;
-    sum.fraudCost += d.fraudCost;
-    sum.invalidClicks += d.invalidClicks;
+    addColumns(sum, d);
   }
   return sums;
+}
+
+/** All-zero columns. */
+export function zeroColumns(): StatsColumns {
+  return {
+    emissions: 0,
+    clicks: 0,
+    clickCost: 0n,
+    duplicateClicks: 0,
+    fraudClicks: 0,
+    fraudCost: 0n,
+    invalidClicks: 0,
+  };
+}
+
+/** Adds the columns of `d` into `into`. */
+export function addColumns(into: StatsColumns, d: StatsColumns): void {
+  into.emissions += d.emissions;
+  into.clicks += d.clicks;
+  into.clickCost += d.clickCost;
+  into.duplicateClicks += d.duplicateClicks;
+  into.fraudClicks += d.fraudClicks;
+  into.fraudCost += d.fraudCost;
+  into.invalidClicks += d.invalidClicks;
 }
 
 /** A statistics row as a database returns it: integers as bigints (SQLite) or strings (PostgreSQL BIGINT). */
