@@ -111,11 +111,12 @@ async function ingest(http: Http, url: string, lines: readonly string[]): Promis
     for (let at = next; at < lines.length && !stopped(); at = next) {
       next += EVENTS_PER_BODY;
       const body = lines.slice(at, at + EVENTS_PER_BODY).join('\n') + '\n';
-      for (;;) {
+      for (let attempt = 1; ; attempt++) {
         const res = await http('POST', `${url}/v1/events`, body);
         if (res.status === 200) break;
-        if (res.status !== 503) throw new Error(`POST /v1/events answered ${res.status}: ${res.body.slice(0, 300)}`);
-        await sleep(1000);
+        if (res.status !== 503 || attempt >= 60)
+          throw new Error(`POST /v1/events answered ${res.status}: ${res.body.slice(0, 300)}`);
+        await sleep(1000); // the collector's Retry-After for 503
       }
     }
   });

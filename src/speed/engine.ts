@@ -17,6 +17,7 @@ import {
   type Micros,
   type StatsRules,
 } from '../events/index.ts';
+import { zeroColumns } from '../store/index.ts';
 
 /** Placement of invalid clicks whose emission is unknown (DESIGN.md). */
 export const NO_PLACEMENT = '(none)';
@@ -292,18 +293,7 @@ export class SpeedEngine {
     const key = `${bucketStart}\u0000${offerId}\u0000${placement}`;
     let d = this.deltas.get(key);
     if (d === undefined) {
-      d = {
-        bucketStart,
-        offerId,
-        placement,
-        emissions: 0,
-        clicks: 0,
-        clickCost: 0n,
-        duplicateClicks: 0,
-        fraudClicks: 0,
-        fraudCost: 0n,
-        invalidClicks: 0,
-      };
+      d = { bucketStart, offerId, placement, ...zeroColumns() };
       this.deltas.set(key, d);
     }
     d[column] += n;

@@ -6,13 +6,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import type {
-  Granularity,
-  MinuteStats,
-  StatsColumns,
-  StatsQuery,
-  StatsResultRow,
-  StatsStore,
+import {
+  type Granularity,
+  type MinuteStats,
+  type StatsColumns,
+  type StatsQuery,
+  type StatsResultRow,
+  type StatsStore,
+  zeroColumns,
 } from '../../src/store/index.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -37,15 +38,7 @@ const DAY = 86_400_000;
 const D = Date.UTC(2026, 10, 21);
 const at = (hh: number, mm = 0) => D + hh * HOUR + mm * MIN;
 
-const ZERO: StatsColumns = {
-  emissions: 0,
-  clicks: 0,
-  clickCost: 0n,
-  duplicateClicks: 0,
-  fraudClicks: 0,
-  fraudCost: 0n,
-  invalidClicks: 0,
-};
+const ZERO: StatsColumns = zeroColumns();
 const COLUMN_NAMES = Object.keys(ZERO) as (keyof StatsColumns)[];
 
 /** A minute row (or delta) with every column not given zero. */
