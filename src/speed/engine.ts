@@ -17,7 +17,6 @@ import {
   type Micros,
   type StatsRules,
 } from '../events/index.ts';
-import { zeroColumns } from '../store/index.ts';
 
 /** Placement of invalid clicks whose emission is unknown (DESIGN.md). */
 export const NO_PLACEMENT = '(none)';
@@ -48,15 +47,44 @@ type EmissionState = (number | string | bigint)[];
 const emissionTs = (em: EmissionState): number => em[0] as number;
 const emissionPlacement = (em: EmissionState): string => em[1] as string;
 
-/** The click cost of `offerId` in a packed emission, or undefined when it did not list the offer. */
-function offerCost(em: EmissionState, offerId: string): Micros | undefined {
-  for (let i = 2; i < em.length; i += 2) {
-    if (em[i] === offerId) {
-      const cost = em[i + 1] as number | bigint;
-      return typeof cost === 'bigint' ? cost : BigInt(cost);
-    }
-  }
+/** The click cost of `offerId` in a packed emission (micros), or undefined when it did not list the offer. */
+function offerCost(em: EmissionState, offerId: string): number | bigint | undefined {
+  for (let i = 2; i < em.length; i += 2) if (em[i] === offerId) return em[i + 1] as number | bigint;
   return undefined;
+}
+
+/** Money in micros as a number while it is a safe integer, as a bigint beyond. */
+type Money = number | bigint;
+
+/** `a + b` exactly: numbers while the sum is a safe integer, a bigint otherwise. */
+function addMoney(a: Money, b: Money): Money {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const sum = a + b;
+    if (Number.isSafeInteger(sum)) return sum;
+  }
+  return BigInt(a) + BigInt(b);
+}
+
+/** A minute row's delta while it accumulates: money kept as numbers (no bigint per click). */
+interface Accumulating {
+  bucketStart: number;
+  offerId: string;
+  placement: string;
+  emissions: number;
+  clicks: number;
+  clickCost: Money;
+  duplicateClicks: number;
+  fraudClicks: number;
+  fraudCost: Money;
+  invalidClicks: number;
+}
+
+/** Deletes entries from the front of `map` (its oldest insertions) while `old` holds for them. */
+function trimOldest<V>(map: Map<string, V>, old: (value: V, key: string) => boolean): void {
+  for (const [key, value] of map) {
+    if (!old(value, key)) return;
+    map.delete(key);
+  }
 }
 
 /** Most distinct strings interned before the table starts over (it only saves memory). */
@@ -107,7 +135,8 @@ export class SpeedEngine {
   private readonly firstClicks = new Map<string, FirstClick>();
   /** Billable clicks per (userId, offerId, UTC hour). */
   private readonly userHour = new Map<string, number>();
-  private readonly deltas = new Map<string, MinuteDelta>();
+  /** Deltas since the last drain by minute, offer and placement: nested maps build no key strings. */
+  private readonly deltas = new Map<number, Map<string, Map<string, Accumulating>>>();
   private watermark = Number.NEGATIVE_INFINITY;
 
   constructor(rules: StatsRules, options: SpeedEngineOptions = {}) {
@@ -156,7 +185,7 @@ export class SpeedEngine {
       const offerId = this.intern(o.offerId);
       packed[i++] = offerId;
       packed[i++] = o.clickCost <= MAX_SAFE_MICROS ? Number(o.clickCost) : o.clickCost;
-      this.add(e.ts, offerId, placement, 'emissions', 0n);
+      this.add(e.ts, offerId, placement, 'emissions', 0);
     }
     this.emissions.set(e.id, packed);
     const waiting = this.pending.get(e.id);
@@ -195,15 +224,16 @@ export class SpeedEngine {
    */
   advance(now: number = this.watermark): void {
     this.expirePending(now - this.latenessMs, Number.POSITIVE_INFINITY);
+    // Maps iterate in insertion order, which is about event-time order: each trim stops at the
+    // first entry still needed, so it costs what it removes, not the size of the state. An entry
+    // inserted out of order waits for those before it; no decision depends on it being gone.
     const emissionHorizon = now - this.rules.clickWindowMs - this.latenessMs;
-    for (const [id, em] of this.emissions) if (emissionTs(em) < emissionHorizon) this.emissions.delete(id);
+    trimOldest(this.emissions, (em) => emissionTs(em) < emissionHorizon);
     const clickHorizon = emissionHorizon - this.rules.clickWindowMs;
-    for (const [id, ts] of this.seenClicks) if (ts < clickHorizon) this.seenClicks.delete(id);
-    for (const [key, first] of this.firstClicks) if (first.ts < clickHorizon) this.firstClicks.delete(key);
+    trimOldest(this.seenClicks, (ts) => ts < clickHorizon);
+    trimOldest(this.firstClicks, (first) => first.ts < clickHorizon);
     const hourHorizon = Math.floor((now - this.latenessMs) / HOUR) - 1;
-    for (const key of this.userHour.keys()) {
-      if (Number(key.slice(key.lastIndexOf('\u0000') + 1)) < hourHorizon) this.userHour.delete(key);
-    }
+    trimOldest(this.userHour, (_, key) => Number(key.slice(key.lastIndexOf('\u0000') + 1)) < hourHorizon);
   }
 
   /** Decides every waiting click now (end of input): their emissions are unknown. */
@@ -214,17 +244,21 @@ export class SpeedEngine {
   /** The deltas accumulated since the last drain, all-zero ones left out. */
   drain(): MinuteDelta[] {
     const out: MinuteDelta[] = [];
-    for (const d of this.deltas.values()) {
-      if (
-        d.emissions !== 0 ||
-        d.clicks !== 0 ||
-        d.clickCost !== 0n ||
-        d.duplicateClicks !== 0 ||
-        d.fraudClicks !== 0 ||
-        d.fraudCost !== 0n ||
-        d.invalidClicks !== 0
-      )
-        out.push(d);
+    for (const byOffer of this.deltas.values()) {
+      for (const byPlacement of byOffer.values()) {
+        for (const d of byPlacement.values()) {
+          if (
+            d.emissions !== 0 ||
+            d.clicks !== 0 ||
+            d.clickCost !== 0 ||
+            d.duplicateClicks !== 0 ||
+            d.fraudClicks !== 0 ||
+            d.fraudCost !== 0 ||
+            d.invalidClicks !== 0
+          )
+            out.push({ ...d, clickCost: BigInt(d.clickCost), fraudCost: BigInt(d.fraudCost) });
+        }
+      }
     }
     this.deltas.clear();
     return out;
@@ -249,7 +283,7 @@ export class SpeedEngine {
       this.pending.set(c.emissionId, waiting);
     }
     this.pendingCount -= decided.length;
-    for (const c of decided) this.add(c.ts, c.offerId, NO_PLACEMENT, 'invalidClicks', 0n);
+    for (const c of decided) this.add(c.ts, c.offerId, NO_PLACEMENT, 'invalidClicks', 0);
   }
 
   /** A click whose emission is known: invalid, duplicate, fraud or billable, in the contract's order. */
@@ -258,19 +292,19 @@ export class SpeedEngine {
     const em = { ts: emissionTs(packed), placement: emissionPlacement(packed) };
     const cost = offerCost(packed, c.offerId);
     if (cost === undefined || c.ts < em.ts || c.ts > em.ts + this.rules.clickWindowMs) {
-      this.add(c.ts, c.offerId, em.placement, 'invalidClicks', 0n);
+      this.add(c.ts, c.offerId, em.placement, 'invalidClicks', 0);
       return;
     }
     const key = `${emissionId}\u0000${c.offerId}`;
     const first = this.firstClicks.get(key);
     if (first !== undefined && compareTsThenId(first, c) <= 0) {
-      this.add(c.ts, c.offerId, em.placement, 'duplicateClicks', 0n);
+      this.add(c.ts, c.offerId, em.placement, 'duplicateClicks', 0);
       return;
     }
     if (first !== undefined) {
       // The counted click was not the earliest after all: it becomes a duplicate.
       this.add(first.ts, c.offerId, em.placement, first.verdict, -cost, -1);
-      this.add(first.ts, c.offerId, em.placement, 'duplicateClicks', 0n);
+      this.add(first.ts, c.offerId, em.placement, 'duplicateClicks', 0);
       if (first.userHourKey !== undefined) {
         this.userHour.set(first.userHourKey, (this.userHour.get(first.userHourKey) ?? 1) - 1);
       }
@@ -288,16 +322,30 @@ export class SpeedEngine {
     this.add(c.ts, c.offerId, em.placement, verdict, cost);
   }
 
-  private add(ts: number, offerId: string, placement: string, column: CountColumn, cost: Micros, n = 1): void {
+  private add(ts: number, offerId: string, placement: string, column: CountColumn, cost: Money, n = 1): void {
     const bucketStart = ts - (((ts % MINUTE) + MINUTE) % MINUTE);
-    const key = `${bucketStart}\u0000${offerId}\u0000${placement}`;
-    let d = this.deltas.get(key);
+    let byOffer = this.deltas.get(bucketStart);
+    if (byOffer === undefined) this.deltas.set(bucketStart, (byOffer = new Map()));
+    let byPlacement = byOffer.get(offerId);
+    if (byPlacement === undefined) byOffer.set(offerId, (byPlacement = new Map()));
+    let d = byPlacement.get(placement);
     if (d === undefined) {
-      d = { bucketStart, offerId, placement, ...zeroColumns() };
-      this.deltas.set(key, d);
+      d = {
+        bucketStart,
+        offerId,
+        placement,
+        emissions: 0,
+        clicks: 0,
+        clickCost: 0,
+        duplicateClicks: 0,
+        fraudClicks: 0,
+        fraudCost: 0,
+        invalidClicks: 0,
+      };
+      byPlacement.set(placement, d);
     }
     d[column] += n;
-    if (column === 'clicks') d.clickCost += cost;
-    else if (column === 'fraudClicks') d.fraudCost += cost;
+    if (column === 'clicks') d.clickCost = addMoney(d.clickCost, cost);
+    else if (column === 'fraudClicks') d.fraudCost = addMoney(d.fraudCost, cost);
   }
 }

@@ -157,6 +157,22 @@ describe('SpeedEngine', () => {
     assert.equal(r?.clickCost, '0.35');
   });
 
+
+  it('sums money exactly past 2^53 micros, and retracts it exactly', () => {
+    const engine = new SpeedEngine(RULES);
+    const big = 2n ** 52n + 3n; // a safe integer; two of them are not
+    engine.emission(emission('em-1', T0, [['of-1', big]]));
+    engine.emission(emission('em-2', T0 + 1_000, [['of-1', big - 1n]])); // the sum is odd: no double holds it
+    engine.emission(emission('em-3', T0 + 2_000, [['of-1', 2n ** 60n + 1n]]));
+    engine.click(click('c-1', 'em-1', T0 + 3_000));
+    engine.click(click('c-2', 'em-2', T0 + 4_000, { userId: 'u-2' }));
+    engine.click(click('c-4', 'em-3', T0 + 6_000, { userId: 'u-3' }));
+    engine.click(click('c-3', 'em-3', T0 + 5_000, { userId: 'u-3' })); // retracts c-4's cost
+    const deltas = engine.drain();
+    const sum = deltas.reduce((s, d) => s + d.clickCost, 0n);
+    assert.equal(sum, 2n * big - 1n + 2n ** 60n + 1n);
+    for (const d of deltas) assert.equal(typeof d.clickCost, 'bigint');
+  });
   it('applies the window inclusively, the blocklist and the hourly allowance as fraud, and makes clicks of unknown emissions invalid after the lateness', () => {
     const engine = new SpeedEngine(RULES, { allowedLatenessMs: 60_000 });
     engine.emission(emission('em', T0, [['of-1', 1_000_000n]]));
