@@ -213,13 +213,14 @@ export async function simulatedEventLog(
   emissions: number,
   partitions: number,
   prefix: string,
+  durationMs?: number,
 ): Promise<{ log: Log; dir: string; total: number; readRate: number }> {
   const { DEFAULT_SIMULATION, NO_FAULTS, simulate } = await import('../src/sim/index.ts');
   const { encodeClick, encodeEmission, parseEventLine } = await import('../src/events/index.ts');
   const { openEmbeddedLog } = await import('../src/log/index.ts');
   const { mkdtempSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
-  const sim = simulate({ ...DEFAULT_SIMULATION, seed, emissions, faults: NO_FAULTS });
+  const sim = simulate({ ...DEFAULT_SIMULATION, seed, emissions, faults: NO_FAULTS, durationMs: durationMs ?? DEFAULT_SIMULATION.durationMs });
   const byTopic: Record<'emissions' | 'clicks', RecordInput[]> = { emissions: [], clicks: [] };
   for (const line of sim.lines) {
     const r = parseEventLine(line);

@@ -50,9 +50,11 @@ const FRESH_RATE = Number(process.env.RECKON_BENCH_FRESHNESS_RATE ?? 50_000);
 const FRESH_SECONDS = 20;
 /** Probes sent in the first second are left out of the figures (the pipeline warms up). */
 const FRESH_WARMUP_SECONDS = 1;
-/** A probe's polls are this far apart; at most this many polls are in flight at once. */
+/**
+ * One watcher polls this often for every probe at once (a placement of their own): polls per
+ * probe would load the server with thousands of queries a second while the stream lags.
+ */
 const POLL_INTERVAL_MS = 50;
-const MAX_POLLS_IN_FLIGHT = 8;
 /** Ingest requests in flight beyond which the sender waits (and the rate it sustains drops). */
 const MAX_INGESTS_IN_FLIGHT = 64;
 /** A probe not visible this long after it was sent is counted at this figure. */
@@ -229,7 +231,7 @@ async function storeRound(store: StatsStore, mix: readonly MixQuery[], round: nu
 
 const ms = (x: number) => Math.round(x * 10) / 10;
 
-async function queryP99(): Promise<BenchResult> {
+export async function queryP99(): Promise<BenchResult> {
   const options = { ...DEFAULT_SIMULATION, seed: 21, emissions: QUERY_EMISSIONS };
   let { lines } = simulate(options);
   const events = lines.length;
@@ -279,28 +281,8 @@ async function queryP99(): Promise<BenchResult> {
   };
 }
 
-/** Sum of `emissions` over the rows of a `/v1/stats` answer. */
-function emissionsIn(body: string): number {
-  const rows = (JSON.parse(body) as { rows: { emissions: number }[] }).rows;
-  return rows.reduce((n, r) => n + r.emissions, 0);
-}
-
-/** A counting semaphore: at most `n` holders at once, the others wait in order. */
-function semaphore(n: number): <T>(work: () => Promise<T>) => Promise<T> {
-  let free = n;
-  const waiting: (() => void)[] = [];
-  return async (work) => {
-    if (free > 0) free--;
-    else await new Promise<void>((resolve) => waiting.push(resolve));
-    try {
-      return await work();
-    } finally {
-      const next = waiting.shift();
-      if (next !== undefined) next();
-      else free++;
-    }
-  };
-}
+/** The placement of the probes: the watcher's one query finds them all. */
+const PROBE_PLACEMENT = (tag: string): string => `probe-${tag}`;
 
 interface Probe {
   sent: number;
@@ -309,7 +291,7 @@ interface Probe {
   visible: number | undefined;
 }
 
-async function freshness(): Promise<BenchResult> {
+export async function freshness(): Promise<BenchResult> {
   const requests = Math.round((FRESH_RATE * FRESH_SECONDS) / EVENTS_PER_BODY);
   const traffic = EVENTS_PER_BODY - 1;
   const bodies: string[] = [];
@@ -331,13 +313,12 @@ async function freshness(): Promise<BenchResult> {
       type: 'emission',
       id: `probe-${tag}-${i}`,
       ts: new Date(ts).toISOString(),
-      placement: 'home-top',
+      placement: PROBE_PLACEMENT(tag),
       offers: [{ offerId: `probe-${tag}-${i}`, clickCost: '0.01' }],
     });
 
   const dataDir = mkdtempSync(join(tmpdir(), 'reckon-bench-freshness-'));
   const { http, close } = httpClient();
-  const poll = semaphore(MAX_POLLS_IN_FLIGHT);
   let reckon: ReckonProcess | undefined;
   let failure: Error | undefined;
   const probes: Probe[] = [];
@@ -345,12 +326,46 @@ async function freshness(): Promise<BenchResult> {
   let sendSeconds = 0;
   let inFlight = 0;
   let lastAck = 0;
+  /** Probes sent and not seen yet, by offer id; the watcher resolves them. */
+  const waiting = new Map<string, { probe: Probe; seen: () => void }>();
+  let firstMinute = Number.POSITIVE_INFINITY;
+  let watching = true;
   try {
     reckon = await startReckon(dataDir);
     const url = reckon.url;
-    /** Sends body `i` (none: just the probe) with probe `i`, and polls until the probe shows. */
+    const watcher = (async () => {
+      while (watching && failure === undefined) {
+        if (waiting.size > 0) {
+          const now = Date.now();
+          let cursor: string | undefined;
+          do {
+            const path =
+              `/v1/stats?from=${firstMinute - MINUTE}&to=${now - (now % MINUTE) + 2 * MINUTE}&granularity=minute` +
+              `&placement=${PROBE_PLACEMENT(tag)}&limit=10000${cursor !== undefined ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+            const answer = await http('GET', `${url}${path}`);
+            if (answer.status !== 200) throw new Error(`GET ${path} answered ${answer.status}: ${answer.body.slice(0, 300)}`);
+            const page = JSON.parse(answer.body) as { rows: { offerId: string; emissions: number }[]; nextCursor?: string };
+            const at = performance.now();
+            for (const row of page.rows) {
+              const w = waiting.get(row.offerId);
+              if (w === undefined || row.emissions < 1) continue;
+              waiting.delete(row.offerId);
+              w.probe.visible = at;
+              w.seen();
+            }
+            cursor = page.nextCursor;
+          } while (cursor !== undefined);
+        }
+        await sleep(POLL_INTERVAL_MS);
+      }
+    })().catch((e: unknown) => {
+      failure ??= e as Error;
+      for (const w of waiting.values()) w.seen();
+    });
+    /** Sends body `i` (none: just the probe) with probe `i`, and waits until the watcher sees it. */
     const probe = async (i: number | 'warm-up'): Promise<Probe> => {
       const ts = Date.now();
+      firstMinute = Math.min(firstMinute, ts - (ts % MINUTE));
       const sent = performance.now();
       inFlight++;
       let res: HttpAnswer;
@@ -364,17 +379,16 @@ async function freshness(): Promise<BenchResult> {
       const acked = performance.now();
       lastAck = acked;
       if (res.status !== 200) throw new Error(`POST /v1/events answered ${res.status}: ${res.body.slice(0, 300)}`);
-      const minute = ts - (ts % MINUTE);
-      const path = `/v1/stats?from=${minute - MINUTE}&to=${minute + 2 * MINUTE}&granularity=minute&offerId=probe-${tag}-${i}`;
-      for (;;) {
-        const answer = await poll(() => http('GET', `${url}${path}`));
-        const now = performance.now();
-        if (answer.status !== 200)
-          throw new Error(`GET ${path} answered ${answer.status}: ${answer.body.slice(0, 300)}`);
-        if (emissionsIn(answer.body) >= 1) return { sent, acked, visible: now };
-        if (now - sent > FRESH_DEADLINE_MS || failure !== undefined) return { sent, acked, visible: undefined };
-        await sleep(POLL_INTERVAL_MS);
-      }
+      const p: Probe = { sent, acked, visible: undefined };
+      const offerId = `probe-${tag}-${i}`;
+      await new Promise<void>((seen) => {
+        waiting.set(offerId, { probe: p, seen });
+        setTimeout(() => {
+          waiting.delete(offerId);
+          seen();
+        }, FRESH_DEADLINE_MS).unref();
+      });
+      return p;
     };
     // The stream starts once the pipeline is up: the speed layer's process starts after the server.
     if ((await probe('warm-up')).visible === undefined)
@@ -399,8 +413,11 @@ async function freshness(): Promise<BenchResult> {
       sendSeconds = (performance.now() - t0) / 1000;
     }
     await Promise.all(runs);
+    watching = false;
+    await watcher;
     if (failure !== undefined) throw failure;
   } finally {
+    watching = false;
     close();
     await reckon?.stop();
     rmSync(dataDir, { recursive: true, force: true });
