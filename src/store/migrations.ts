@@ -17,6 +17,17 @@ export const GLOBAL_CONFIG_SUBJECT = '';
 
 const LEVELS_SQL = COMPATIBILITY_LEVELS.map((l) => `'${l}'`).join(', ');
 
+/** Fills the day rollups from the minute rows (the same statement in both dialects). */
+const DAY_BACKFILL = ['speed', 'batch']
+  .map(
+    (side) => `
+      INSERT INTO stats_${side}_day
+      SELECT bucket_start - bucket_start % 86400000, offer_id, placement, sum(emissions), sum(clicks), sum(click_cost),
+        sum(duplicate_clicks), sum(fraud_clicks), sum(fraud_cost), sum(invalid_clicks)
+      FROM stats_${side}_minute GROUP BY bucket_start - bucket_start % 86400000, offer_id, placement;`,
+  )
+  .join('');
+
 /** SQLite migrations. */
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   {
@@ -114,6 +125,46 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
         computed_at INTEGER NOT NULL,
         PRIMARY KEY (from_ms, to_ms, column_name)
       ) STRICT;
+    `,
+  },
+  {
+    version: 4,
+    name: 'day rollups',
+    // Per (day, offer, placement), the sum of the minute rows of the same side: a day bucket that
+    // one side covers whole is read from here, a row per key instead of up to 1,440. Filled from
+    // the minute rows already there.
+    sql: `
+      CREATE TABLE stats_speed_day (
+        bucket_start INTEGER NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 86400000 = 0),
+        offer_id TEXT NOT NULL,
+        placement TEXT NOT NULL,
+        emissions INTEGER NOT NULL,
+        clicks INTEGER NOT NULL,
+        click_cost INTEGER NOT NULL,
+        duplicate_clicks INTEGER NOT NULL,
+        fraud_clicks INTEGER NOT NULL,
+        fraud_cost INTEGER NOT NULL,
+        invalid_clicks INTEGER NOT NULL,
+        PRIMARY KEY (bucket_start, offer_id, placement)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX stats_speed_day_offer ON stats_speed_day (offer_id, bucket_start);
+      CREATE INDEX stats_speed_day_placement ON stats_speed_day (placement, bucket_start);
+      CREATE TABLE stats_batch_day (
+        bucket_start INTEGER NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 86400000 = 0),
+        offer_id TEXT NOT NULL,
+        placement TEXT NOT NULL,
+        emissions INTEGER NOT NULL,
+        clicks INTEGER NOT NULL,
+        click_cost INTEGER NOT NULL,
+        duplicate_clicks INTEGER NOT NULL,
+        fraud_clicks INTEGER NOT NULL,
+        fraud_cost INTEGER NOT NULL,
+        invalid_clicks INTEGER NOT NULL,
+        PRIMARY KEY (bucket_start, offer_id, placement)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX stats_batch_day_offer ON stats_batch_day (offer_id, bucket_start);
+      CREATE INDEX stats_batch_day_placement ON stats_batch_day (placement, bucket_start);
+      ${DAY_BACKFILL}
     `,
   },
 ];
@@ -215,6 +266,29 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
         computed_at bigint NOT NULL,
         PRIMARY KEY (from_ms, to_ms, column_name)
       );
+    `,
+  },
+  {
+    version: 4,
+    name: 'day rollups',
+    sql: `
+      CREATE TABLE stats_speed_day (
+        bucket_start bigint NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 86400000 = 0),
+        offer_id text COLLATE "C" NOT NULL,
+        placement text COLLATE "C" NOT NULL,
+        emissions bigint NOT NULL,
+        clicks bigint NOT NULL,
+        click_cost bigint NOT NULL,
+        duplicate_clicks bigint NOT NULL,
+        fraud_clicks bigint NOT NULL,
+        fraud_cost bigint NOT NULL,
+        invalid_clicks bigint NOT NULL,
+        PRIMARY KEY (bucket_start, offer_id, placement)
+      );
+      CREATE INDEX stats_speed_day_offer ON stats_speed_day (offer_id, bucket_start);
+      CREATE INDEX stats_speed_day_placement ON stats_speed_day (placement, bucket_start);
+      CREATE TABLE stats_batch_day (LIKE stats_speed_day INCLUDING ALL);
+      ${DAY_BACKFILL}
     `,
   },
 ];

@@ -54,10 +54,50 @@ export interface StatsWindow {
   batchRanges: TimeRange[];
   /** Ranges of minute starts read from `stats_speed_minute` (uncovered minutes). */
   speedRanges: TimeRange[];
+  /** Ranges of day starts read from `stats_batch_day`: whole days the coverage covers. */
+  batchDayRanges: TimeRange[];
+  /** Ranges of day starts read from `stats_speed_day`: whole days it does not touch. */
+  speedDayRanges: TimeRange[];
+}
+
+const DAY_MS = GRANULARITY_MS.day;
+
+/**
+ * Moves the whole days inside `ranges` to day ranges (read from a day rollup): what remains
+ * of each range is its minutes before the first whole day and after the last.
+ */
+function carveDays(ranges: readonly TimeRange[]): { minutes: TimeRange[]; days: TimeRange[] } {
+  const minutes: TimeRange[] = [];
+  const days: TimeRange[] = [];
+  for (const [start, end] of ranges) {
+    const first = Math.ceil(start / DAY_MS) * DAY_MS;
+    const last = Math.floor(end / DAY_MS) * DAY_MS;
+    if (first >= last) {
+      minutes.push([start, end]);
+      continue;
+    }
+    if (start < first) minutes.push([start, first]);
+    days.push([first, last]);
+    if (last < end) minutes.push([last, end]);
+  }
+  return { minutes, days };
+}
+
+/** The window's ranges, with whole days read from the day rollups when buckets are days. */
+function windowOf(coverage: readonly TimeRange[], start: number, end: number, size: number): StatsWindow {
+  const { batch, speed } = splitByCoverage(coverage, start, end);
+  if (size < DAY_MS) return { batchRanges: batch, speedRanges: speed, batchDayRanges: [], speedDayRanges: [] };
+  const b = carveDays(batch);
+  const s = carveDays(speed);
+  return { batchRanges: b.minutes, speedRanges: s.minutes, batchDayRanges: b.days, speedDayRanges: s.days };
 }
 
 /** Splits [start, end) into the ranges the coverage covers and the ranges it does not. */
-function splitByCoverage(coverage: readonly TimeRange[], start: number, end: number): StatsWindow {
+function splitByCoverage(
+  coverage: readonly TimeRange[],
+  start: number,
+  end: number,
+): { batch: TimeRange[]; speed: TimeRange[] } {
   const batchRanges: TimeRange[] = [];
   const speedRanges: TimeRange[] = [];
   let at = start;
@@ -70,7 +110,7 @@ function splitByCoverage(coverage: readonly TimeRange[], start: number, end: num
     at = coveredEnd;
   }
   if (at < end) speedRanges.push([at, end]);
-  return { batchRanges, speedRanges };
+  return { batch: batchRanges, speed: speedRanges };
 }
 
 /**
@@ -94,7 +134,7 @@ export function* statsWindows(
   let found = 0;
   while (start < q.to && found < need) {
     const end = Math.min(q.to, start - (start % size) + buckets * size);
-    const got: number = yield splitByCoverage(coverage, start, end);
+    const got: number = yield windowOf(coverage, start, end, size);
     found += got;
     readBuckets += buckets;
     buckets = found === 0 ? buckets * 4 : Math.max(1, Math.ceil(((need - found) * readBuckets) / found));

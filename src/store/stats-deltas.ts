@@ -38,6 +38,13 @@ export function sumDeltasByKey(deltas: readonly MinuteStats[]): MinuteStats[] {
   return sums;
 }
 
+const DAY_MS = 86_400_000;
+
+/** Minute rows summed per (day, offer, placement): the deltas of the day rollups. */
+export function sumByDay(rows: readonly MinuteStats[]): MinuteStats[] {
+  return sumDeltasByKey(rows.map((r) => ({ ...r, bucketStart: r.bucketStart - (r.bucketStart % DAY_MS) })));
+}
+
 /** All-zero columns. */
 export function zeroColumns(): StatsColumns {
   return {

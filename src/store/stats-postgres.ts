@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { ReckonError } from '../events/index.ts';
 import { inTransaction, openPostgresPool } from './postgres-database.ts';
 import { mergeCoverage, statsPage, statsWindows, type TimeRange } from './stats-coverage.ts';
-import { type RawStatsRow, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
+import { type RawStatsRow, sumByDay, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
 import { compareDiscrepancies, discrepancyRecords, toDiscrepancy, totalsOf } from './stats-discrepancies.ts';
 import { checkBatchInterval, checkMinuteRows, checkOffsets, checkQuery, GRANULARITY_MS } from './stats-input.ts';
 import type { BatchInterval, MinuteStats, SinkOffset, StatsStore } from './stats-types.ts';
@@ -36,14 +36,25 @@ const UNNEST_ROWS = `SELECT u.b, u.o, u.p, u.e, u.c, u.cc, u.d, u.f, u.fc, u.i
     $8::bigint[], $9::bigint[], $10::bigint[]) WITH ORDINALITY AS u(b, o, p, e, c, cc, d, f, fc, i, n)
   ORDER BY u.n`;
 
-const ADD_SPEED = `INSERT INTO stats_speed_minute AS t (${COLUMNS}) ${UNNEST_ROWS}
+/** Adds rows to the rows of the same keys in `table` (a speed table), creating them if needed. */
+const addTo = (table: string): string => `INSERT INTO ${table} AS t (${COLUMNS}) ${UNNEST_ROWS}
   ON CONFLICT (bucket_start, offer_id, placement) DO UPDATE SET
     emissions = t.emissions + excluded.emissions, clicks = t.clicks + excluded.clicks,
     click_cost = t.click_cost + excluded.click_cost, duplicate_clicks = t.duplicate_clicks + excluded.duplicate_clicks,
     fraud_clicks = t.fraud_clicks + excluded.fraud_clicks, fraud_cost = t.fraud_cost + excluded.fraud_cost,
     invalid_clicks = t.invalid_clicks + excluded.invalid_clicks`;
+const ADD_SPEED = addTo('stats_speed_minute');
+const ADD_SPEED_DAY = addTo('stats_speed_day');
 
 const INSERT_BATCH = `INSERT INTO stats_batch_minute (${COLUMNS}) ${UNNEST_ROWS}`;
+
+const DAY_MS = GRANULARITY_MS.day;
+
+const SUM_BATCH_DAYS = `INSERT INTO stats_batch_day (${COLUMNS})
+  SELECT bucket_start - bucket_start % ${DAY_MS}, offer_id, placement, sum(emissions), sum(clicks), sum(click_cost),
+    sum(duplicate_clicks), sum(fraud_clicks), sum(fraud_cost), sum(invalid_clicks)
+  FROM stats_batch_minute WHERE bucket_start >= $1 AND bucket_start < $2
+  GROUP BY bucket_start - bucket_start % ${DAY_MS}, offer_id, placement`;
 
 const SET_OFFSETS = `INSERT INTO stats_speed_offsets AS t (group_id, topic, "partition", next_offset, updated_at)
   SELECT $1, u.topic, u.p, u.o, $5::bigint FROM unnest($2::text[], $3::integer[], $4::bigint[]) WITH ORDINALITY AS u(topic, p, o, n)
@@ -118,12 +129,13 @@ function toRetriable(err: unknown): unknown {
 }
 
 /**
- * The page query: rows of the batch ranges ($2/$3) and the speed ranges ($4/$5), truncated to
- * buckets of $1 ms and summed, after the cursor's key if any, at most $6 rows; the filter and
- * cursor parameters follow in that order.
+ * The page query: rows of the batch ranges ($2/$3) and the speed ranges ($4/$5), and day rows of
+ * the batch day ranges ($7/$8) and speed day ranges ($9/$10), truncated to buckets of $1 ms and
+ * summed, after the cursor's key if any, at most $6 rows; the filter and cursor parameters follow
+ * in that order.
  */
 function pageSql(offer: boolean, placement: boolean, after: boolean): string {
-  let next = 7;
+  let next = 11;
   const offerParam = offer ? `$${next++}` : '';
   const placementParam = placement ? `$${next++}` : '';
   const filters = `${offer ? `AND t.offer_id = ${offerParam}` : ''} ${placement ? `AND t.placement = ${placementParam}` : ''}`;
@@ -137,7 +149,8 @@ function pageSql(offer: boolean, placement: boolean, after: boolean): string {
     ? `WHERE (u.bucket, u.offer_id COLLATE "C", u.placement COLLATE "C") > ($${next}, $${next + 1}, $${next + 2})`
     : '';
   return `SELECT u.bucket AS bucket_start, u.offer_id, u.placement, ${SUMS}
-    FROM (${side('stats_batch_minute', '$2', '$3')} UNION ALL ${side('stats_speed_minute', '$4', '$5')}) AS u
+    FROM (${side('stats_batch_minute', '$2', '$3')} UNION ALL ${side('stats_speed_minute', '$4', '$5')}
+      UNION ALL ${side('stats_batch_day', '$7', '$8')} UNION ALL ${side('stats_speed_day', '$9', '$10')}) AS u
     ${where}
     GROUP BY u.bucket, u.offer_id, u.placement
     HAVING ${NOT_ALL_ZERO}
@@ -176,12 +189,16 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
       if (deltas.length === 0 && offsets.length === 0) return;
       // Sorted: every writer then locks rows in the same order, which rules out deadlocks between them.
       const rows = sumDeltasByKey(deltas).sort(compareKeys);
+      const days = sumByDay(rows).sort(compareKeys);
       const positions = lastOffsets(offsets);
       for (let attempt = 1; ; attempt++) {
         try {
           await inTransaction(pool, async (client) => {
             for (let i = 0; i < rows.length; i += CHUNK_ROWS) {
               await client.query(ADD_SPEED, columnArrays(rows.slice(i, i + CHUNK_ROWS)));
+            }
+            for (let i = 0; i < days.length; i += CHUNK_ROWS) {
+              await client.query(ADD_SPEED_DAY, columnArrays(days.slice(i, i + CHUNK_ROWS)));
             }
             if (positions.length > 0) {
               await client.query(SET_OFFSETS, [
@@ -227,6 +244,10 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
           for (let i = 0; i < rows.length; i += CHUNK_ROWS) {
             await client.query(INSERT_BATCH, columnArrays(rows.slice(i, i + CHUNK_ROWS)));
           }
+          // The batch day rollup of the days the interval touches, recomputed from their minute rows.
+          const days = [from - (from % DAY_MS), Math.ceil(to / DAY_MS) * DAY_MS];
+          await client.query('DELETE FROM stats_batch_day WHERE bucket_start >= $1 AND bucket_start < $2', days);
+          await client.query(SUM_BATCH_DAYS, days);
         });
       } catch (err) {
         throw toRetriable(err);
@@ -263,6 +284,10 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
                 starts(w.value.speedRanges),
                 ends(w.value.speedRanges),
                 q.limit + 1 - rows.length,
+                starts(w.value.batchDayRanges),
+                ends(w.value.batchDayRanges),
+                starts(w.value.speedDayRanges),
+                ends(w.value.speedDayRanges),
                 ...filters,
               ]);
               for (const r of result.rows) rows.push(toMinuteStats(r));

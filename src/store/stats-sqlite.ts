@@ -8,7 +8,7 @@
 import type Database from 'better-sqlite3';
 import { ReckonError } from '../events/index.ts';
 import { mergeCoverage, statsPage, statsWindows } from './stats-coverage.ts';
-import { type RawStatsRow, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
+import { type RawStatsRow, sumByDay, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
 import { checkBatchInterval, checkMinuteRows, checkOffsets, checkQuery, GRANULARITY_MS } from './stats-input.ts';
 import type { BatchInterval, MinuteStats, SinkOffset, StatsQuery, StatsStore } from './stats-types.ts';
 import { openSqliteDatabase } from './sqlite-database.ts';
@@ -28,7 +28,7 @@ const SUMS = `sum(emissions) AS emissions, sum(clicks) AS clicks, sum(click_cost
 const NOT_ALL_ZERO = `sum(emissions) <> 0 OR sum(clicks) <> 0 OR sum(click_cost) <> 0 OR sum(duplicate_clicks) <> 0
   OR sum(fraud_clicks) <> 0 OR sum(fraud_cost) <> 0 OR sum(invalid_clicks) <> 0`;
 
-/** One side of the union: rows of `table` whose minute lies in one of the JSON ranges. */
+/** One side of the union: rows of `table` whose bucket (minute or day) lies in one of the JSON ranges. */
 function rangeSelect(table: string, ranges: string, offer: boolean, placement: boolean): string {
   // CROSS JOIN keeps the ranges as the outer loop, so each range is one primary-key (or
   // offer/placement index) range scan rather than a scan of the table.
@@ -45,12 +45,26 @@ function rangeSelect(table: string, ranges: string, offer: boolean, placement: b
 function querySql(offer: boolean, placement: boolean, after: boolean): string {
   return `SELECT bucket AS bucket_start, offer_id, placement, ${SUMS}
     FROM (${rangeSelect('stats_batch_minute', 'batchRanges', offer, placement)}
-      UNION ALL ${rangeSelect('stats_speed_minute', 'speedRanges', offer, placement)})
+      UNION ALL ${rangeSelect('stats_speed_minute', 'speedRanges', offer, placement)}
+      UNION ALL ${rangeSelect('stats_batch_day', 'batchDayRanges', offer, placement)}
+      UNION ALL ${rangeSelect('stats_speed_day', 'speedDayRanges', offer, placement)})
     ${after ? 'WHERE (bucket, offer_id, placement) > (@afterBucket, @afterOffer, @afterPlacement)' : ''}
     GROUP BY bucket, offer_id, placement
     HAVING ${NOT_ALL_ZERO}
     ORDER BY bucket, offer_id, placement
     LIMIT @fetch`;
+}
+
+const DAY_MS = GRANULARITY_MS.day;
+
+/** Adds a row's columns to the row of the same key in `table`, creating it if needed. */
+function upsertSql(table: string): string {
+  return `INSERT INTO ${table} (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (bucket_start, offer_id, placement) DO UPDATE SET
+      emissions = emissions + excluded.emissions, clicks = clicks + excluded.clicks,
+      click_cost = click_cost + excluded.click_cost, duplicate_clicks = duplicate_clicks + excluded.duplicate_clicks,
+      fraud_clicks = fraud_clicks + excluded.fraud_clicks, fraud_cost = fraud_cost + excluded.fraud_cost,
+      invalid_clicks = invalid_clicks + excluded.invalid_clicks`;
 }
 
 /** Another connection or process holds the write lock past busy_timeout: worth retrying. */
@@ -74,14 +88,8 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
   const db = openSqliteDatabase(path);
 
   const s = {
-    addSpeed: db.prepare(
-      `INSERT INTO stats_speed_minute (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (bucket_start, offer_id, placement) DO UPDATE SET
-         emissions = emissions + excluded.emissions, clicks = clicks + excluded.clicks,
-         click_cost = click_cost + excluded.click_cost, duplicate_clicks = duplicate_clicks + excluded.duplicate_clicks,
-         fraud_clicks = fraud_clicks + excluded.fraud_clicks, fraud_cost = fraud_cost + excluded.fraud_cost,
-         invalid_clicks = invalid_clicks + excluded.invalid_clicks`,
-    ),
+    addSpeed: db.prepare(upsertSql('stats_speed_minute')),
+    addSpeedDay: db.prepare(upsertSql('stats_speed_day')),
     setOffset: db.prepare(
       `INSERT INTO stats_speed_offsets (group_id, topic, "partition", next_offset, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (group_id, topic, "partition") DO UPDATE SET
@@ -96,6 +104,11 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
       'INSERT INTO stats_batch_intervals (from_ms, to_ms, run_id, written_at) VALUES (?, ?, ?, ?)',
     ),
     insertBatchRow: db.prepare(`INSERT INTO stats_batch_minute (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    deleteBatchDays: db.prepare('DELETE FROM stats_batch_day WHERE bucket_start >= ? AND bucket_start < ?'),
+    sumBatchDays: db.prepare(`INSERT INTO stats_batch_day (${COLUMNS})
+      SELECT bucket_start - bucket_start % ${DAY_MS}, offer_id, placement, ${SUMS}
+      FROM stats_batch_minute WHERE bucket_start >= ? AND bucket_start < ?
+      GROUP BY bucket_start - bucket_start % ${DAY_MS}, offer_id, placement`),
     intervals: db.prepare(
       'SELECT from_ms, to_ms, run_id, written_at FROM stats_batch_intervals ORDER BY from_ms, to_ms',
     ),
@@ -121,20 +134,24 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
 
   const applySpeedDeltas = db.transaction(
     (group: string, deltas: readonly MinuteStats[], offsets: readonly SinkOffset[]) => {
-      for (const d of deltas) {
-        s.addSpeed.run(
-          d.bucketStart,
-          d.offerId,
-          d.placement,
-          d.emissions,
-          d.clicks,
-          d.clickCost,
-          d.duplicateClicks,
-          d.fraudClicks,
-          d.fraudCost,
-          d.invalidClicks,
-        );
-      }
+      const upsert = (statement: Database.Statement, rows: readonly MinuteStats[]): void => {
+        for (const d of rows) {
+          statement.run(
+            d.bucketStart,
+            d.offerId,
+            d.placement,
+            d.emissions,
+            d.clicks,
+            d.clickCost,
+            d.duplicateClicks,
+            d.fraudClicks,
+            d.fraudCost,
+            d.invalidClicks,
+          );
+        }
+      };
+      upsert(s.addSpeed, deltas);
+      upsert(s.addSpeedDay, sumByDay(deltas));
       const now = Date.now();
       for (const o of offsets) s.setOffset.run(group, o.topic, o.partition, o.offset, now);
     },
@@ -168,6 +185,14 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     for (const r of records) d.insertDiscrepancy.run(r);
   });
 
+  /** Recomputes the batch day rollup of the days [from, to) touches from their minute rows. */
+  const refreshBatchDays = (from: number, to: number): void => {
+    const first = from - (from % DAY_MS);
+    const end = Math.ceil(to / DAY_MS) * DAY_MS;
+    s.deleteBatchDays.run(first, end);
+    s.sumBatchDays.run(first, end);
+  };
+
   const replaceBatchInterval = db.transaction(
     (from: number, to: number, rows: readonly MinuteStats[], runId: string) => {
       s.deleteBatchRows.run(from, to);
@@ -187,6 +212,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
           r.invalidClicks,
         );
       }
+      refreshBatchDays(from, to);
     },
   );
 
@@ -209,6 +235,8 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     for (let w = windows.next(); w.done !== true;) {
       params.batchRanges = JSON.stringify(w.value.batchRanges);
       params.speedRanges = JSON.stringify(w.value.speedRanges);
+      params.batchDayRanges = JSON.stringify(w.value.batchDayRanges);
+      params.speedDayRanges = JSON.stringify(w.value.speedDayRanges);
       params.fetch = q.limit + 1 - rows.length;
       const got = statement.all(params) as RawStatsRow[];
       for (const r of got) rows.push(toMinuteStats(r));

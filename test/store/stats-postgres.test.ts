@@ -93,7 +93,8 @@ statsStoreContract(
       const offers = Array.from({ length: 40 }, (_, i) => `of-${i}`);
       const minutes = [0, 1, 2].map((m) => D + m * MIN);
       const calls = 25;
-      const big = 2n ** 55n + 1n;
+      // Beyond 2^53 (no double holds it), while the day rollup's sum of 450 of them fits 64 bits.
+      const big = 2n ** 53n + 1n;
       // Every call adds 1 click and `big` micros to each of the 120 rows, twice over (so the
       // same row appears twice in one call), in an order of its own.
       const rows = minutes.flatMap((m) => offers.map((o) => delta(m, o, 1, big)));
@@ -157,9 +158,11 @@ statsStoreContract(
         assert.deepEqual(
           tables.rows.map((r) => r.tablename),
           [
+            'stats_batch_day',
             'stats_batch_intervals',
             'stats_batch_minute',
             'stats_discrepancies',
+            'stats_speed_day',
             'stats_speed_minute',
             'stats_speed_offsets',
           ],

@@ -60,9 +60,11 @@ statsStoreContract(
           .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'stats_%' ORDER BY name")
           .all();
         assert.deepEqual(tables, [
+          { name: 'stats_batch_day' },
           { name: 'stats_batch_intervals' },
           { name: 'stats_batch_minute' },
           { name: 'stats_discrepancies' },
+          { name: 'stats_speed_day' },
           { name: 'stats_speed_minute' },
           { name: 'stats_speed_offsets' },
         ]);

@@ -718,9 +718,25 @@ export function statsStoreContract(
             });
           return { kind, from, to, rows: inside };
         });
+      // Whole days too, which day queries read from the day rollups.
+      const dayBatchOp = fc
+        .record({ day: fc.constantFrom(0, 1), days: fc.constantFrom(1, 2), rows: fc.array(minuteRow, { maxLength: 15 }) })
+        .map(({ day, days, rows }) => {
+          const from = D + day * DAY;
+          const to = Math.min(from + days * DAY, D + 2 * DAY);
+          const seen = new Set<string>();
+          const inside = rows
+            .map((r) => ({ ...r, bucketStart: from + ((r.bucketStart - D) % (to - from)) }))
+            .filter((r) => {
+              const fresh = !seen.has(keyOf(r));
+              seen.add(keyOf(r));
+              return fresh;
+            });
+          return { kind: 'batch' as const, from, to, rows: inside };
+        });
       await fc.assert(
         fc.asyncProperty(
-          fc.array(fc.oneof(speedOp, batchOp), { minLength: 1, maxLength: 8 }),
+          fc.array(fc.oneof(speedOp, batchOp, dayBatchOp), { minLength: 1, maxLength: 8 }),
           fc.integer({ min: 1, max: 40 }),
           async (ops, limit) => {
             const store = await fresh();
@@ -783,6 +799,28 @@ export function statsStoreContract(
                 });
               assert.deepEqual(await queryAll(store, { ...range, granularity }, limit), expected, granularity);
             }
+            // Days cut by the query's range: only the minutes inside count, and label the rows.
+            const cut = { from: D + 90 * MIN, to: D + 2 * DAY - 30 * MIN };
+            const cutSums = new Map<string, MinuteStats>();
+            for (const m of minutes) {
+              if (m.bucketStart < cut.from || m.bucketStart >= cut.to) continue;
+              const bucket = m.bucketStart - (m.bucketStart % DAY);
+              const k = `${bucket}|${m.offerId}|${m.placement}`;
+              const sum = cutSums.get(k) ?? row(bucket, m.offerId, m.placement);
+              addColumns(sum, m);
+              cutSums.set(k, sum);
+            }
+            const expectedCut = [...cutSums.values()]
+              .filter((r) => !isZero(r))
+              .sort(compareRows)
+              .map((r) => ({
+                ...r,
+                source: coveredRange(Math.max(r.bucketStart, cut.from), Math.min(r.bucketStart + DAY, cut.to))
+                  ? 'batch'
+                  : 'speed',
+                final: coveredRange(r.bucketStart, r.bucketStart + DAY),
+              }));
+            assert.deepEqual(await queryAll(store, { ...cut, granularity: 'day' }, limit), expectedCut, 'cut days');
           },
         ),
         { numRuns: kind === 'postgres' ? 15 : 40 },
