@@ -1,7 +1,9 @@
 /**
- * Collector benchmark: `reckon start` in its own process takes 1000-event NDJSON bodies over
- * HTTP on loopback (autocannon, bounded in requests and time) and answers once they are durable;
- * baseline: in-process `log.append` of the same events, Avro-encoded, in batches of 1000.
+ * Collector benchmark: `reckon collector` (the HTTP server alone) in its own process takes
+ * 1000-event NDJSON bodies over HTTP on loopback (autocannon, bounded in requests and time) and
+ * answers once they are durable; then the same against `reckon start`, whose speed layer and
+ * archiver share the cores. Baseline: in-process `log.append` of the same events, Avro-encoded,
+ * in batches of 1000.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,36 +30,40 @@ export async function collectorBenchmarks(): Promise<BenchResult[]> {
   for (let b = 0; b < BODIES; b++)
     bodies.push(valid.slice(b * EVENTS_PER_BODY, (b + 1) * EVENTS_PER_BODY).join('\n') + '\n');
 
-  const dataDir = mkdtempSync(join(tmpdir(), 'reckon-bench-collector-'));
-  const reckon = await startReckon(dataDir);
-  const { url } = reckon;
   // Rounds are bounded in time: a time-bound round measures the steady state (an amount-bound
   // one ends with a tail where fewer requests are in flight). autocannon ignores `duration`
   // when `amount` is set, so no amount is given; 16 connections for a few seconds bound the count.
-  const load = (seconds: number) =>
-    autocannon({
-      url: `${url}/v1/events`,
-      connections: CONNECTIONS,
-      duration: seconds,
-      requests: bodies.map((body) => ({ method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body })),
-    });
-  const rounds: autocannon.Result[] = [];
-  try {
-    await load(1); // warm-up
-    for (let r = 0; r < ROUNDS; r++) rounds.push(await load(ROUND_SECONDS));
-  } finally {
-    await reckon.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-  for (const round of rounds) {
-    if (round.non2xx > 0 || round.errors > 0)
-      throw new Error(`collector bench: ${round.non2xx} non-2xx answers, ${round.errors} errors`);
-  }
-  // The median round by throughput, and its latency.
   const rate = (r: autocannon.Result) => (r.requests.sent * EVENTS_PER_BODY) / (r.duration || 1);
-  const result = [...rounds].sort((a, b) => rate(a) - rate(b))[Math.floor(ROUNDS / 2)] as autocannon.Result;
-  const eventsPerSecond = rate(result);
-  process.stderr.write(`collector rounds (events/s): ${rounds.map((r) => Math.round(rate(r))).join(', ')}\n`);
+  /** The median of the rounds against `reckon <verb>`, by throughput. */
+  const measure = async (verb: 'collector' | 'start'): Promise<autocannon.Result> => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'reckon-bench-collector-'));
+    const reckon = await startReckon(dataDir, 60_000, verb);
+    const load = (seconds: number) =>
+      autocannon({
+        url: `${reckon.url}/v1/events`,
+        connections: CONNECTIONS,
+        duration: seconds,
+        requests: bodies.map((body) => ({ method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body })),
+      });
+    const rounds: autocannon.Result[] = [];
+    try {
+      await load(1); // warm-up
+      for (let r = 0; r < ROUNDS; r++) rounds.push(await load(ROUND_SECONDS));
+    } finally {
+      await reckon.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    for (const round of rounds) {
+      if (round.non2xx > 0 || round.errors > 0)
+        throw new Error(`collector bench (reckon ${verb}): ${round.non2xx} non-2xx answers, ${round.errors} errors`);
+    }
+    process.stderr.write(`collector rounds, reckon ${verb} (events/s): ${rounds.map((r) => Math.round(rate(r))).join(', ')}\n`);
+    return [...rounds].sort((a, b) => rate(a) - rate(b))[Math.floor(ROUNDS / 2)] as autocannon.Result;
+  };
+  const alone = await measure('collector');
+  const withPipeline = await measure('start');
+  const eventsPerSecond = rate(alone);
+  const result = alone;
 
   // Baseline: the same events, encoded, appended in-process with 16 appends in flight.
   const batches: { emissions: RecordInput[]; clicks: RecordInput[] }[] = bodies.map((body) => {
@@ -93,11 +99,18 @@ export async function collectorBenchmarks(): Promise<BenchResult[]> {
   rmSync(baseDir, { recursive: true, force: true });
   return [
     {
-      name: `collector.ingest (HTTP POST of ${EVENTS_PER_BODY}-event NDJSON bodies, ${CONNECTIONS} connections, durable before the answer; median of ${ROUNDS} rounds)`,
+      name: `collector.ingest (reckon collector: HTTP POST of ${EVENTS_PER_BODY}-event NDJSON bodies, ${CONNECTIONS} connections, durable before the answer; median of ${ROUNDS} rounds)`,
       unit: 'events/s',
       value: Math.round(eventsPerSecond),
       baseline: Math.round(baseline),
       ratio: Number((eventsPerSecond / baseline).toFixed(3)),
+    },
+    {
+      name: `collector.ingest under reckon start (its speed layer and archiver on the same cores), same load`,
+      unit: 'events/s',
+      value: Math.round(rate(withPipeline)),
+      baseline: Math.round(baseline),
+      ratio: Number((rate(withPipeline) / baseline).toFixed(3)),
     },
     {
       name: `collector.ingest p99 latency of one ${EVENTS_PER_BODY}-event request (baseline: p50)`,

@@ -138,9 +138,14 @@ export interface ReckonProcess {
 /**
  * Starts `reckon start` on a free loopback port over `dataDir`, without tokens (the RECKON_*
  * environment is left out, so it binds to loopback only), and resolves once it listens.
- * `RECKON_BENCH_PROFILE` set: the server writes a CPU profile to /tmp/prof.
+ * `RECKON_BENCH_PROFILE` set: the server writes a CPU profile to /tmp/prof. `verb` 'collector'
+ * runs the HTTP server alone (no speed layer or archiver).
  */
-export function startReckon(dataDir: string, startupMs = 60_000): Promise<ReckonProcess> {
+export function startReckon(
+  dataDir: string,
+  startupMs = 60_000,
+  verb: 'start' | 'collector' = 'start',
+): Promise<ReckonProcess> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')));
   const child = spawn(
     process.execPath,
@@ -150,7 +155,7 @@ export function startReckon(dataDir: string, startupMs = 60_000): Promise<Reckon
       '--import',
       'tsx',
       join(ROOT, 'src/cli/main.ts'),
-      'start',
+      verb,
       '--port',
       '0',
       '--data',

@@ -63,6 +63,16 @@ export function buildProgram(): Command {
 
   serverOptions(
     program
+      .command('collector')
+      .description(
+        'run only the HTTP server (collector, registry, query API): the speed layer and archiver run elsewhere on the same log',
+      ),
+  ).action(async (flags: ServerFlags) => {
+    await start(configOf(flags).config, process.stdout, { workers: false });
+  });
+
+  serverOptions(
+    program
       .command('speed')
       .description('run the speed layer in this process (reckon start runs it for you, supervised)')
       .option('--supervised [pid]', 'exit when the supervising process (by default the parent) is gone'),

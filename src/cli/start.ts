@@ -131,13 +131,22 @@ function supervise(
   return supervisor;
 }
 
-/** Runs `reckon start` until SIGINT or SIGTERM. */
-export async function start(config: ReckonConfig, out: NodeJS.WritableStream = process.stdout): Promise<Pipeline> {
+/**
+ * Runs `reckon start` until SIGINT or SIGTERM. With `workers: false` (`reckon collector`) only
+ * the HTTP server runs: the speed layer and the archiver run elsewhere, on the same log.
+ */
+export async function start(
+  config: ReckonConfig,
+  out: NodeJS.WritableStream = process.stdout,
+  { workers: withWorkers = true }: { workers?: boolean } = {},
+): Promise<Pipeline> {
   checkBindAddress(config);
   const pipeline = await buildPipeline(config);
   const { app } = pipeline;
   await app.listen({ port: config.port, host: config.host });
-  const workers = [supervise('speed', config, pipeline.log, out), supervise('archiver', config, pipeline.log, out)];
+  const workers = withWorkers
+    ? [supervise('speed', config, pipeline.log, out), supervise('archiver', config, pipeline.log, out)]
+    : [];
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -146,7 +155,7 @@ export async function start(config: ReckonConfig, out: NodeJS.WritableStream = p
     `  log:           ${pipeline.log.kind}${config.kafkaBrokers.length > 0 ? '' : ` (${resolve(config.dataDir, 'log')})`}\n`,
   );
   out.write(
-    `  running:       POST /v1/events, speed layer and archiver (own processes; lake in ${resolve(config.dataDir, 'lake')}), GET /v1/stats, GET /v1/discrepancies, schema registry (/subjects, /schemas, /config, /compatibility), /healthz, /readyz, /metrics\n`,
+    `  running:       POST /v1/events, ${withWorkers ? `speed layer and archiver (own processes; lake in ${resolve(config.dataDir, 'lake')})` : 'no speed layer or archiver (run `reckon speed` and `reckon archiver` on the same log)'}, GET /v1/stats, GET /v1/discrepancies, schema registry (/subjects, /schemas, /config, /compatibility), /healthz, /readyz, /metrics\n`,
   );
   out.write(`  not built yet: ${NOT_BUILT_YET.join(', ')}\n`);
   if (config.demo)

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openBatchDatabase } from '../../src/batch/index.ts';
-import { DEFAULT_SIMULATION, expectedStatistics, simulate } from '../../src/sim/index.ts';
+import { openEmbeddedLog } from '../../src/log/index.ts';
+import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -241,6 +242,41 @@ describe('reckon command line', () => {
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('runs the collector alone with `reckon collector`: events are durable in the log, no speed layer or archiver is started', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'reckon-collector-'));
+    const child = spawn(process.execPath, [...CLI, 'collector', '--port', '0', '--data', 'data'], { cwd, env: cleanEnv });
+    try {
+      const url = (await waitForLine(child, /http:\/\/127\.0\.0\.1:\d+/)).trim();
+      const { lines } = simulate({ ...DEFAULT_SIMULATION, seed: 9, emissions: 50, faults: NO_FAULTS });
+      const res = await fetch(`${url}/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: lines.join('\n'),
+      });
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { accepted: number }).accepted, lines.length);
+      const children = spawnSync('ps', ['--ppid', String(child.pid), '-o', 'args=']).stdout.toString();
+      assert.doesNotMatch(children, /main\.ts (speed|archiver)/, 'no supervised speed layer or archiver');
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      // The events are in the log a speed layer elsewhere would read.
+      const log = await openEmbeddedLog({ dir: join(cwd, 'data', 'log'), retentionIntervalMs: 0 });
+      try {
+        let total = 0;
+        for (const topic of ['emissions', 'clicks']) {
+          const partitions = await log.partitionCount(topic);
+          for (let p = 0; p < partitions; p++) total += await log.latestOffset(topic, p);
+        }
+        assert.equal(total, lines.length);
+      } finally {
+        await log.close();
+      }
     } finally {
       child.kill('SIGKILL');
     }
