@@ -2,8 +2,9 @@
  * Child process of the speed benchmarks (run with `--expose-gc`): the heap a {@link SpeedEngine}
  * retains per emission, against the heap of the plain parsed emissions (a Map of id -> the object
  * `JSON.parse` gives). Each figure is the heap growth across building the structure, after full
- * GCs, divided by the number of emissions; rounds alternate and the median is kept. Prints one
- * JSON line: {"emissions", "engineBytes", "parsedBytes"}.
+ * GCs (the JS heap and ArrayBuffer memory), divided by the number of emissions; rounds
+ * alternate and the median is kept. Prints one JSON line: {"emissions", "engineBytes",
+ * "parsedBytes"}.
  *
  * Emissions look like the simulator's (its offers, prices, placements and id format) with 2 or 3
  * offers each, spread over two hours of event time (what the engine keeps with the default click
@@ -55,9 +56,11 @@ function emissionLine(i: number): string {
   });
 }
 
+/** The JS heap plus ArrayBuffer backing stores (typed arrays live outside the heap). */
 function heapUsed(): number {
   fullGc();
-  return process.memoryUsage().heapUsed;
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
 }
 
 /** Bytes per emission retained by a SpeedEngine fed `n` emissions (its deltas drained). */

@@ -17,6 +17,7 @@ import {
   type Micros,
   type StatsRules,
 } from '../events/index.ts';
+import { EmissionTable } from './emission-table.ts';
 
 /** Placement of invalid clicks whose emission is unknown (DESIGN.md). */
 export const NO_PLACEMENT = '(none)';
@@ -36,22 +37,6 @@ export interface MinuteDelta {
 }
 
 type CountColumn = 'emissions' | 'clicks' | 'duplicateClicks' | 'fraudClicks' | 'invalidClicks';
-
-/**
- * A retained emission, packed for memory: `[ts, placement, offerId, cost, offerId, cost, ...]`,
- * with placement and offer ids interned (one string per distinct value) and costs as numbers of
- * micros (a bigint only beyond 2^53). A Map of offers per emission cost about 300 bytes more.
- */
-type EmissionState = (number | string | bigint)[];
-
-const emissionTs = (em: EmissionState): number => em[0] as number;
-const emissionPlacement = (em: EmissionState): string => em[1] as string;
-
-/** The click cost of `offerId` in a packed emission (micros), or undefined when it did not list the offer. */
-function offerCost(em: EmissionState, offerId: string): number | bigint | undefined {
-  for (let i = 2; i < em.length; i += 2) if (em[i] === offerId) return em[i + 1] as number | bigint;
-  return undefined;
-}
 
 /** Money in micros as a number while it is a safe integer, as a bigint beyond. */
 type Money = number | bigint;
@@ -87,9 +72,6 @@ function trimOldest<V>(map: Map<string, V>, old: (value: V, key: string) => bool
   }
 }
 
-/** Most distinct strings interned before the table starts over (it only saves memory). */
-const MAX_INTERNED = 1_000_000;
-
 /** The click currently counted for one (emission, offer), and how it was counted. */
 interface FirstClick {
   ts: number;
@@ -116,7 +98,6 @@ export interface SpeedEngineState {
 }
 
 const MINUTE = 60_000;
-const MAX_SAFE_MICROS = BigInt(Number.MAX_SAFE_INTEGER);
 const HOUR = 3_600_000;
 
 /** The joiner and aggregator. Feed events with `emission`/`click`, then `drain` the deltas. */
@@ -125,8 +106,7 @@ export class SpeedEngine {
   private readonly latenessMs: number;
   private readonly maxPending: number;
   private readonly blocked: (ip: string) => boolean;
-  private readonly emissions = new Map<string, EmissionState>();
-  private readonly interned = new Map<string, string>();
+  private readonly emissions = new EmissionTable();
   /** Clicks waiting for their emission, by emission id, in arrival order. */
   private readonly pending = new Map<string, Click[]>();
   private pendingCount = 0;
@@ -144,15 +124,6 @@ export class SpeedEngine {
     this.latenessMs = options.allowedLatenessMs ?? HOUR;
     this.maxPending = options.maxPendingClicks ?? 100_000;
     this.blocked = ipBlocklistMatcher(rules.ipBlocklist);
-  }
-
-  /** One string per distinct placement or offer id, shared by every emission that names it. */
-  private intern(value: string): string {
-    const known = this.interned.get(value);
-    if (known !== undefined) return known;
-    if (this.interned.size >= MAX_INTERNED) this.interned.clear();
-    this.interned.set(value, value);
-    return value;
   }
 
   /** The latest event time seen. */
@@ -174,20 +145,9 @@ export class SpeedEngine {
   /** Counts an emission (once per id) and decides the clicks that waited for it. */
   emission(e: Emission): void {
     if (e.ts > this.watermark) this.watermark = e.ts;
-    if (this.emissions.has(e.id)) return; // a redelivery
-    const placement = this.intern(e.placement);
-    // Sized exactly: an array grown by push keeps spare capacity, most of its size here.
-    const packed: EmissionState = new Array<number | string | bigint>(2 + 2 * e.offers.length);
-    packed[0] = e.ts;
-    packed[1] = placement;
-    let i = 2;
-    for (const o of e.offers) {
-      const offerId = this.intern(o.offerId);
-      packed[i++] = offerId;
-      packed[i++] = o.clickCost <= MAX_SAFE_MICROS ? Number(o.clickCost) : o.clickCost;
-      this.add(e.ts, offerId, placement, 'emissions', 0);
-    }
-    this.emissions.set(e.id, packed);
+    if (this.emissions.find(e.id) >= 0) return; // a redelivery
+    for (const o of e.offers) this.add(e.ts, o.offerId, e.placement, 'emissions', 0);
+    const at = this.emissions.add(e.id, e.ts, e.placement, e.offers);
     const waiting = this.pending.get(e.id);
     if (waiting !== undefined) {
       const reach = e.ts + this.rules.clickWindowMs + this.latenessMs;
@@ -195,7 +155,7 @@ export class SpeedEngine {
       if (stay.length === 0) this.pending.delete(e.id);
       else this.pending.set(e.id, stay);
       this.pendingCount -= waiting.length - stay.length;
-      for (const c of waiting) if (c.ts <= reach) this.joined(c, e.id);
+      for (const c of waiting) if (c.ts <= reach) this.joined(c, at);
     }
   }
 
@@ -204,12 +164,12 @@ export class SpeedEngine {
     if (c.ts > this.watermark) this.watermark = c.ts;
     if (this.seenClicks.has(c.id)) return; // a redelivery
     this.seenClicks.set(c.id, c.ts);
-    const em = this.emissions.get(c.emissionId);
+    const at = this.emissions.find(c.emissionId);
     // An emission older than the click by more than the window and the lateness is treated as
     // gone, whether or not it has been evicted yet: the decision must not depend on when state
     // was last trimmed, or a restart (which rebuilds state) could decide the click differently.
-    if (em !== undefined && c.ts <= emissionTs(em) + this.rules.clickWindowMs + this.latenessMs) {
-      return this.joined(c, c.emissionId);
+    if (at >= 0 && c.ts <= this.emissions.tsAt(at) + this.rules.clickWindowMs + this.latenessMs) {
+      return this.joined(c, at);
     }
     let waiting = this.pending.get(c.emissionId);
     if (waiting === undefined) this.pending.set(c.emissionId, (waiting = []));
@@ -228,7 +188,7 @@ export class SpeedEngine {
     // first entry still needed, so it costs what it removes, not the size of the state. An entry
     // inserted out of order waits for those before it; no decision depends on it being gone.
     const emissionHorizon = now - this.rules.clickWindowMs - this.latenessMs;
-    trimOldest(this.emissions, (em) => emissionTs(em) < emissionHorizon);
+    this.emissions.trimBefore(emissionHorizon);
     const clickHorizon = emissionHorizon - this.rules.clickWindowMs;
     trimOldest(this.seenClicks, (ts) => ts < clickHorizon);
     trimOldest(this.firstClicks, (first) => first.ts < clickHorizon);
@@ -287,10 +247,10 @@ export class SpeedEngine {
   }
 
   /** A click whose emission is known: invalid, duplicate, fraud or billable, in the contract's order. */
-  private joined(c: Click, emissionId: string): void {
-    const packed = this.emissions.get(emissionId) as EmissionState;
-    const em = { ts: emissionTs(packed), placement: emissionPlacement(packed) };
-    const cost = offerCost(packed, c.offerId);
+  private joined(c: Click, at: number): void {
+    const emissionId = c.emissionId;
+    const em = { ts: this.emissions.tsAt(at), placement: this.emissions.placementAt(at) };
+    const cost = this.emissions.offerCost(at, c.offerId);
     if (cost === undefined || c.ts < em.ts || c.ts > em.ts + this.rules.clickWindowMs) {
       this.add(c.ts, c.offerId, em.placement, 'invalidClicks', 0);
       return;
