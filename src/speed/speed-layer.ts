@@ -136,6 +136,9 @@ export const ALIGNED_WATERMARK_TOPIC = '@aligned';
 
 /** Event time between two replay checkpoints of a source. */
 const CHECKPOINT_SPACING_MS = 60_000;
+/** Flushes start at least this many times their own duration apart, up to MAX_FLUSH_SPACING_MS. */
+const FLUSH_SPACING = 5;
+const MAX_FLUSH_SPACING_MS = 1000;
 
 /** The speed layer: start, stop, and figures. */
 export class SpeedLayer {
@@ -152,6 +155,9 @@ export class SpeedLayer {
   private readonly engines = new Map<number, PartitionEngine>();
   private runtime: WorkerRuntime | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** When the last flush that wrote ended, and how long it took (ms). */
+  private lastFlushEnd = 0;
+  private lastFlushMs = 0;
   private flushing: Promise<void> = Promise.resolve();
   /** Figures for tests, benchmarks and metrics. */
   readonly figures = { events: 0, flushes: 0, deltas: 0, replayed: 0 };
@@ -205,7 +211,12 @@ export class SpeedLayer {
     });
     await this.runtime.start();
     this.flushTimer = setInterval(() => {
-      this.flush().catch((e: unknown) => this.fatal(e as Error));
+      // A flush that takes long (catching up: many new rows) spaces the next ones out, so that
+      // writing takes at most a fifth of the time and the rest goes to counting.
+      const spacing = Math.min(FLUSH_SPACING * this.lastFlushMs, MAX_FLUSH_SPACING_MS);
+      if (performance.now() - this.lastFlushEnd >= spacing) {
+        this.flush().catch((e: unknown) => this.fatal(e as Error));
+      }
       void this.refreshEnds();
     }, o.flushIntervalMs);
   }
@@ -491,6 +502,7 @@ export class SpeedLayer {
       }
       const written = JSON.stringify(offsets);
       if (deltas.length === 0 && written === this.lastWritten) return;
+      const started = performance.now();
       try {
         await this.o.sink.applySpeedDeltas(this.o.group, deltas, offsets);
         // Replay starts only ever need to be early enough: written after, and a crash between the
@@ -505,6 +517,8 @@ export class SpeedLayer {
         throw e;
       }
       this.lastWritten = written;
+      this.lastFlushEnd = performance.now();
+      this.lastFlushMs = this.lastFlushEnd - started;
       this.figures.flushes++;
       this.figures.deltas += deltas.length;
     });

@@ -12,6 +12,8 @@ import type { RecordObserver, TaskContext, TopicPartition, WorkerOptions, Worker
 
 /** Per-record memory overhead counted on top of key and value bytes. */
 const RECORD_OVERHEAD_BYTES = 96;
+/** Feeding tasks from a backlog returns to the event loop at least this often (ms). */
+const YIELD_EVERY_MS = 10;
 
 class QueuedRecord implements WorkerRecord {
   attempt = 1;
@@ -57,6 +59,8 @@ interface Sub {
   retryTimer: NodeJS.Timeout | undefined;
   /** An `offer()` is scheduled. */
   offerPending: boolean;
+  /** The rest of a drain is scheduled after a yield to the event loop. */
+  yieldPending: boolean;
 }
 
 interface PartitionState extends TopicPartition {
@@ -188,6 +192,8 @@ export class WorkerRuntime {
   private fetchLoopDone: Promise<void> = Promise.resolve();
   private commitTimer: NodeJS.Timeout | undefined;
   private punctuateTimer: NodeJS.Timeout | undefined;
+  /** When a drain last returned to the event loop (see {@link drain}). */
+  private yieldedAt = 0;
   private committing: Promise<void> = Promise.resolve();
   private readonly wakeup = new Wakeup();
   private fetchAbort: AbortController | undefined;
@@ -344,6 +350,7 @@ export class WorkerRuntime {
           draining: false,
           retryTimer: undefined,
           offerPending: false,
+          yieldPending: false,
         };
         part.subs.push(sub);
         const context: TaskContext = {
@@ -495,9 +502,14 @@ export class WorkerRuntime {
     return records.length;
   }
 
-  /** Feeds the sub-partition's task while it is free and records are queued. */
+  /**
+   * Feeds the sub-partition's task while it is free and records are queued. Tasks that finish
+   * synchronously or in microtasks would feed a backlog without ever returning to the event loop,
+   * and timers (a sink's flush, punctuation) would wait for the whole backlog: after
+   * YIELD_EVERY_MS of that, the rest of the drain waits for the next turn of the event loop.
+   */
   private drain(sub: Sub): void {
-    if (sub.draining) return;
+    if (sub.draining || sub.yieldPending) return;
     sub.draining = true;
     try {
       while (
@@ -508,6 +520,15 @@ export class WorkerRuntime {
         !this.stopping &&
         this.fatal === undefined
       ) {
+        if (performance.now() - this.yieldedAt >= YIELD_EVERY_MS) {
+          sub.yieldPending = true;
+          setImmediate(() => {
+            this.yieldedAt = performance.now();
+            sub.yieldPending = false;
+            this.drain(sub);
+          });
+          break;
+        }
         const task = sub.task;
         const first = sub.queue[sub.head] as QueuedRecord;
         if (task.accept !== undefined && !task.accept(first)) break;

@@ -85,6 +85,29 @@ describe('worker runtime', () => {
     assert.deepEqual(again, [500]);
   });
 
+  it('lets timers run while it feeds a backlog to tasks that finish synchronously', async () => {
+    const log = await logWith(20_000, 2);
+    let ticks = 0;
+    let ticksAtEnd = -1;
+    const timer = setInterval(() => ticks++, 5);
+    const rt = runtime(log, (r) => {
+      // About 20 µs of work per record: the backlog takes hundreds of ms, in synchronous tasks.
+      const until = performance.now() + 0.02;
+      while (performance.now() < until);
+      if (r.offset === 9_999) ticksAtEnd = ticks;
+      return undefined;
+    });
+    try {
+      await rt.start();
+      await waitFor('all records', () => rt.stats.processed === 20_000);
+    } finally {
+      clearInterval(timer);
+      await rt.stop();
+    }
+    // Without returning to the event loop, the timer would not have fired once until the end.
+    assert.ok(ticksAtEnd >= 5, `the timer fired ${ticksAtEnd} times while the backlog was fed`);
+  });
+
   it('never commits past an unfinished record, under random completion order, failures and timeouts (property)', async () => {
     await fc.assert(
       fc.asyncProperty(
