@@ -57,7 +57,9 @@ export async function collectorBenchmarks(): Promise<BenchResult[]> {
       if (round.non2xx > 0 || round.errors > 0)
         throw new Error(`collector bench (reckon ${verb}): ${round.non2xx} non-2xx answers, ${round.errors} errors`);
     }
-    process.stderr.write(`collector rounds, reckon ${verb} (events/s): ${rounds.map((r) => Math.round(rate(r))).join(', ')}\n`);
+    process.stderr.write(
+      `collector rounds, reckon ${verb} (events/s): ${rounds.map((r) => Math.round(rate(r))).join(', ')}\n`,
+    );
     return [...rounds].sort((a, b) => rate(a) - rate(b))[Math.floor(ROUNDS / 2)] as autocannon.Result;
   };
   const alone = await measure('collector');

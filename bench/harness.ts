@@ -225,7 +225,13 @@ export async function simulatedEventLog(
   const { openEmbeddedLog } = await import('../src/log/index.ts');
   const { mkdtempSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
-  const sim = simulate({ ...DEFAULT_SIMULATION, seed, emissions, faults: NO_FAULTS, durationMs: durationMs ?? DEFAULT_SIMULATION.durationMs });
+  const sim = simulate({
+    ...DEFAULT_SIMULATION,
+    seed,
+    emissions,
+    faults: NO_FAULTS,
+    durationMs: durationMs ?? DEFAULT_SIMULATION.durationMs,
+  });
   const byTopic: Record<'emissions' | 'clicks', RecordInput[]> = { emissions: [], clicks: [] };
   for (const line of sim.lines) {
     const r = parseEventLine(line);

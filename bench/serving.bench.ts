@@ -343,8 +343,12 @@ export async function freshness(): Promise<BenchResult> {
               `/v1/stats?from=${firstMinute - MINUTE}&to=${now - (now % MINUTE) + 2 * MINUTE}&granularity=minute` +
               `&placement=${PROBE_PLACEMENT(tag)}&limit=10000${cursor !== undefined ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
             const answer = await http('GET', `${url}${path}`);
-            if (answer.status !== 200) throw new Error(`GET ${path} answered ${answer.status}: ${answer.body.slice(0, 300)}`);
-            const page = JSON.parse(answer.body) as { rows: { offerId: string; emissions: number }[]; nextCursor?: string };
+            if (answer.status !== 200)
+              throw new Error(`GET ${path} answered ${answer.status}: ${answer.body.slice(0, 300)}`);
+            const page = JSON.parse(answer.body) as {
+              rows: { offerId: string; emissions: number }[];
+              nextCursor?: string;
+            };
             const at = performance.now();
             for (const row of page.rows) {
               const w = waiting.get(row.offerId);

@@ -123,7 +123,8 @@ export class EmissionTable {
     for (const o of offers) {
       const k = this.offerTail++;
       this.offerId[k & offerMask] = this.offers.id(o.offerId);
-      if (o.clickCost <= MAX_SAFE && o.clickCost >= -MAX_SAFE) this.offerCostMicros[k & offerMask] = Number(o.clickCost);
+      if (o.clickCost <= MAX_SAFE && o.clickCost >= -MAX_SAFE)
+        this.offerCostMicros[k & offerMask] = Number(o.clickCost);
       else {
         this.offerCostMicros[k & offerMask] = Number.NaN;
         this.bigCosts.set(k, o.clickCost);

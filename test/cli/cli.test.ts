@@ -249,7 +249,10 @@ describe('reckon command line', () => {
 
   it('runs the collector alone with `reckon collector`: events are durable in the log, no speed layer or archiver is started', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'reckon-collector-'));
-    const child = spawn(process.execPath, [...CLI, 'collector', '--port', '0', '--data', 'data'], { cwd, env: cleanEnv });
+    const child = spawn(process.execPath, [...CLI, 'collector', '--port', '0', '--data', 'data'], {
+      cwd,
+      env: cleanEnv,
+    });
     try {
       const url = (await waitForLine(child, /http:\/\/127\.0\.0\.1:\d+/)).trim();
       const { lines } = simulate({ ...DEFAULT_SIMULATION, seed: 9, emissions: 50, faults: NO_FAULTS });

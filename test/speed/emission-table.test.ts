@@ -13,7 +13,10 @@ describe('EmissionTable', () => {
   it('finds what a Map would, through adds, trims and growth of every part (property)', () => {
     const op = fc.oneof(
       { weight: 6, arbitrary: fc.record({ kind: fc.constant('add' as const), n: fc.integer({ min: 1, max: 400 }) }) },
-      { weight: 1, arbitrary: fc.record({ kind: fc.constant('trim' as const), keep: fc.integer({ min: 0, max: 300 }) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({ kind: fc.constant('trim' as const), keep: fc.integer({ min: 0, max: 300 }) }),
+      },
     );
     fc.assert(
       fc.property(fc.array(op, { minLength: 1, maxLength: 25 }), fc.integer({ min: 0, max: 1000 }), (ops, seed) => {
@@ -34,7 +37,12 @@ describe('EmissionTable', () => {
               }
               ts += (next * 31) % 3; // mostly ascending, with ties
               const placement = `p-${next % 7}`;
-              table.add(id, ts, placement, [...offers].map(([offerId, clickCost]) => ({ offerId, clickCost })));
+              table.add(
+                id,
+                ts,
+                placement,
+                [...offers].map(([offerId, clickCost]) => ({ offerId, clickCost })),
+              );
               model.set(id, { ts, placement, offers });
               order.push(id);
             }

@@ -157,7 +157,6 @@ describe('SpeedEngine', () => {
     assert.equal(r?.clickCost, '0.35');
   });
 
-
   it('sums money exactly past 2^53 micros, and retracts it exactly', () => {
     const engine = new SpeedEngine(RULES);
     const big = 2n ** 52n + 3n; // a safe integer; two of them are not

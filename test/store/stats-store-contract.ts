@@ -7,8 +7,10 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
+  type BatchRows,
   type Granularity,
   type MinuteStats,
+  type MinuteStatsColumns,
   type StatsColumns,
   type StatsQuery,
   type StatsResultRow,
@@ -95,6 +97,28 @@ const brief = (rows: StatsResultRow[]) =>
     r.source,
     r.final,
   ]);
+
+/** Rows (in the order given) as column batches of `size` rows, as the batch layer hands them over. */
+function columnsOf(rows: readonly MinuteStats[], size: number): BatchRows {
+  const batches: MinuteStatsColumns[] = [];
+  for (let i = 0; i < rows.length; i += size) {
+    const part = rows.slice(i, i + size);
+    batches.push({
+      length: part.length,
+      bucketStart: Float64Array.from(part, (r) => r.bucketStart),
+      offerId: part.map((r) => r.offerId),
+      placement: part.map((r) => r.placement),
+      emissions: Int32Array.from(part, (r) => r.emissions),
+      clicks: part.map((r) => r.clicks),
+      clickCost: BigInt64Array.from(part, (r) => r.clickCost),
+      duplicateClicks: Int32Array.from(part, (r) => r.duplicateClicks),
+      fraudClicks: part.map((r) => r.fraudClicks),
+      fraudCost: part.map((r) => r.fraudCost),
+      invalidClicks: Int32Array.from(part, (r) => r.invalidClicks),
+    });
+  }
+  return { columns: batches };
+}
 
 const TSX = import.meta.resolve('tsx');
 const CHILD = new URL('./stats-writer-child.ts', import.meta.url).pathname;
@@ -339,6 +363,59 @@ export function statsStoreContract(
       assert.deepEqual(brief(await queryAll(store, { from: D, to: D + DAY, granularity: 'minute' })), [
         [new Date(at(10)).toISOString(), 'of-1', 'home', 3, 0n, 'batch', true],
       ]);
+    });
+
+    it('takes rows as column batches in key order, by code point, and rejects them out of order, twice or outside the interval, writing nothing', async () => {
+      const store = await fresh();
+      const good = [
+        row(at(1), 'of-1', 'home', { clicks: 2, clickCost: 2n ** 62n }),
+        row(at(1), 'of-1', 'search', { emissions: 1 }),
+        // U+FFFD before U+1F600 by code point, though not by UTF-16 code unit.
+        row(at(1), 'of-\uFFFD', 'home', { invalidClicks: 1 }),
+        row(at(1), 'of-\u{1F600}', 'home', { fraudClicks: 1, fraudCost: 5n }),
+        row(at(2, 59), 'of-1', 'home', { duplicateClicks: 3 }),
+      ];
+      await store.replaceBatchInterval(D, D + DAY, columnsOf(good, 2), 'columns');
+      const q = { from: D, to: D + DAY, granularity: 'minute' as Granularity };
+      const written = await queryAll(store, q);
+      assert.deepEqual(
+        written.map(({ source: _s, final: _f, ...r }) => r),
+        good,
+      );
+      const days = await queryAll(store, { ...q, granularity: 'day' });
+      assert.deepEqual(
+        days.map((r) => [r.offerId, r.placement, r.clicks, r.duplicateClicks, r.invalidClicks, r.fraudCost]),
+        [
+          ['of-1', 'home', 2, 3, 0, 0n],
+          ['of-1', 'search', 0, 0, 0, 0n],
+          ['of-\uFFFD', 'home', 0, 0, 1, 0n],
+          ['of-\u{1F600}', 'home', 0, 0, 0, 5n],
+        ],
+        'the day rollup of a whole day',
+      );
+      const rejects = async (rows: BatchRows, code: string, pattern: RegExp) => {
+        await assert.rejects(store.replaceBatchInterval(D, D + DAY, rows, 'bad'), (err: Error & { code?: string }) => {
+          assert.equal(err.name, 'ReckonError');
+          assert.equal(err.code, code);
+          assert.match(err.message, pattern);
+          return true;
+        });
+        assert.deepEqual(await queryAll(store, q), written, 'nothing written');
+        assert.deepEqual(
+          (await store.batchIntervals()).map((i) => i.runId),
+          ['columns'],
+        );
+      };
+      const swapped = [good[0], good[2], good[1]] as MinuteStats[];
+      await rejects(columnsOf(swapped, 2), 'RECKON_STATS_INVALID_ROW', /rows\[2\]: .* before the row above it/);
+      const twice = [good[0], good[1], good[1]] as MinuteStats[];
+      await rejects(columnsOf(twice, 2), 'RECKON_STATS_INVALID_ROW', /rows\[2\]: .* a second time/);
+      const late = [...good, row(D + DAY, 'of-1', 'home', { clicks: 1 })];
+      await rejects(columnsOf(late, 3), 'RECKON_STATS_INVALID_INTERVAL', /rows\[5\]\.bucketStart: .* lies outside/);
+      const fractional = [good[0] as MinuteStats, { ...(good[1] as MinuteStats), clicks: 1.5 }];
+      await rejects(columnsOf(fractional, 1), 'RECKON_STATS_INVALID_ROW', /rows\[1\]\.clicks: expected an integer/);
+      const unaligned = [{ ...(good[0] as MinuteStats), bucketStart: at(1) + 1 }];
+      await rejects(columnsOf(unaligned, 1), 'RECKON_STATS_INVALID_ROW', /rows\[0\]\.bucketStart: expected the epoch/);
     });
 
     it('replaces interval records lying inside a new interval and keeps the others', async () => {
@@ -704,8 +781,9 @@ export function statsStoreContract(
           start: fc.integer({ min: 0, max: 95 }),
           length: fc.integer({ min: 1, max: 6 }),
           rows: fc.array(minuteRow, { maxLength: 15 }),
+          batchSize: fc.option(fc.integer({ min: 1, max: 4 })),
         })
-        .map(({ kind, start, length, rows }) => {
+        .map(({ kind, start, length, rows, batchSize }) => {
           const from = D + start * 30 * MIN;
           const to = Math.min(from + length * 30 * MIN, D + 2 * DAY);
           const seen = new Set<string>();
@@ -716,12 +794,17 @@ export function statsStoreContract(
               seen.add(keyOf(r));
               return fresh;
             });
-          return { kind, from, to, rows: inside };
+          return { kind, from, to, rows: inside, batchSize };
         });
       // Whole days too, which day queries read from the day rollups.
       const dayBatchOp = fc
-        .record({ day: fc.constantFrom(0, 1), days: fc.constantFrom(1, 2), rows: fc.array(minuteRow, { maxLength: 15 }) })
-        .map(({ day, days, rows }) => {
+        .record({
+          day: fc.constantFrom(0, 1),
+          days: fc.constantFrom(1, 2),
+          rows: fc.array(minuteRow, { maxLength: 15 }),
+          batchSize: fc.option(fc.integer({ min: 1, max: 4 })),
+        })
+        .map(({ day, days, rows, batchSize }) => {
           const from = D + day * DAY;
           const to = Math.min(from + days * DAY, D + 2 * DAY);
           const seen = new Set<string>();
@@ -732,7 +815,7 @@ export function statsStoreContract(
               seen.add(keyOf(r));
               return fresh;
             });
-          return { kind: 'batch' as const, from, to, rows: inside };
+          return { kind: 'batch' as const, from, to, rows: inside, batchSize };
         });
       await fc.assert(
         fc.asyncProperty(
@@ -753,7 +836,9 @@ export function statsStoreContract(
                   speed.set(keyOf(d), sum);
                 }
               } else {
-                await store.replaceBatchInterval(op.from, op.to, op.rows, 'run');
+                // Rows as given, or as column batches in key order.
+                const given = op.batchSize === null ? op.rows : columnsOf([...op.rows].sort(compareRows), op.batchSize);
+                await store.replaceBatchInterval(op.from, op.to, given, 'run');
                 for (const [k, r] of batch) if (r.bucketStart >= op.from && r.bucketStart < op.to) batch.delete(k);
                 for (const r of op.rows) batch.set(keyOf(r), { ...r });
                 intervals = intervals.filter((i) => !(i.from >= op.from && i.to <= op.to));
