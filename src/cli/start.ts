@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import {
   accessHook,
   CLICKS_TOPIC,
+  CollectorMetrics,
   collectorRoutes,
   EMISSIONS_TOPIC,
   ensureCollectorTopics,
@@ -13,7 +14,7 @@ import {
 import { checkBindAddress, type ReckonConfig } from '../config/index.ts';
 import { CLICK_SCHEMA, EMISSION_SCHEMA, SchemaRegistry } from '../events/index.ts';
 import { type Log, openLog } from '../log/index.ts';
-import { statsRoutes } from '../serving/index.ts';
+import { registerReconciliationMetrics, statsRoutes } from '../serving/index.ts';
 import type { StatsStore } from '../store/index.ts';
 import { WorkerSupervisor } from '../workers/index.ts';
 import { openStores } from './speed.ts';
@@ -70,11 +71,15 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
       }
     }
     app.get('/healthz', async () => ({ status: 'ok', version: VERSION, notBuiltYet: NOT_BUILT_YET }));
+    // One /metrics: the collector's figures and the reconciliation of speed and batch.
+    const metrics = new CollectorMetrics();
+    registerReconciliationMetrics(metrics.registry, stats);
     await app.register(collectorRoutes, {
       log,
       schemaIds,
       tokens: config,
       parsePool,
+      metrics,
       limits: {
         maxBodyBytes: config.ingestMaxBodyBytes,
         maxLineBytes: config.ingestMaxLineBytes,

@@ -221,6 +221,10 @@ describe('reckon command line', () => {
         .filter((r) => Date.parse(r.bucket) === options.start)
         .reduce((n, r) => n + r.clicks, 0);
       assert.equal(interval?.columns.clicks?.batch, exactClicks);
+      // The same reconciliation on /metrics.
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      assert.match(metrics, new RegExp(`^reckon_reconciliation_batch\\{column="clicks"\\} ${exactClicks}$`, 'm'));
+      assert.match(metrics, new RegExp(`^reckon_reconciliation_interval_start_seconds ${options.start / 1000}$`, 'm'));
     } finally {
       child.kill('SIGKILL');
     }
