@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
@@ -101,6 +102,9 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
   return { app, log, registry, stats, close };
 }
 
+/** Scheduling priority of the archiver's process (nice value; higher runs later). */
+const ARCHIVER_NICENESS = 10;
+
 /** Runs `reckon <verb>` (the speed layer, the archiver) as a supervised process of its own, restarted when it dies. */
 function supervise(
   verb: 'speed' | 'archiver',
@@ -114,8 +118,8 @@ function supervise(
     topics: [EMISSIONS_TOPIC, CLICKS_TOPIC],
     min: 1,
     max: 1,
-    spawnWorker: () =>
-      spawn(
+    spawnWorker: () => {
+      const child = spawn(
         process.execPath,
         [
           ...process.execArgv,
@@ -129,7 +133,18 @@ function supervise(
         {
           stdio: ['ignore', 'inherit', 'inherit'],
         },
-      ),
+      );
+      // The archiver is not on the path to fresh statistics: on busy cores the collector and the
+      // speed layer go first, and it catches up when they idle (the durable log holds its backlog).
+      if (verb === 'archiver' && child.pid !== undefined) {
+        try {
+          setPriority(child.pid, ARCHIVER_NICENESS);
+        } catch {
+          // Not permitted here: it runs at the default priority.
+        }
+      }
+      return child;
+    },
     onEvent: (m) => out.write(`reckon ${verb}: ${m}\n`),
   });
   supervisor.start();
