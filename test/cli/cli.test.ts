@@ -243,6 +243,18 @@ describe('reckon command line', () => {
       assert.equal(body.status, 'ok');
       assert.ok(body.notBuiltYet.some((p) => p.includes('batch')));
       assert.ok(!body.notBuiltYet.some((p) => p.includes('collector') || p.includes('speed layer')));
+      // The speed layer at the default priority, the archiver at a lower one.
+      const priorities = () => {
+        const out = spawnSync('ps', ['--ppid', String(child.pid), '-o', 'ni=,args=']).stdout.toString();
+        const of = (verb: string) =>
+          / *(-?\d+) .*main\.ts (\w+)/.exec(out.split('\n').find((l) => l.includes(`main.ts ${verb}`)) ?? '')?.[1];
+        return { speed: of('speed'), archiver: of('archiver') };
+      };
+      await waitFor('speed layer and archiver processes', () => {
+        const p = priorities();
+        return p.speed !== undefined && p.archiver !== undefined;
+      });
+      assert.deepEqual(priorities(), { speed: '0', archiver: '10' });
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
