@@ -31,39 +31,43 @@ async function generateDay(lake: string, events: number): Promise<void> {
   const skewed = (i: string, salt: number, n: number) =>
     `floor(pow(${n}, (hash(${i} * ${salt}) % 100000) / 100000.0))::INTEGER`;
   const offer = (i: string, salt: number) => `'of-' || ${skewed(i, salt, 2000)}`;
+  // Every column is a function of the event's number, so no table is built: each topic is one
+  // streaming COPY (a click recomputes its emission's time and offers from the emission's number).
+  const emission = (
+    i: string,
+  ) => `SELECT 'em-' || ${i} AS id, make_timestamp((${START} + (${i} * ${step})::BIGINT) * 1000) AS ts,
+      'placement-' || ${skewed(i, 1, 24)} AS placement, 'dc' || (${i} % 3 + 1) AS dc,
+      [struct_pack(offer_id := ${offer(i, 7)}, click_cost_micros := (hash(${i} * 13) % 2000000)::BIGINT),
+       struct_pack(offer_id := ${offer(i, 11)} || 'b', click_cost_micros := (hash(${i} * 17) % 2000000)::BIGINT)] AS offers,
+      (${i} % 4)::INTEGER AS log_partition`;
+  const click = (j: string) => `SELECT 'cl-' || ${j} AS id,
+      make_timestamp((${START} + (e * ${step})::BIGINT + (hash(${j}) % 3000000)::BIGINT) * 1000) AS ts,
+      CASE WHEN ${j} % 500 = 0 THEN 'em-missing-' || ${j} ELSE 'em-' || e END AS emission_id,
+      CASE WHEN ${j} % 2 = 0 THEN ${offer('e', 7)} ELSE ${offer('e', 11)} || 'b' END AS offer_id,
+      'u-' || (hash(${j} * 3) % 200000) AS user_id, '10.' || (${j} % 250) || '.' || (hash(${j}) % 250) || '.1' AS ip,
+      'dc1' AS dc, (e % 4)::INTEGER AS log_partition`;
+  const clickOf = (j: string) =>
+    `(SELECT ${j}, (hash(${j} * 31) % ${emissions})::BIGINT AS e FROM range(${clicks}) t(${j}))`;
+  const out = (topic: string, select: string) =>
+    c.run(`COPY (SELECT *, strftime(ts, '%Y-%m-%d') AS date, strftime(ts, '%H') AS hour FROM (${select}))
+      TO '${join(lake, topic)}' (FORMAT parquet, PARTITION_BY (date, hour), OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'part-{i}')`);
+  const t0 = performance.now();
+  const progress = (what: string) =>
+    process.stderr.write(`batch.day: ${what} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
   try {
-    await c.run(`CREATE TABLE em AS
-      SELECT 'em-' || i AS id, (${START} + (i * ${step})::BIGINT) AS ts_ms,
-             'placement-' || ${skewed('i', 1, 24)} AS placement, 'dc' || (i % 3 + 1) AS dc,
-             [struct_pack(offer_id := ${offer('i', 7)}, click_cost_micros := (hash(i * 13) % 2000000)::BIGINT),
-              struct_pack(offer_id := ${offer('i', 11)} || 'b', click_cost_micros := (hash(i * 17) % 2000000)::BIGINT)] AS offers,
-             (i % 4)::INTEGER AS log_partition, i AS log_offset
-      FROM range(${emissions}) t(i)`);
-    await c.run(`CREATE TABLE cl AS
-      SELECT 'cl-' || j AS id, e AS e,
-             (${START} + (e * ${step})::BIGINT + (hash(j) % 3000000)::BIGINT) AS ts_ms,
-             CASE WHEN j % 500 = 0 THEN 'em-missing-' || j ELSE 'em-' || e END AS emission_id,
-             CASE WHEN j % 2 = 0 THEN ${offer('e', 7)} ELSE ${offer('e', 11)} || 'b' END AS offer_id,
-             'u-' || (hash(j * 3) % 200000) AS user_id, '10.' || (j % 250) || '.' || (hash(j) % 250) || '.1' AS ip,
-             'dc1' AS dc, (e % 4)::INTEGER AS log_partition, j AS log_offset
-      FROM (SELECT j, (hash(j * 31) % ${emissions})::BIGINT AS e FROM range(${clicks}) t(j))`);
-    const out = (topic: string, select: string) =>
-      c.run(`COPY (SELECT *, strftime(ts, '%Y-%m-%d') AS date, strftime(ts, '%H') AS hour FROM (${select}))
-        TO '${join(lake, topic)}' (FORMAT parquet, PARTITION_BY (date, hour), OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'part-{i}')`);
     // 2% of events delivered twice (same id, a later offset).
     await out(
       'emissions',
-      `SELECT id, make_timestamp(ts_ms * 1000) AS ts, placement, dc, offers, log_partition, log_offset FROM em
-       UNION ALL SELECT id, make_timestamp(ts_ms * 1000), placement, dc, offers, log_partition, log_offset + ${emissions}
-       FROM em WHERE hash(log_offset) % 50 = 0`,
+      `${emission('i')}, i AS log_offset FROM range(${emissions}) t(i)
+       UNION ALL ${emission('i')}, i + ${emissions} FROM range(${emissions}) t(i) WHERE hash(i) % 50 = 0`,
     );
+    progress(`${emissions.toLocaleString('en-US')} emissions written`);
     await out(
       'clicks',
-      `SELECT id, make_timestamp(ts_ms * 1000) AS ts, emission_id, offer_id, user_id, ip, dc, log_partition, log_offset FROM cl
-       UNION ALL SELECT id, make_timestamp(ts_ms * 1000), emission_id, offer_id, user_id, ip, dc, log_partition,
-              log_offset + ${clicks}
-       FROM cl WHERE hash(log_offset) % 50 = 0`,
+      `${click('j')}, j AS log_offset FROM ${clickOf('j')}
+       UNION ALL ${click('j')}, j + ${clicks} FROM ${clickOf('j')} WHERE hash(j) % 50 = 0`,
     );
+    progress(`${clicks.toLocaleString('en-US')} clicks written`);
   } finally {
     db.close();
   }
@@ -100,6 +104,7 @@ export async function batchBenchmarks(): Promise<BenchResult[]> {
       // A 20M-event day takes minutes per round: one round at that size, two when smaller.
       for (let round = 0; round < (events >= 5_000_000 ? 1 : 2); round++) {
         const s = await scan();
+        const parts: string[] = [];
         const t0 = performance.now();
         const run = await runRecalculation({
           lakeDir: lake,
@@ -108,6 +113,7 @@ export async function batchBenchmarks(): Promise<BenchResult[]> {
           to: START + DAY,
           rules: DEFAULT_SIMULATION.rules,
           runId: `bench-${round}`,
+          onStepTimed: (part, ms) => parts.push(`${part} ${ms.toFixed(0)}`),
         });
         const ms = performance.now() - t0;
         read = run.recordsRead;
@@ -117,7 +123,8 @@ export async function batchBenchmarks(): Promise<BenchResult[]> {
           scan: (s.rows / s.ms) * 1000,
         });
         process.stderr.write(
-          `batch.day round ${round}: ${run.recordsRead} records in ${ms.toFixed(0)} ms (compute ${run.computeMs.toFixed(0)}, write ${run.writeMs.toFixed(0)} ms, ${run.rows} rows); scan ${s.rows} in ${s.ms.toFixed(0)} ms\n`,
+          `batch.day round ${round}: ${run.recordsRead} records in ${ms.toFixed(0)} ms (compute ${run.computeMs.toFixed(0)}, write ${run.writeMs.toFixed(0)} ms, ${run.rows} rows); scan ${s.rows} in ${s.ms.toFixed(0)} ms\n` +
+            `batch.day round ${round} steps (ms): ${parts.join(', ')}\n`,
         );
       }
     } finally {

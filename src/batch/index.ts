@@ -6,7 +6,10 @@ export {
   NO_PLACEMENT,
   openBatchDatabase,
   type Recalculation,
+  type RecalculationFigures,
   type RecalculationOptions,
   recalculateInterval,
+  recalculateIntoTable,
 } from './recalculate.ts';
-export { safeWriteInterval, statsFileOf, writeStatsParquet } from './safe-write.ts';
+export { resultColumns, resultRows, resultTotals } from './result-table.ts';
+export { safeWriteInterval, safeWriteResult, statsFileOf, writeStatsHours } from './safe-write.ts';

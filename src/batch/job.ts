@@ -4,33 +4,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { StatsRules } from '../events/index.ts';
-import {
-  addColumns,
-  STATS_COLUMNS,
-  type StatsColumn,
-  type StatsColumns,
-  type StatsStore,
-  zeroColumns,
-} from '../store/index.ts';
-import { type Recalculation, recalculateInterval } from './recalculate.ts';
-import { safeWriteInterval } from './safe-write.ts';
+import { STATS_COLUMNS, type StatsColumn, type StatsStore } from '../store/index.ts';
+import { openBatchDatabase, type RecalculationFigures, recalculateIntoTable } from './recalculate.ts';
+import { resultTotals } from './result-table.ts';
+import { safeWriteResult } from './safe-write.ts';
 
 /** What a run reports when it is done. */
-export interface RecalculationRun extends Omit<Recalculation, 'rows'> {
+export interface RecalculationRun extends RecalculationFigures {
   runId: string;
-  rows: number;
   /** Wall time of the recalculation and of the write, ms. */
   computeMs: number;
   writeMs: number;
   /** Per column: the speed layer's total over the interval and the exact one (money in micros). */
   discrepancies: { column: StatsColumn; speed: bigint; batch: bigint }[];
-}
-
-/** Column totals of minute rows. */
-function totalsOf(rows: readonly StatsColumns[]): StatsColumns {
-  const totals = zeroColumns();
-  for (const r of rows) addColumns(totals, r);
-  return totals;
 }
 
 /** Options of {@link runRecalculation}. */
@@ -47,35 +33,56 @@ export interface RecalculationRunOptions {
   threads?: number;
   /** Called as each step starts: `step` of `steps`. */
   onStep?: (name: string, step: number, steps: number) => void;
+  /** Called after each part of a step (each SQL step, each write) with its wall time, ms. */
+  onStepTimed?: (part: string, ms: number) => void;
 }
 
 /** Recalculates [from, to) from the lake and replaces its batch rows in the store and the lake. */
 export async function runRecalculation(o: RecalculationRunOptions): Promise<RecalculationRun> {
   const runId = o.runId ?? randomUUID();
-  const t0 = performance.now();
-  o.onStep?.('recalculating from the lake', 1, 2);
-  const result = await recalculateInterval({
-    lakeDir: o.lakeDir,
-    from: o.from,
-    to: o.to,
-    rules: o.rules,
-    ...(o.emissionsTopic !== undefined ? { emissionsTopic: o.emissionsTopic } : {}),
-    ...(o.clicksTopic !== undefined ? { clicksTopic: o.clicksTopic } : {}),
-    ...(o.threads !== undefined ? { threads: o.threads } : {}),
-  });
-  const t1 = performance.now();
-  o.onStep?.('writing the rows (store transaction and lake Parquet)', 2, 2);
-  // Reconciliation: what the speed layer said about the interval, against the exact figures.
-  const speed = await o.store.speedTotals(o.from, o.to);
-  const batch = totalsOf(result.rows);
-  await safeWriteInterval({ store: o.store, lakeDir: o.lakeDir, from: o.from, to: o.to, rows: result.rows, runId });
-  await o.store.recordDiscrepancies(o.from, o.to, runId, speed, batch);
-  const t2 = performance.now();
-  const { rows, ...figures } = result;
-  const discrepancies = STATS_COLUMNS.map((column) => ({
-    column,
-    speed: BigInt(speed[column]),
-    batch: BigInt(batch[column]),
-  }));
-  return { ...figures, runId, rows: rows.length, computeMs: t1 - t0, writeMs: t2 - t1, discrepancies };
+  // The rows stay in this database from the recalculation to both writes.
+  const db = await openBatchDatabase(o.threads);
+  try {
+    const timed = async <T>(part: string, work: () => Promise<T>): Promise<T> => {
+      const start = performance.now();
+      const result = await work();
+      o.onStepTimed?.(part, performance.now() - start);
+      return result;
+    };
+    const t0 = performance.now();
+    o.onStep?.('recalculating from the lake', 1, 2);
+    const figures = await recalculateIntoTable(db.connection, {
+      lakeDir: o.lakeDir,
+      from: o.from,
+      to: o.to,
+      rules: o.rules,
+      ...(o.emissionsTopic !== undefined ? { emissionsTopic: o.emissionsTopic } : {}),
+      ...(o.clicksTopic !== undefined ? { clicksTopic: o.clicksTopic } : {}),
+      ...(o.onStepTimed !== undefined ? { onStepTimed: o.onStepTimed } : {}),
+    });
+    const t1 = performance.now();
+    o.onStep?.('writing the rows (store transaction and lake Parquet)', 2, 2);
+    // Reconciliation: what the speed layer said about the interval, against the exact figures.
+    const speed = await timed('speed totals', () => o.store.speedTotals(o.from, o.to));
+    const batch = await timed('batch totals', () => resultTotals(db.connection));
+    await safeWriteResult({
+      connection: db.connection,
+      store: o.store,
+      lakeDir: o.lakeDir,
+      from: o.from,
+      to: o.to,
+      runId,
+      ...(o.onStepTimed !== undefined ? { onStepTimed: o.onStepTimed } : {}),
+    });
+    await timed('discrepancies', () => o.store.recordDiscrepancies(o.from, o.to, runId, speed, batch));
+    const t2 = performance.now();
+    const discrepancies = STATS_COLUMNS.map((column) => ({
+      column,
+      speed: BigInt(speed[column]),
+      batch: BigInt(batch[column]),
+    }));
+    return { ...figures, runId, computeMs: t1 - t0, writeMs: t2 - t1, discrepancies };
+  } finally {
+    db.close();
+  }
 }

@@ -7,9 +7,11 @@ export { addColumns, zeroColumns } from './stats-deltas.ts';
 export { STATS_COLUMNS } from './stats-types.ts';
 export type {
   BatchInterval,
+  BatchRows,
   Discrepancy,
   Granularity,
   MinuteStats,
+  MinuteStatsColumns,
   SinkOffset,
   StatsColumn,
   StatsColumns,

@@ -4,7 +4,7 @@
  * the field) before anything is written.
  */
 import { describeType, ReckonError } from '../events/index.ts';
-import type { Granularity, MinuteStats, SinkOffset, StatsQuery } from './stats-types.ts';
+import type { BatchRows, Granularity, MinuteStats, MinuteStatsColumns, SinkOffset, StatsQuery } from './stats-types.ts';
 
 /** Milliseconds in a minute: every stored bucket starts on one. */
 export const MINUTE_MS = 60_000;
@@ -104,8 +104,12 @@ export function checkOffsets(group: string, offsets: readonly SinkOffset[]): voi
   }
 }
 
-/** Throws RECKON_STATS_INVALID_INTERVAL unless [from, to) is a non-empty minute-aligned interval holding every row. */
-export function checkBatchInterval(from: number, to: number, rows: readonly MinuteStats[], runId: string): void {
+/**
+ * Throws RECKON_STATS_INVALID_INTERVAL unless [from, to) is a non-empty minute-aligned interval
+ * holding every row. Rows given as columns are checked as they are written, by
+ * {@link batchColumnsChecker}.
+ */
+export function checkBatchInterval(from: number, to: number, rows: BatchRows, runId: string): void {
   if (!isMinuteStart(from) || !isMinuteStart(to) || from >= to) {
     throw invalid(
       'RECKON_STATS_INVALID_INTERVAL',
@@ -115,6 +119,7 @@ export function checkBatchInterval(from: number, to: number, rows: readonly Minu
   if (typeof runId !== 'string' || runId === '') {
     throw invalid('RECKON_STATS_INVALID_INTERVAL', `runId: expected a non-empty string, got ${describeType(runId)}`);
   }
+  if (!Array.isArray(rows)) return;
   checkMinuteRows(rows, 'rows');
   const keys = new Set<string>();
   for (const [i, r] of rows.entries()) {
@@ -135,6 +140,112 @@ export function checkBatchInterval(from: number, to: number, rows: readonly Minu
       );
     }
   }
+}
+
+/** Minute rows given as `columns` (see {@link BatchRows}), or undefined for an array of rows. */
+export function batchColumnsOf(rows: BatchRows): Iterable<MinuteStatsColumns> | undefined {
+  return Array.isArray(rows) ? undefined : (rows as { columns: Iterable<MinuteStatsColumns> }).columns;
+}
+
+/** A surrogate starts a code point above U+FFFF: it moves after U+E000..U+FFFF. */
+const surrogatesLast = (unit: number): number => (unit >= 0xe000 ? unit - 0x800 : unit + 0x2000);
+
+/** Compares two strings by code point (UTF-16 order differs only between surrogates and U+E000..U+FFFF). */
+export function compareCodePoints(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    return x >= 0xd800 && y >= 0xd800 ? surrogatesLast(x) - surrogatesLast(y) : x - y;
+  }
+  return a.length - b.length;
+}
+
+/** Integer typed arrays hold safe integers only; BigInt64Array holds 64-bit values only. */
+const holdsIntegers = (a: ArrayLike<unknown>): boolean =>
+  a instanceof Int32Array ||
+  a instanceof Uint32Array ||
+  a instanceof Int16Array ||
+  a instanceof Uint16Array ||
+  a instanceof Int8Array ||
+  a instanceof Uint8Array;
+
+/**
+ * A check of rows given as columns, one batch after the other, before each batch is written:
+ * each row as {@link checkMinuteRows} checks it, inside [from, to), and after the row before it
+ * (strictly ascending keys, so no key comes twice). Rows are named by their position over all
+ * batches, with the errors {@link checkBatchInterval} throws for arrays.
+ */
+export function batchColumnsChecker(from: number, to: number): (batch: MinuteStatsColumns) => void {
+  let index = 0;
+  let lastBucket = -1;
+  let lastOffer = '';
+  let lastPlacement = '';
+  return (b) => {
+    const counts = COUNT_FIELDS.filter((f) => !holdsIntegers(b[f]));
+    const money = MONEY_FIELDS.filter((f) => !(b[f] instanceof BigInt64Array));
+    for (let i = 0; i < b.length; i++, index++) {
+      const bucketStart = b.bucketStart[i];
+      const offerId = b.offerId[i];
+      const placement = b.placement[i];
+      if (!isMinuteStart(bucketStart)) {
+        throw invalid(
+          'RECKON_STATS_INVALID_ROW',
+          `rows[${index}].bucketStart: expected the epoch milliseconds of a UTC minute start (a multiple of 60000, >= 0), got ${describeType(bucketStart)}`,
+        );
+      }
+      if (typeof offerId !== 'string' || offerId === '') {
+        throw invalid(
+          'RECKON_STATS_INVALID_ROW',
+          `rows[${index}].offerId: expected a non-empty string, got ${describeType(offerId)}`,
+        );
+      }
+      if (typeof placement !== 'string' || placement === '') {
+        throw invalid(
+          'RECKON_STATS_INVALID_ROW',
+          `rows[${index}].placement: expected a non-empty string, got ${describeType(placement)}`,
+        );
+      }
+      for (const f of counts) {
+        const v = b[f][i];
+        if (!Number.isSafeInteger(v)) {
+          throw invalid('RECKON_STATS_INVALID_ROW', `rows[${index}].${f}: expected an integer, got ${describeType(v)}`);
+        }
+      }
+      for (const f of money) {
+        const v = b[f][i];
+        if (typeof v !== 'bigint' || v < INT64_MIN || v > INT64_MAX) {
+          throw invalid(
+            'RECKON_STATS_INVALID_ROW',
+            `rows[${index}].${f}: expected a bigint count of micros within 64 bits, got ${describeType(v)}`,
+          );
+        }
+      }
+      const order =
+        bucketStart - lastBucket ||
+        compareCodePoints(offerId, lastOffer) ||
+        compareCodePoints(placement, lastPlacement);
+      if (order <= 0) {
+        throw invalid(
+          'RECKON_STATS_INVALID_ROW',
+          `rows[${index}]: (${new Date(bucketStart).toISOString()}, ${JSON.stringify(offerId)}, ${JSON.stringify(placement)}) ` +
+            `${order === 0 ? 'a second time' : 'before the row above it'}; rows given as columns come in strictly ascending key order`,
+        );
+      }
+      if (bucketStart < from || bucketStart >= to) {
+        throw invalid(
+          'RECKON_STATS_INVALID_INTERVAL',
+          `rows[${index}].bucketStart: ${new Date(bucketStart).toISOString()} lies outside the batch interval ` +
+            `[${new Date(from).toISOString()}, ${new Date(to).toISOString()})`,
+        );
+      }
+      lastBucket = bucketStart;
+      lastOffer = offerId;
+      lastPlacement = placement;
+    }
+  };
 }
 
 /** Throws RECKON_STATS_INVALID_QUERY for a query no answer fits; returns the cursor's position, if any. */

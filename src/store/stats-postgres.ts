@@ -11,8 +11,16 @@ import { inTransaction, openPostgresPool } from './postgres-database.ts';
 import { mergeCoverage, statsPage, statsWindows, type TimeRange } from './stats-coverage.ts';
 import { type RawStatsRow, sumByDay, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
 import { compareDiscrepancies, discrepancyRecords, toDiscrepancy, totalsOf } from './stats-discrepancies.ts';
-import { checkBatchInterval, checkMinuteRows, checkOffsets, checkQuery, GRANULARITY_MS } from './stats-input.ts';
-import type { BatchInterval, MinuteStats, SinkOffset, StatsStore } from './stats-types.ts';
+import {
+  batchColumnsChecker,
+  batchColumnsOf,
+  checkBatchInterval,
+  checkMinuteRows,
+  checkOffsets,
+  checkQuery,
+  GRANULARITY_MS,
+} from './stats-input.ts';
+import type { BatchInterval, MinuteStats, MinuteStatsColumns, SinkOffset, StatsStore } from './stats-types.ts';
 
 /**
  * Key of the advisory lock that batch replacements hold: two replacements of overlapping
@@ -85,6 +93,27 @@ function columnArrays(rows: readonly MinuteStats[]): unknown[] {
     (cols[9] as unknown[])[i] = r.invalidClicks;
   }
   return cols;
+}
+
+/** Appends the rows of a batch of columns to ten column arrays like those of {@link columnArrays}. */
+function appendColumnArrays(cols: unknown[][], b: MinuteStatsColumns): void {
+  const values = [
+    b.bucketStart,
+    b.offerId,
+    b.placement,
+    b.emissions,
+    b.clicks,
+    b.clickCost,
+    b.duplicateClicks,
+    b.fraudClicks,
+    b.fraudCost,
+    b.invalidClicks,
+  ];
+  values.forEach((column, k) => {
+    const out = cols[k] as unknown[];
+    // Money as decimal text, as in columnArrays.
+    for (let i = 0; i < b.length; i++) out.push(typeof column[i] === 'bigint' ? String(column[i]) : column[i]);
+  });
 }
 
 /** Key order of deltas (any fixed total order would do: it only has to be the same in every writer). */
@@ -241,8 +270,26 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
             'INSERT INTO stats_batch_intervals (from_ms, to_ms, run_id, written_at) VALUES ($1, $2, $3, $4)',
             [from, to, runId, Date.now()],
           );
-          for (let i = 0; i < rows.length; i += CHUNK_ROWS) {
-            await client.query(INSERT_BATCH, columnArrays(rows.slice(i, i + CHUNK_ROWS)));
+          const batches = batchColumnsOf(rows);
+          if (batches === undefined) {
+            const list = rows as readonly MinuteStats[];
+            for (let i = 0; i < list.length; i += CHUNK_ROWS) {
+              await client.query(INSERT_BATCH, columnArrays(list.slice(i, i + CHUNK_ROWS)));
+            }
+          } else {
+            // Checked batch by batch as they come: a bad row throws, and the transaction rolls back.
+            const check = batchColumnsChecker(from, to);
+            const fresh = (): unknown[][] => Array.from({ length: 10 }, () => []);
+            let pending = fresh();
+            for (const b of batches) {
+              check(b);
+              appendColumnArrays(pending, b);
+              if ((pending[0] as unknown[]).length >= CHUNK_ROWS) {
+                await client.query(INSERT_BATCH, pending);
+                pending = fresh();
+              }
+            }
+            if ((pending[0] as unknown[]).length > 0) await client.query(INSERT_BATCH, pending);
           }
           // The batch day rollup of the days the interval touches, recomputed from their minute rows.
           const days = [from - (from % DAY_MS), Math.ceil(to / DAY_MS) * DAY_MS];

@@ -22,6 +22,32 @@ export interface MinuteStats extends StatsColumns {
   placement: string;
 }
 
+/**
+ * Minute rows column by column: row i is (bucketStart[i], offerId[i], placement[i], emissions[i],
+ * ...), `length` rows in all. The batch layer hands its results over this way, copied from its
+ * engine's result chunks, without an object per row.
+ */
+export interface MinuteStatsColumns {
+  readonly length: number;
+  readonly bucketStart: ArrayLike<number>;
+  readonly offerId: ArrayLike<string>;
+  readonly placement: ArrayLike<string>;
+  readonly emissions: ArrayLike<number>;
+  readonly clicks: ArrayLike<number>;
+  readonly clickCost: ArrayLike<bigint>;
+  readonly duplicateClicks: ArrayLike<number>;
+  readonly fraudClicks: ArrayLike<number>;
+  readonly fraudCost: ArrayLike<bigint>;
+  readonly invalidClicks: ArrayLike<number>;
+}
+
+/**
+ * The rows of a batch run: minute rows in any order, or `columns`, batches of columns read once,
+ * in order, whose rows come in strictly ascending (bucketStart, offerId, placement) order (keys
+ * compared by code point), which is what makes each key unique.
+ */
+export type BatchRows = readonly MinuteStats[] | { readonly columns: Iterable<MinuteStatsColumns> };
+
 /** A consumer position kept with the results (sink-kept offsets); `offset` is the next offset to process. */
 export interface SinkOffset {
   topic: string;
@@ -115,9 +141,10 @@ export interface StatsStore {
   /**
    * Replaces every batch minute row of [from, to) with `rows` and marks [from, to) covered by run
    * `runId`, in ONE transaction; idempotent (a rerun replaces, never adds). Interval records
-   * lying wholly inside [from, to) are replaced by this one; others are kept.
+   * lying wholly inside [from, to) are replaced by this one; others are kept. Rows outside
+   * [from, to), a key given twice or columns out of order fail the whole replacement.
    */
-  replaceBatchInterval(from: number, to: number, rows: readonly MinuteStats[], runId: string): Promise<void>;
+  replaceBatchInterval(from: number, to: number, rows: BatchRows, runId: string): Promise<void>;
   /** Batch-covered intervals, ordered by from (then to). */
   batchIntervals(): Promise<BatchInterval[]>;
   /**
