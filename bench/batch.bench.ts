@@ -33,9 +33,8 @@ async function generateDay(lake: string, events: number): Promise<void> {
   const offer = (i: string, salt: number) => `'of-' || ${skewed(i, salt, 2000)}`;
   // Every column is a function of the event's number, so no table is built: each topic is one
   // streaming COPY (a click recomputes its emission's time and offers from the emission's number).
-  const emission = (
-    i: string,
-  ) => `SELECT 'em-' || ${i} AS id, make_timestamp((${START} + (${i} * ${step})::BIGINT) * 1000) AS ts,
+  const emission = (i: string) => `SELECT 'em-' || ${i} AS id,
+      make_timestamp((${START} + (${i} * ${step})::BIGINT) * 1000) AS ts,
       'placement-' || ${skewed(i, 1, 24)} AS placement, 'dc' || (${i} % 3 + 1) AS dc,
       [struct_pack(offer_id := ${offer(i, 7)}, click_cost_micros := (hash(${i} * 13) % 2000000)::BIGINT),
        struct_pack(offer_id := ${offer(i, 11)} || 'b', click_cost_micros := (hash(${i} * 17) % 2000000)::BIGINT)] AS offers,
