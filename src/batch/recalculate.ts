@@ -13,11 +13,11 @@
  * over the same lake gives identical rows. Intermediate steps may run in any order
  * (`preserve_insertion_order` off); the result table is written in key order.
  *
- * Where the time goes on a large day (see bench/batch.bench.ts): most emissions are never
- * clicked and never redelivered, so they are read twice only: once for the ids (which ids have
- * copies) and once into the big aggregate. Only the copies of repeated ids and the emissions
- * that clicks refer to are picked out in full, and the aggregate subtracts the surplus copies
- * instead of filtering every emission against them.
+ * The work follows what a large day looks like (see bench/batch.bench.ts): most emissions are
+ * never clicked and never redelivered. Their ids go through one aggregate (which ids have
+ * copies); otherwise they are only scanned: for the emissions that clicks name (picked out in
+ * full, with every copy of a repeated id), for the key dictionaries, and into the big aggregate,
+ * which subtracts the surplus copies instead of filtering every emission against them.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
