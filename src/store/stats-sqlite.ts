@@ -7,10 +7,19 @@
  */
 import type Database from 'better-sqlite3';
 import { ReckonError } from '../events/index.ts';
+import { batchDaySums } from './batch-day-sums.ts';
 import { mergeCoverage, statsPage, statsWindows } from './stats-coverage.ts';
 import { type RawStatsRow, sumByDay, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
-import { checkBatchInterval, checkMinuteRows, checkOffsets, checkQuery, GRANULARITY_MS } from './stats-input.ts';
-import type { BatchInterval, MinuteStats, SinkOffset, StatsQuery, StatsStore } from './stats-types.ts';
+import {
+  batchColumnsChecker,
+  batchColumnsOf,
+  checkBatchInterval,
+  checkMinuteRows,
+  checkOffsets,
+  checkQuery,
+  GRANULARITY_MS,
+} from './stats-input.ts';
+import type { BatchInterval, BatchRows, MinuteStats, SinkOffset, StatsQuery, StatsStore } from './stats-types.ts';
 import { openSqliteDatabase } from './sqlite-database.ts';
 import {
   compareDiscrepancies,
@@ -193,12 +202,16 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     s.sumBatchDays.run(first, end);
   };
 
-  const replaceBatchInterval = db.transaction(
-    (from: number, to: number, rows: readonly MinuteStats[], runId: string) => {
-      s.deleteBatchRows.run(from, to);
-      s.deleteIntervalsInside.run(from, to);
-      s.insertInterval.run(from, to, runId, Date.now());
-      for (const r of rows) {
+  /** Page cache of a batch replacement, KiB (negative: a size, not a page count). */
+  const BATCH_WRITE_CACHE_KIB = -65_536;
+  const insertBatchDay = db.prepare(`INSERT INTO stats_batch_day (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const replaceBatchInterval = db.transaction((from: number, to: number, rows: BatchRows, runId: string) => {
+    s.deleteBatchRows.run(from, to);
+    s.deleteIntervalsInside.run(from, to);
+    s.insertInterval.run(from, to, runId, Date.now());
+    const batches = batchColumnsOf(rows);
+    if (batches === undefined) {
+      for (const r of rows as readonly MinuteStats[]) {
         s.insertBatchRow.run(
           r.bucketStart,
           r.offerId,
@@ -213,8 +226,50 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
         );
       }
       refreshBatchDays(from, to);
-    },
-  );
+    } else {
+      // Checked batch by batch as they come: a bad row throws, and the transaction rolls back.
+      const check = batchColumnsChecker(from, to);
+      // Whole days hold only these rows now: their day rollup is these rows' sums.
+      const days = from % DAY_MS === 0 && to % DAY_MS === 0 ? batchDaySums() : undefined;
+      for (const b of batches) {
+        check(b);
+        days?.add(b);
+        for (let i = 0; i < b.length; i++) {
+          s.insertBatchRow.run(
+            b.bucketStart[i],
+            b.offerId[i],
+            b.placement[i],
+            b.emissions[i],
+            b.clicks[i],
+            b.clickCost[i],
+            b.duplicateClicks[i],
+            b.fraudClicks[i],
+            b.fraudCost[i],
+            b.invalidClicks[i],
+          );
+        }
+      }
+      if (days === undefined) {
+        refreshBatchDays(from, to);
+      } else {
+        s.deleteBatchDays.run(from, to);
+        for (const d of days.rows()) {
+          insertBatchDay.run(
+            d.bucketStart,
+            d.offerId,
+            d.placement,
+            d.emissions,
+            d.clicks,
+            d.clickCost,
+            d.duplicateClicks,
+            d.fraudClicks,
+            d.fraudCost,
+            d.invalidClicks,
+          );
+        }
+      }
+    }
+  });
 
   const runQuery = db.transaction((q: StatsQuery) => {
     const after = checkQuery(q);
@@ -263,10 +318,16 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     },
     async replaceBatchInterval(from, to, rows, runId) {
       checkBatchInterval(from, to, rows, runId);
+      // A day of rows inserts into every offer's part of the indexes at once: with the default
+      // 2 MB page cache most of those pages are written out and read back again.
+      const cacheSize = db.pragma('cache_size', { simple: true }) as number;
+      db.pragma(`cache_size = ${BATCH_WRITE_CACHE_KIB}`);
       try {
         replaceBatchInterval.immediate(from, to, rows, runId);
       } catch (err) {
         throw busyToRetriable(err);
+      } finally {
+        db.pragma(`cache_size = ${cacheSize}`);
       }
     },
     async batchIntervals() {
