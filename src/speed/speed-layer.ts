@@ -136,8 +136,21 @@ export const ALIGNED_WATERMARK_TOPIC = '@aligned';
 
 /** Event time between two replay checkpoints of a source. */
 const CHECKPOINT_SPACING_MS = 60_000;
+/** How long flushes keep retrying a retriable store failure before the layer stops (ms). */
+const MAX_UNWRITTEN_MS = 5 * 60_000;
+
+/** A sink position: the next offset of a topic partition. */
+type SinkPosition = { topic: string; partition: number; offset: number };
+
+/** The positions of `earlier` and `later`, the later one of each (topic, partition) winning. */
+function latestPositions(earlier: readonly SinkPosition[], later: readonly SinkPosition[]): SinkPosition[] {
+  const byKey = new Map<string, SinkPosition>();
+  for (const p of [...earlier, ...later]) byKey.set(`${p.topic}\u0000${p.partition}`, p);
+  return [...byKey.values()];
+}
+
 /** Flushes start at least this many times their own duration apart, up to MAX_FLUSH_SPACING_MS. */
-const FLUSH_SPACING = 5;
+const FLUSH_SPACING = 1;
 const MAX_FLUSH_SPACING_MS = 1000;
 
 /** The speed layer: start, stop, and figures. */
@@ -155,12 +168,15 @@ export class SpeedLayer {
   private readonly engines = new Map<number, PartitionEngine>();
   private runtime: WorkerRuntime | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** Drained deltas and positions a flush could not write (a retriable failure), written with the next. */
+  private unwritten: { deltas: MinuteDelta[]; offsets: SinkPosition[]; replay: SinkPosition[] } | undefined;
+  private unwrittenSince = 0;
   /** When the last flush that wrote ended, and how long it took (ms). */
   private lastFlushEnd = 0;
   private lastFlushMs = 0;
   private flushing: Promise<void> = Promise.resolve();
   /** Figures for tests, benchmarks and metrics. */
-  readonly figures = { events: 0, flushes: 0, deltas: 0, replayed: 0 };
+  readonly figures = { events: 0, flushes: 0, deltas: 0, replayed: 0, retriedFlushes: 0 };
 
   constructor(options: SpeedLayerOptions) {
     this.o = {
@@ -212,7 +228,8 @@ export class SpeedLayer {
     await this.runtime.start();
     this.flushTimer = setInterval(() => {
       // A flush that takes long (catching up: many new rows) spaces the next ones out, so that
-      // writing takes at most a fifth of the time and the rest goes to counting.
+      // writing takes at most half the time and the rest goes to counting. (Measured at 50,000
+      // events/s: spacing 1 gave freshness p99 0.85-0.96 s; 2 gave 1.4 s, 5 gave 4.1 s.)
       const spacing = Math.min(FLUSH_SPACING * this.lastFlushMs, MAX_FLUSH_SPACING_MS);
       if (performance.now() - this.lastFlushEnd >= spacing) {
         this.flush().catch((e: unknown) => this.fatal(e as Error));
@@ -500,27 +517,57 @@ export class SpeedLayer {
           });
         }
       }
-      const written = JSON.stringify(offsets);
-      if (deltas.length === 0 && written === this.lastWritten) return;
+      // What an earlier flush could not write goes first; later positions replace its ones.
+      let all = deltas;
+      let positions = offsets;
+      let starts = replay;
+      const held = this.unwritten;
+      if (held !== undefined) {
+        for (const d of deltas) held.deltas.push(d);
+        all = held.deltas;
+        positions = latestPositions(held.offsets, offsets);
+        starts = latestPositions(held.replay, replay);
+      }
+      const written = JSON.stringify(positions);
+      if (all.length === 0 && written === this.lastWritten) return;
       const started = performance.now();
       try {
-        await this.o.sink.applySpeedDeltas(this.o.group, deltas, offsets);
-        // Replay starts only ever need to be early enough: written after, and a crash between the
-        // two writes leaves an earlier (longer, still correct) replay.
-        await this.o.sink.applySpeedDeltas(`${this.o.group}.replay`, [], replay);
+        await this.o.sink.applySpeedDeltas(this.o.group, all, positions);
       } catch (e) {
-        this.failed = e as Error;
-        this.report(
-          `writing speed deltas failed: ${(e as Error).message}; a restart replays them from the log`,
-          e as Error,
-        );
+        const err = e as Error & { retriable?: boolean };
+        // A busy or unreachable store (another writer holding the SQLite lock through a long
+        // batch write, a PostgreSQL failover): keep what was drained and write it with the next
+        // flush, for a while. Deltas and offsets still go in together, so nothing counts twice.
+        if (err.retriable === true && held === undefined) this.unwrittenSince = performance.now();
+        if (err.retriable === true && performance.now() - this.unwrittenSince < MAX_UNWRITTEN_MS) {
+          this.unwritten = { deltas: all, offsets: positions, replay: starts };
+          this.figures.retriedFlushes++;
+          this.report(`writing speed deltas failed: ${err.message}; retrying with the next flush`);
+          return;
+        }
+        this.failed = err;
+        this.report(`writing speed deltas failed: ${err.message}; a restart replays them from the log`, err);
         throw e;
+      }
+      this.unwritten = undefined;
+      try {
+        // Replay starts only ever need to be early enough: written after, and a crash between the
+        // two writes (or a failed write) leaves an earlier, longer, still correct replay.
+        await this.o.sink.applySpeedDeltas(`${this.o.group}.replay`, [], starts);
+      } catch (e) {
+        const err = e as Error & { retriable?: boolean };
+        if (err.retriable !== true) {
+          this.failed = err;
+          this.report(`writing replay starts failed: ${err.message}; a restart replays from the log`, err);
+          throw e;
+        }
+        this.report(`writing replay starts failed: ${err.message}; the next flush writes newer ones`);
       }
       this.lastWritten = written;
       this.lastFlushEnd = performance.now();
       this.lastFlushMs = this.lastFlushEnd - started;
       this.figures.flushes++;
-      this.figures.deltas += deltas.length;
+      this.figures.deltas += all.length;
     });
     return this.flushing;
   }

@@ -13,7 +13,7 @@ import type { RecordObserver, TaskContext, TopicPartition, WorkerOptions, Worker
 /** Per-record memory overhead counted on top of key and value bytes. */
 const RECORD_OVERHEAD_BYTES = 96;
 /** Feeding tasks from a backlog returns to the event loop at least this often (ms). */
-const YIELD_EVERY_MS = 10;
+const YIELD_EVERY_MS = 25;
 
 class QueuedRecord implements WorkerRecord {
   attempt = 1;
@@ -194,6 +194,7 @@ export class WorkerRuntime {
   private punctuateTimer: NodeJS.Timeout | undefined;
   /** When a drain last returned to the event loop (see {@link drain}). */
   private yieldedAt = 0;
+  private fedSinceClock = 0;
   private committing: Promise<void> = Promise.resolve();
   private readonly wakeup = new Wakeup();
   private fetchAbort: AbortController | undefined;
@@ -520,7 +521,8 @@ export class WorkerRuntime {
         !this.stopping &&
         this.fatal === undefined
       ) {
-        if (performance.now() - this.yieldedAt >= YIELD_EVERY_MS) {
+        // The clock is read every 32 records: reading it per record halved a no-op task's rate.
+        if ((++this.fedSinceClock & 31) === 0 && performance.now() - this.yieldedAt >= YIELD_EVERY_MS) {
           sub.yieldPending = true;
           setImmediate(() => {
             this.yieldedAt = performance.now();

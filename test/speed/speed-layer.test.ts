@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import { openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
 import { SpeedLayer } from '../../src/speed/index.ts';
-import { openSqliteStatsStore } from '../../src/store/index.ts';
+import { ReckonError } from '../../src/events/index.ts';
+import { openSqliteStatsStore, type StatsStore } from '../../src/store/index.ts';
 import { appendLines, plainDecoder, sortRows, storeRows, type TopicOf } from '../support/speed.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -50,6 +51,63 @@ describe('SpeedLayer', () => {
       assert.deepEqual(sortRows(await storeRows(store, from, to, 'hour')), expected.hour);
       assert.deepEqual(sortRows(await storeRows(store, from, to, 'day')), expected.day);
       t.diagnostic(`${events} events; ${speed.figures.flushes} flushes, ${speed.figures.deltas} deltas`);
+    } finally {
+      await speed.stop().catch(() => undefined);
+      await store.close();
+      await log.close();
+    }
+  });
+
+  it('keeps what a flush could not write when the store is busy and writes it with a later flush, exactly', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'reckon-speed-busy-'));
+    const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
+    const store = await openSqliteStatsStore(join(dir, 'reckon.sqlite'));
+    const options = { ...DEFAULT_SIMULATION, seed: 18, emissions: 5_000, faults: NO_FAULTS };
+    const sim = simulate(options);
+    const expected = expectedStatistics(sim.events, options.rules);
+    await log.createTopic({ name: 'emissions', partitions: 4 });
+    await log.createTopic({ name: 'clicks', partitions: 4 });
+    await appendLines(log, sim.lines);
+    // The first three writes of deltas find the database locked, as during a long batch write.
+    let calls = 0;
+    let refused = 0;
+    const busy: StatsStore = Object.create(store) as StatsStore;
+    busy.applySpeedDeltas = async (group, deltas, offsets) => {
+      if (group === 'speed' && calls++ < 3) {
+        refused++;
+        throw new ReckonError('RECKON_STORE_BUSY', 'the SQLite database is locked by another writer: retry', {
+          retriable: true,
+        });
+      }
+      return store.applySpeedDeltas(group, deltas, offsets);
+    };
+    const speed = new SpeedLayer({
+      log,
+      sink: busy,
+      decoder: plainDecoder,
+      rules: options.rules,
+      allowedLatenessMs: 3_600_000,
+      flushIntervalMs: 20,
+      onError: () => undefined,
+    });
+    try {
+      await speed.start();
+      const caughtUp = async () => {
+        for (const topic of ['emissions', 'clicks']) {
+          const recorded = await store.speedOffsets('speed', topic);
+          const end = await Promise.all([0, 1, 2, 3].map((p) => log.latestOffset(topic, p)));
+          if (!end.every((o, p) => recorded.get(p) === o)) return false;
+        }
+        return true;
+      };
+      await waitFor('the speed layer to record every offset', caughtUp, 60_000, 50);
+      await speed.stop();
+      assert.deepEqual([refused, speed.figures.retriedFlushes], [3, 3]);
+      const from = options.start;
+      const to = options.start + 2 * DAY;
+      assert.deepEqual(sortRows(await storeRows(store, from, to, 'minute')), expected.minute);
+      assert.deepEqual(sortRows(await storeRows(store, from, to, 'day')), expected.day);
+      t.diagnostic(`${refused} writes refused, ${speed.figures.flushes} flushes written`);
     } finally {
       await speed.stop().catch(() => undefined);
       await store.close();
