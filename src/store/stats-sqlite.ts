@@ -66,6 +66,22 @@ function querySql(offer: boolean, placement: boolean, after: boolean): string {
 
 const DAY_MS = GRANULARITY_MS.day;
 
+/** Runs `statement` with a row's ten columns in table order. */
+function runRow(statement: Database.Statement, r: MinuteStats): void {
+  statement.run(
+    r.bucketStart,
+    r.offerId,
+    r.placement,
+    r.emissions,
+    r.clicks,
+    r.clickCost,
+    r.duplicateClicks,
+    r.fraudClicks,
+    r.fraudCost,
+    r.invalidClicks,
+  );
+}
+
 /** Adds a row's columns to the row of the same key in `table`, creating it if needed. */
 function upsertSql(table: string): string {
   return `INSERT INTO ${table} (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -143,24 +159,8 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
 
   const applySpeedDeltas = db.transaction(
     (group: string, deltas: readonly MinuteStats[], offsets: readonly SinkOffset[]) => {
-      const upsert = (statement: Database.Statement, rows: readonly MinuteStats[]): void => {
-        for (const d of rows) {
-          statement.run(
-            d.bucketStart,
-            d.offerId,
-            d.placement,
-            d.emissions,
-            d.clicks,
-            d.clickCost,
-            d.duplicateClicks,
-            d.fraudClicks,
-            d.fraudCost,
-            d.invalidClicks,
-          );
-        }
-      };
-      upsert(s.addSpeed, deltas);
-      upsert(s.addSpeedDay, sumByDay(deltas));
+      for (const d of deltas) runRow(s.addSpeed, d);
+      for (const d of sumByDay(deltas)) runRow(s.addSpeedDay, d);
       const now = Date.now();
       for (const o of offsets) s.setOffset.run(group, o.topic, o.partition, o.offset, now);
     },
@@ -212,18 +212,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     const batches = batchColumnsOf(rows);
     if (batches === undefined) {
       for (const r of rows as readonly MinuteStats[]) {
-        s.insertBatchRow.run(
-          r.bucketStart,
-          r.offerId,
-          r.placement,
-          r.emissions,
-          r.clicks,
-          r.clickCost,
-          r.duplicateClicks,
-          r.fraudClicks,
-          r.fraudCost,
-          r.invalidClicks,
-        );
+        runRow(s.insertBatchRow, r);
       }
       refreshBatchDays(from, to);
     } else {
@@ -254,18 +243,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
       } else {
         s.deleteBatchDays.run(from, to);
         for (const d of days.rows()) {
-          insertBatchDay.run(
-            d.bucketStart,
-            d.offerId,
-            d.placement,
-            d.emissions,
-            d.clicks,
-            d.clickCost,
-            d.duplicateClicks,
-            d.fraudClicks,
-            d.fraudCost,
-            d.invalidClicks,
-          );
+          runRow(insertBatchDay, d);
         }
       }
     }

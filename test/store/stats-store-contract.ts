@@ -752,6 +752,18 @@ export function statsStoreContract(
     });
 
     it('follows batch coverage minute by minute, and hour and day rows are the sums of minute rows (property)', async () => {
+      /** Minute rows summed into buckets of `size` ms, per offer and placement. */
+      const bucketSums = (minutes: readonly MinuteStats[], size: number): MinuteStats[] => {
+        const sums = new Map<string, MinuteStats>();
+        for (const m of minutes) {
+          const bucket = m.bucketStart - (m.bucketStart % size);
+          const k = `${bucket}|${m.offerId}|${m.placement}`;
+          const sum = sums.get(k) ?? row(bucket, m.offerId, m.placement);
+          addColumns(sum, m);
+          sums.set(k, sum);
+        }
+        return [...sums.values()];
+      };
       const offers = ['of-1', 'of-2', 'é'];
       const placements = ['home', 'search'];
       // Minutes within two days, clustered so that keys repeat and hours have several minutes.
@@ -867,15 +879,7 @@ export function statsStoreContract(
               ['hour', HOUR],
               ['day', DAY],
             ] as const) {
-              const sums = new Map<string, MinuteStats>();
-              for (const m of minutes) {
-                const bucket = m.bucketStart - (m.bucketStart % size);
-                const k = `${bucket}|${m.offerId}|${m.placement}`;
-                const sum = sums.get(k) ?? row(bucket, m.offerId, m.placement);
-                addColumns(sum, m);
-                sums.set(k, sum);
-              }
-              const expected = [...sums.values()]
+              const expected = bucketSums(minutes, size)
                 .filter((r) => !isZero(r))
                 .sort(compareRows)
                 .map((r) => {
@@ -886,16 +890,8 @@ export function statsStoreContract(
             }
             // Days cut by the query's range: only the minutes inside count, and label the rows.
             const cut = { from: D + 90 * MIN, to: D + 2 * DAY - 30 * MIN };
-            const cutSums = new Map<string, MinuteStats>();
-            for (const m of minutes) {
-              if (m.bucketStart < cut.from || m.bucketStart >= cut.to) continue;
-              const bucket = m.bucketStart - (m.bucketStart % DAY);
-              const k = `${bucket}|${m.offerId}|${m.placement}`;
-              const sum = cutSums.get(k) ?? row(bucket, m.offerId, m.placement);
-              addColumns(sum, m);
-              cutSums.set(k, sum);
-            }
-            const expectedCut = [...cutSums.values()]
+            const inCut = minutes.filter((m) => m.bucketStart >= cut.from && m.bucketStart < cut.to);
+            const expectedCut = bucketSums(inCut, DAY)
               .filter((r) => !isZero(r))
               .sort(compareRows)
               .map((r) => ({
