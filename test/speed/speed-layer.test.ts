@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { openEmbeddedLog } from '../../src/log/index.ts';
+import { type Log, openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
 import { SpeedLayer } from '../../src/speed/index.ts';
 import { ReckonError } from '../../src/events/index.ts';
@@ -12,6 +12,15 @@ import { appendLines, plainDecoder, sortRows, storeRows, type TopicOf } from '..
 import { waitFor } from '../support/wait.ts';
 
 const DAY = 86_400_000;
+
+/** Whether the store records, for every partition of `topics`, the end of the log as the speed layer's next offset. */
+async function caughtUp(log: Log, store: StatsStore, topics = ['emissions', 'clicks']): Promise<boolean> {
+  for (const topic of topics) {
+    const recorded = await store.speedOffsets('speed', topic);
+    for (let p = 0; p < 4; p++) if (recorded.get(p) !== (await log.latestOffset(topic, p))) return false;
+  }
+  return true;
+}
 
 describe('SpeedLayer', () => {
   it('writes statistics equal to the expected ones on clean input, at minute, hour and day, with offsets in the store', async (t) => {
@@ -34,16 +43,7 @@ describe('SpeedLayer', () => {
     });
     try {
       await speed.start();
-      const ends = async (topic: string) => Promise.all([0, 1, 2, 3].map((p) => log.latestOffset(topic, p)));
-      const caughtUp = async () => {
-        for (const topic of ['emissions', 'clicks']) {
-          const recorded = await store.speedOffsets('speed', topic);
-          const end = await ends(topic);
-          if (!end.every((o, p) => recorded.get(p) === o)) return false;
-        }
-        return true;
-      };
-      await waitFor('the speed layer to record every offset', caughtUp, 60_000, 50);
+      await waitFor('the speed layer to record every offset', () => caughtUp(log, store), 60_000, 50);
       await speed.stop();
       const from = options.start;
       const to = options.start + 2 * DAY;
@@ -92,15 +92,7 @@ describe('SpeedLayer', () => {
     });
     try {
       await speed.start();
-      const caughtUp = async () => {
-        for (const topic of ['emissions', 'clicks']) {
-          const recorded = await store.speedOffsets('speed', topic);
-          const end = await Promise.all([0, 1, 2, 3].map((p) => log.latestOffset(topic, p)));
-          if (!end.every((o, p) => recorded.get(p) === o)) return false;
-        }
-        return true;
-      };
-      await waitFor('the speed layer to record every offset', caughtUp, 60_000, 50);
+      await waitFor('the speed layer to record every offset', () => caughtUp(log, store), 60_000, 50);
       await speed.stop();
       assert.deepEqual([refused, speed.figures.retriedFlushes], [3, 3]);
       const from = options.start;
@@ -157,16 +149,8 @@ describe('SpeedLayer', () => {
         const lagging = i === 0 ? [] : sim.lines.slice((i - 1) * per, i * per).filter((l) => dcOf(l) === 'dc2');
         await appendLines(log, [...now, ...lagging], 1000, topicOf);
       }
-      const caughtUp = async () => {
-        for (const dc of dcs) {
-          for (const topic of [`emissions.${dc}`, `clicks.${dc}`]) {
-            const recorded = await store.speedOffsets('speed', topic);
-            for (let p = 0; p < 4; p++) if (recorded.get(p) !== (await log.latestOffset(topic, p))) return false;
-          }
-        }
-        return true;
-      };
-      await waitFor('the speed layer to record every offset', caughtUp, 60_000, 50);
+      const topics = dcs.flatMap((dc) => [`emissions.${dc}`, `clicks.${dc}`]);
+      await waitFor('the speed layer to record every offset', () => caughtUp(log, store, topics), 60_000, 50);
       await speed.stop();
       // The simulator's DCs are sorted by event time but for a little jitter: the merged stream
       // may keep those inversions and must add none.
