@@ -1,4 +1,14 @@
-/** Scheduler: DAGs, runs, retries, SLAs, backfill and clear-downstream; so far its schedules. */
+/** Scheduler: DAGs, runs, retries, SLAs, backfill and clear-downstream; so far schedules and DAG definitions. */
+export {
+  type Dag,
+  type DagDefinition,
+  type DagTask,
+  defineDag,
+  downstreamOf,
+  retryDelayOf,
+  type TaskRunContext,
+  type TaskDefinition,
+} from './dag.ts';
 export {
   type DataInterval,
   dataIntervalOf,
