@@ -786,6 +786,17 @@ export function statsStoreContract(
         kind: fc.constant('speed' as const),
         deltas: fc.array(minuteRow, { maxLength: 25 }),
       });
+      /** The rows moved into [from, to), one per key (the first). */
+      const rowsInside = (rows: readonly MinuteStats[], from: number, to: number): MinuteStats[] => {
+        const seen = new Set<string>();
+        return rows
+          .map((r) => ({ ...r, bucketStart: from + ((r.bucketStart - D) % (to - from)) }))
+          .filter((r) => {
+            const fresh = !seen.has(keyOf(r));
+            seen.add(keyOf(r));
+            return fresh;
+          });
+      };
       // Half-hour-aligned intervals, so that hours end up partly and wholly covered.
       const batchOp = fc
         .record({
@@ -798,14 +809,7 @@ export function statsStoreContract(
         .map(({ kind, start, length, rows, batchSize }) => {
           const from = D + start * 30 * MIN;
           const to = Math.min(from + length * 30 * MIN, D + 2 * DAY);
-          const seen = new Set<string>();
-          const inside = rows
-            .map((r) => ({ ...r, bucketStart: from + ((r.bucketStart - D) % (to - from)) }))
-            .filter((r) => {
-              const fresh = !seen.has(keyOf(r));
-              seen.add(keyOf(r));
-              return fresh;
-            });
+          const inside = rowsInside(rows, from, to);
           return { kind, from, to, rows: inside, batchSize };
         });
       // Whole days too, which day queries read from the day rollups.
@@ -819,14 +823,7 @@ export function statsStoreContract(
         .map(({ day, days, rows, batchSize }) => {
           const from = D + day * DAY;
           const to = Math.min(from + days * DAY, D + 2 * DAY);
-          const seen = new Set<string>();
-          const inside = rows
-            .map((r) => ({ ...r, bucketStart: from + ((r.bucketStart - D) % (to - from)) }))
-            .filter((r) => {
-              const fresh = !seen.has(keyOf(r));
-              seen.add(keyOf(r));
-              return fresh;
-            });
+          const inside = rowsInside(rows, from, to);
           return { kind: 'batch' as const, from, to, rows: inside, batchSize };
         });
       await fc.assert(
