@@ -10,10 +10,14 @@ import { type DataInterval, parseSchedule, type Schedule } from './schedule.ts';
 export interface TaskRunContext {
   dagId: string;
   taskId: string;
+  /** The run's id (`scheduled__…`, `manual__…`, `backfill__…`). */
+  runId: string;
   logicalDate: number;
   interval: DataInterval;
   /** 1 for the first try. */
   attempt: number;
+  /** How often the run was cleared before this try (0 on its first pass). */
+  clearCount: number;
   /** Aborted when the execution timeout passes or the scheduler stops. */
   signal: AbortSignal;
 }
@@ -23,8 +27,19 @@ export interface TaskDefinition {
   id: string;
   /** Tasks that must succeed first (for the same logical date). */
   upstream?: readonly string[];
-  /** The work; a thrown error fails the attempt. */
-  run: (context: TaskRunContext) => Promise<void>;
+  /** The work; a thrown error fails the attempt. Give either `run` or `poke`. */
+  run?: (context: TaskRunContext) => Promise<void>;
+  /**
+   * A sensor: true once its condition holds. Poked every `pokeIntervalMs` (in reschedule mode:
+   * it holds no slot between pokes, and a "not yet" is no try); it fails, without retries, when
+   * the condition still does not hold `sensorTimeoutMs` after the first poke. A thrown error is
+   * a failed try like any task's.
+   */
+  poke?: (context: TaskRunContext) => Promise<boolean>;
+  /** Default 30 s. */
+  pokeIntervalMs?: number;
+  /** Default 6 hours. */
+  sensorTimeoutMs?: number;
   /** Attempts after the first. Default 0. */
   retries?: number;
   /** Wait before retry n (1-based): `retryDelayMs * 2^(n-1)`, at most `maxRetryDelayMs`. Default 30 s. */
@@ -44,8 +59,19 @@ export interface DagDefinition {
   /** Cron expression or preset. */
   schedule: string;
   tasks: readonly TaskDefinition[];
-  /** Runs of this DAG in flight at once. Default 1. */
+  /** Runs of this DAG in flight at once, per run type (a backfill may set its own). Default 1. */
   maxActiveRuns?: number;
+  /**
+   * First logical date the scheduler creates runs for by itself (epoch ms or ISO date); without
+   * it the DAG runs only when triggered or backfilled.
+   */
+  startDate?: number | string;
+  /** After downtime, run every missed interval (true, default) or only the latest (false). */
+  catchup?: boolean;
+  /** Late data archived for an hour a finished run covered clears that run once (reruns it). */
+  rerunOnLateData?: boolean;
+  /** DAGs whose runs inside this DAG's intervals a backfill of it creates as well (it waits for them). */
+  upstreamDags?: readonly string[];
 }
 
 /** A task with its defaults filled in. */
@@ -55,6 +81,8 @@ export interface DagTask extends TaskDefinition {
   retryDelayMs: number;
   maxRetryDelayMs: number;
   pool: string;
+  pokeIntervalMs: number;
+  sensorTimeoutMs: number;
 }
 
 /** A checked DAG: its schedule parsed, its tasks in dependency order (upstream first). */
@@ -63,6 +91,10 @@ export interface Dag {
   schedule: Schedule;
   tasks: readonly DagTask[];
   maxActiveRuns: number;
+  startDate: number | undefined;
+  catchup: boolean;
+  rerunOnLateData: boolean;
+  upstreamDags: readonly string[];
 }
 
 const ID = /^[a-z0-9][a-z0-9_.-]{0,99}$/;
@@ -86,10 +118,14 @@ export function defineDag(definition: DagDefinition): Dag {
       ['maxRetryDelayMs', t.maxRetryDelayMs],
       ['executionTimeoutMs', t.executionTimeoutMs],
       ['slaMs', t.slaMs],
+      ['pokeIntervalMs', t.pokeIntervalMs],
+      ['sensorTimeoutMs', t.sensorTimeoutMs],
     ] as const) {
       if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0))
         throw bad(id, `task ${t.id}: ${name} must be a non-negative integer, got ${v}`);
     }
+    if ((t.run === undefined) === (t.poke === undefined))
+      throw bad(id, `task ${t.id}: give either run (a task) or poke (a sensor)`);
     byId.set(t.id, t);
   }
   if (byId.size === 0) throw bad(id, 'it has no tasks');
@@ -116,10 +152,30 @@ export function defineDag(definition: DagDefinition): Dag {
         retryDelayMs: t.retryDelayMs ?? 30_000,
         maxRetryDelayMs: t.maxRetryDelayMs ?? 3_600_000,
         pool: t.pool ?? 'default',
+        pokeIntervalMs: t.pokeIntervalMs ?? 30_000,
+        sensorTimeoutMs: t.sensorTimeoutMs ?? 6 * 3_600_000,
       });
     }
   }
-  return { id, schedule, tasks: ordered, maxActiveRuns: definition.maxActiveRuns ?? 1 };
+  const maxActiveRuns = definition.maxActiveRuns ?? 1;
+  if (!Number.isSafeInteger(maxActiveRuns) || maxActiveRuns < 1)
+    throw bad(id, `maxActiveRuns must be a positive integer, got ${maxActiveRuns}`);
+  let startDate: number | undefined;
+  if (definition.startDate !== undefined) {
+    startDate = typeof definition.startDate === 'number' ? definition.startDate : Date.parse(definition.startDate);
+    if (!Number.isSafeInteger(startDate))
+      throw bad(id, `startDate ${JSON.stringify(definition.startDate)} is not a date`);
+  }
+  return {
+    id,
+    schedule,
+    tasks: ordered,
+    maxActiveRuns,
+    startDate,
+    catchup: definition.catchup ?? true,
+    rerunOnLateData: definition.rerunOnLateData ?? false,
+    upstreamDags: definition.upstreamDags ?? [],
+  };
 }
 
 /** The wait before retry `retry` (1-based) of a task: exponential back-off, capped. */

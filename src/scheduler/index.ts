@@ -1,4 +1,13 @@
-/** Scheduler: DAGs, runs, retries, SLAs, backfill and clear-downstream; so far schedules and DAG definitions. */
+/** Scheduler: DAGs, runs, retries, sensors, pools, SLAs, alerts, backfill, clear-downstream and late-data reruns. */
+export {
+  type AlertDispatcherOptions,
+  AlertDispatcher,
+  alertPayload,
+  type AlertSink,
+  logAlertSink,
+  webhookAlertSink,
+  type WebhookOptions,
+} from './alerts.ts';
 export {
   type Dag,
   type DagDefinition,
@@ -9,6 +18,18 @@ export {
   type TaskRunContext,
   type TaskDefinition,
 } from './dag.ts';
+export { planDagRuns } from './planner.ts';
+export { upstreamRunsSucceeded } from './sensors.ts';
+export {
+  createDagRun,
+  type LateData,
+  logicalDatesWithin,
+  ownerProcessGone,
+  runIdOf,
+  Scheduler,
+  type SchedulerOptions,
+  taskInstancesOf,
+} from './scheduler.ts';
 export {
   type DataInterval,
   dataIntervalOf,

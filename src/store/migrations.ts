@@ -28,6 +28,110 @@ const DAY_BACKFILL = ['speed', 'batch']
   )
   .join('');
 
+/**
+ * Scheduler state (both dialects; `I` is the integer type, `T` the text type): DAGs, pools,
+ * runs, task instances with their tries, SLA misses, the alert outbox and the late arrivals
+ * already acted on. Times are epoch milliseconds (UTC).
+ */
+function schedulerSql(I: string, T: string, serial: string, suffix: string): string {
+  return `
+      CREATE TABLE sched_dags (
+        dag_id ${T} PRIMARY KEY,
+        max_active_runs ${I} NOT NULL,
+        updated_at ${I} NOT NULL
+      )${suffix};
+      CREATE TABLE sched_pools (
+        name ${T} PRIMARY KEY,
+        slots ${I} NOT NULL CHECK (slots >= 1)
+      )${suffix};
+      CREATE TABLE sched_dag_runs (
+        dag_id ${T} NOT NULL,
+        logical_date ${I} NOT NULL,
+        run_id ${T} NOT NULL,
+        run_type ${T} NOT NULL CHECK (run_type IN ('scheduled', 'manual', 'backfill')),
+        interval_start ${I} NOT NULL,
+        interval_end ${I} NOT NULL,
+        state ${T} NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failed')),
+        max_active ${I} NOT NULL,
+        queued_at ${I} NOT NULL,
+        started_at ${I},
+        ended_at ${I},
+        clear_count ${I} NOT NULL DEFAULT 0,
+        pending_clear ${T},
+        PRIMARY KEY (dag_id, logical_date),
+        UNIQUE (dag_id, run_id)
+      )${suffix};
+      CREATE INDEX sched_dag_runs_state ON sched_dag_runs (state, dag_id, logical_date);
+      CREATE TABLE sched_task_instances (
+        dag_id ${T} NOT NULL,
+        logical_date ${I} NOT NULL,
+        task_id ${T} NOT NULL,
+        task_order ${I} NOT NULL,
+        state ${T} NOT NULL CHECK (state IN ('none', 'scheduled', 'running', 'up_for_retry', 'up_for_reschedule',
+          'success', 'failed', 'upstream_failed')),
+        try_number ${I} NOT NULL DEFAULT 0,
+        max_tries ${I} NOT NULL,
+        retries ${I} NOT NULL,
+        pool ${T} NOT NULL,
+        sla_ms ${I},
+        next_try_at ${I},
+        first_poke_at ${I},
+        started_at ${I},
+        ended_at ${I},
+        duration_ms ${I},
+        owner ${T},
+        heartbeat_at ${I},
+        error ${T},
+        PRIMARY KEY (dag_id, logical_date, task_id)
+      )${suffix};
+      CREATE INDEX sched_task_instances_state ON sched_task_instances (state, pool, logical_date);
+      CREATE TABLE sched_task_tries (
+        dag_id ${T} NOT NULL,
+        logical_date ${I} NOT NULL,
+        task_id ${T} NOT NULL,
+        try_number ${I} NOT NULL,
+        state ${T} NOT NULL,
+        started_at ${I} NOT NULL,
+        ended_at ${I} NOT NULL,
+        duration_ms ${I} NOT NULL,
+        owner ${T} NOT NULL,
+        error ${T},
+        PRIMARY KEY (dag_id, logical_date, task_id, try_number)
+      )${suffix};
+      CREATE INDEX sched_task_tries_task ON sched_task_tries (dag_id, task_id, started_at);
+      CREATE TABLE sched_sla_misses (
+        dag_id ${T} NOT NULL,
+        logical_date ${I} NOT NULL,
+        task_id ${T} NOT NULL,
+        clear_count ${I} NOT NULL,
+        deadline ${I} NOT NULL,
+        detected_at ${I} NOT NULL,
+        PRIMARY KEY (dag_id, logical_date, task_id)
+      )${suffix};
+      CREATE TABLE alerts (
+        id ${serial} PRIMARY KEY,
+        alert_key ${T} NOT NULL UNIQUE,
+        kind ${T} NOT NULL,
+        source ${T} NOT NULL,
+        message ${T} NOT NULL,
+        details ${T} NOT NULL,
+        created_at ${I} NOT NULL,
+        state ${T} NOT NULL CHECK (state IN ('pending', 'delivering', 'delivered', 'failed')),
+        attempts ${I} NOT NULL DEFAULT 0,
+        lease_owner ${T},
+        lease_until ${I},
+        delivered_at ${I},
+        last_error ${T}
+      )${suffix};
+      CREATE INDEX alerts_state ON alerts (state, id);
+      CREATE TABLE sched_late_arrivals (
+        arrival_key ${T} PRIMARY KEY,
+        hour_start ${I} NOT NULL,
+        handled_at ${I} NOT NULL
+      )${suffix};
+    `;
+}
+
 /** SQLite migrations. */
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   {
@@ -167,6 +271,11 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       ${DAY_BACKFILL}
     `,
   },
+  {
+    version: 5,
+    name: 'scheduler state and alerts',
+    sql: schedulerSql('INTEGER', 'TEXT', 'INTEGER', ' STRICT'),
+  },
 ];
 
 /** PostgreSQL migrations. */
@@ -290,6 +399,11 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE stats_batch_day (LIKE stats_speed_day INCLUDING ALL);
       ${DAY_BACKFILL}
     `,
+  },
+  {
+    version: 5,
+    name: 'scheduler state and alerts',
+    sql: schedulerSql('bigint', 'text', 'bigserial', ''),
   },
 ];
 
