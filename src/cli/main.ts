@@ -8,6 +8,7 @@ import { registerSimulate } from './simulate.ts';
 import { runArchiver } from './archiver.ts';
 import { UsageError } from './errors.ts';
 import { parseInterval, runBatch } from './batch.ts';
+import { registerDags } from './scheduler.ts';
 import { runSpeed } from './speed.ts';
 import { start } from './start.ts';
 import { VERSION } from './version.ts';
@@ -113,6 +114,7 @@ export function buildProgram(): Command {
 
   registerSimulate(program);
   registerIngest(program);
+  registerDags(program, (flags) => configOf(flags).config, serverOptions, supervisedOf);
   return program;
 }
 

@@ -15,19 +15,16 @@ import {
 import { checkBindAddress, type ReckonConfig } from '../config/index.ts';
 import { CLICK_SCHEMA, EMISSION_SCHEMA, SchemaRegistry } from '../events/index.ts';
 import { type Log, openLog } from '../log/index.ts';
+import { schedulerRoutes } from '../scheduler/index.ts';
 import { registerReconciliationMetrics, statsRoutes } from '../serving/index.ts';
 import type { StatsStore } from '../store/index.ts';
 import { WorkerSupervisor } from '../workers/index.ts';
+import { openScheduling, type Scheduling } from './scheduler.ts';
 import { openStores } from './speed.ts';
 import { VERSION } from './version.ts';
 
 /** Parts of the pipeline that `reckon start` does not run yet, said plainly at start and on /healthz. */
-export const NOT_BUILT_YET = [
-  'scheduled batch runs (run `reckon batch --interval DAY` by hand)',
-  'scheduler',
-  'dashboard',
-  'demo traffic',
-];
+export const NOT_BUILT_YET = ['dashboard', 'demo traffic'];
 
 /** A running pipeline: its HTTP server and what it holds open. */
 export interface Pipeline {
@@ -52,8 +49,10 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
   const registry = new SchemaRegistry(schemas);
   const app = Fastify({ logger: false, forceCloseConnections: true });
   const parsePool = new ParsePool(config.ingestParseThreads);
+  let scheduling: Scheduling | undefined;
   const close = async (): Promise<void> => {
     await app.close();
+    await scheduling?.close();
     await parsePool.close();
     await log.close();
     await stats.close();
@@ -89,6 +88,13 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
       },
     });
     await app.register(statsRoutes, { store: stats, readAccess: accessHook('read', config) });
+    // The API creates and reads runs; the scheduler process runs them.
+    scheduling = await openScheduling(config);
+    await app.register(schedulerRoutes, {
+      scheduler: scheduling.scheduler,
+      store: scheduling.store,
+      adminAccess: accessHook('admin', config),
+    });
     await app.register(schemaRegistryRoutes, {
       registry,
       readAccess: accessHook('read', config),
@@ -107,7 +113,7 @@ const ARCHIVER_NICENESS = 10;
 
 /** Runs `reckon <verb>` (the speed layer, the archiver) as a supervised process of its own, restarted when it dies. */
 function supervise(
-  verb: 'speed' | 'archiver',
+  verb: 'speed' | 'archiver' | 'scheduler',
   config: ReckonConfig,
   log: Log,
   out: NodeJS.WritableStream,
@@ -165,7 +171,11 @@ export async function start(
   const { app } = pipeline;
   await app.listen({ port: config.port, host: config.host });
   const workers = withWorkers
-    ? [supervise('speed', config, pipeline.log, out), supervise('archiver', config, pipeline.log, out)]
+    ? [
+        supervise('speed', config, pipeline.log, out),
+        supervise('archiver', config, pipeline.log, out),
+        supervise('scheduler', config, pipeline.log, out),
+      ]
     : [];
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;

@@ -16,6 +16,9 @@ import {
   dataCenterList,
   ipList,
   oneOf,
+  urlList,
+  utcDate,
+  fraction,
   type Parser,
   text,
   token,
@@ -74,6 +77,16 @@ export interface ReckonConfig {
   ingestMaxInFlightBytes: number;
   /** Threads that parse request bodies (0: parse on the HTTP thread). */
   ingestParseThreads: number;
+  /** First logical date of scheduled runs (epoch ms); unset: the start of the UTC day the scheduler starts. */
+  schedulerStartDate: number | undefined;
+  /** How often the scheduler's sensors check their condition (a sealed hour, the day's hourly runs), ms. */
+  schedulerPokeIntervalMs: number;
+  /** Webhooks every alert is POSTed to (besides the log). */
+  alertWebhooks: string[];
+  /** Relative speed-vs-batch deviation of a column above which the discrepancy check alerts. */
+  discrepancyThreshold: number;
+  /** Days of lake partitions kept by the retention DAG (0: keep everything). */
+  lakeRetentionDays: number;
 }
 
 /** Where a setting's value came from. */
@@ -257,6 +270,41 @@ export const SETTINGS = [
     parse: integer(0, 64),
     // One core stays with the HTTP thread (receiving bodies, appending to the log).
     default: Math.max(1, availableParallelism() - 1),
+  }),
+  def({
+    key: 'schedulerStartDate',
+    env: 'RECKON_SCHEDULER_START_DATE',
+    doc: 'first logical date of scheduled runs (default: the day the scheduler starts)',
+    parse: utcDate,
+    default: undefined,
+  }),
+  def({
+    key: 'schedulerPokeIntervalMs',
+    env: 'RECKON_SCHEDULER_POKE_INTERVAL',
+    doc: 'how often sensors check their condition',
+    parse: duration(100, 3_600_000),
+    default: 30_000,
+  }),
+  def({
+    key: 'alertWebhooks',
+    env: 'RECKON_ALERT_WEBHOOKS',
+    doc: 'URLs every alert is POSTed to, comma-separated',
+    parse: urlList,
+    default: [],
+  }),
+  def({
+    key: 'discrepancyThreshold',
+    env: 'RECKON_DISCREPANCY_THRESHOLD',
+    doc: 'relative speed-vs-batch deviation that raises an alert',
+    parse: fraction(0, 1),
+    default: 0.02,
+  }),
+  def({
+    key: 'lakeRetentionDays',
+    env: 'RECKON_LAKE_RETENTION_DAYS',
+    doc: 'days of lake partitions kept (0: all)',
+    parse: integer(0, 100_000),
+    default: 0,
   }),
   def({
     key: 'logLevel',

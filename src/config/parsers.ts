@@ -114,3 +114,33 @@ export const hostPortList: Parser<string[]> = listOf(
   },
   'is not one',
 );
+
+/** A list of http(s) URLs: a JSON array, or comma-separated text. */
+export const urlList: Parser<string[]> = listOf(
+  'http(s) URLs, as a JSON array or comma-separated ("http://127.0.0.1:9000/alerts")',
+  (item) => {
+    try {
+      const u = new URL(item);
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  'is not an http(s) URL',
+);
+
+/** A UTC date (`2026-11-01`) or instant (`2026-11-01T05:00:00Z`), as epoch ms. */
+export const utcDate: Parser<number> = (raw) => {
+  if (typeof raw !== 'string' || !/^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z)?$/.test(raw))
+    return new Invalid('a UTC date like 2026-11-01');
+  const t = Date.parse(raw.length === 10 ? `${raw}T00:00:00.000Z` : raw);
+  return Number.isFinite(t) ? t : new Invalid('a UTC date like 2026-11-01');
+};
+
+/** A number in [min, max]. */
+export function fraction(min: number, max: number): Parser<number> {
+  return (raw) => {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
+    return Number.isFinite(n) && n >= min && n <= max ? n : new Invalid(`a number from ${min} to ${max}`);
+  };
+}

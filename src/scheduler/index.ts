@@ -18,6 +18,7 @@ export {
   type TaskRunContext,
   type TaskDefinition,
 } from './dag.ts';
+export { lakeLateData, PIPELINE_POOLS, type PipelineDagOptions, pipelineDags, robustScore } from './builtin.ts';
 export { planDagRuns } from './planner.ts';
 export { upstreamRunsSucceeded } from './sensors.ts';
 export {
@@ -40,3 +41,4 @@ export {
   parseSchedule,
   type Schedule,
 } from './schedule.ts';
+export { parseDateField, runJson, schedulerRoutes, type SchedulerRoutesOptions, taskJson } from './routes.ts';

@@ -107,6 +107,8 @@ export class Scheduler {
   #stopping = false;
   #wake: (() => void) | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Late-data keys already recorded in the store (by any scheduler): not looked at again. */
+  readonly #lateSeen = new Set<string>();
 
   constructor(options: SchedulerOptions) {
     this.#o = {
@@ -296,7 +298,9 @@ export class Scheduler {
   }
 
   async #handleLateData(now: number): Promise<void> {
-    const arrivals = await (this.#o.lateData as () => Promise<LateData[]>)();
+    const arrivals = (await (this.#o.lateData as () => Promise<LateData[]>)()).filter(
+      (a) => !this.#lateSeen.has(a.key),
+    );
     if (arrivals.length === 0) return;
     const clearsOf = async (a: LateData) => {
       const clears: { dagId: string; logicalDate: number; taskIds: string[] }[] = [];
@@ -321,6 +325,7 @@ export class Scheduler {
     const withClears = [];
     for (const a of arrivals) withClears.push({ ...a, clears: await clearsOf(a) });
     const fresh = await this.#o.store.markLateArrivals(withClears, now);
+    for (const a of arrivals) this.#lateSeen.add(a.key);
     for (const key of fresh) {
       const a = withClears.find((x) => x.key === key);
       for (const c of a?.clears ?? [])

@@ -340,10 +340,12 @@ class SqlSchedulerStore implements SchedulerStore {
         [dagId],
       );
       await tx.all(`SELECT dag_id FROM sched_dags WHERE dag_id = ? ${LOCK}`, [dagId]);
+      // The runs locked too: a clear requested (requestClear, markLateArrivals) while this plan
+      // applies an earlier one waits, or the plan would drop it with the pending clear it saw.
       const runs = (
         await tx.all(
           `SELECT ${RUN_COLUMNS} FROM sched_dag_runs
-           WHERE dag_id = ? AND (state IN ('queued', 'running') OR pending_clear IS NOT NULL) ORDER BY logical_date`,
+           WHERE dag_id = ? AND (state IN ('queued', 'running') OR pending_clear IS NOT NULL) ORDER BY logical_date ${LOCK}`,
           [dagId],
         )
       ).map(runOf);

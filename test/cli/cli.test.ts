@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,56 +9,7 @@ import { openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
 import { waitFor } from '../support/wait.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-// tsx by absolute URL, so that children may run in any directory.
-const CLI = ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli/main.ts')];
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')));
-
-function reckon(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, [...CLI, ...args], {
-    cwd: ROOT,
-    env: { ...cleanEnv, ...env },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-}
-
-/** Runs the CLI without blocking this process (a server it talks to may be our child). */
-function reckonAsync(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: { ...cleanEnv, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('exit', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-async function waitForLine(child: ChildProcess, pattern: RegExp, deadlineMs = 20_000): Promise<string> {
-  let seen = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no line matching ${pattern} within ${deadlineMs} ms; output: ${seen}`)),
-      deadlineMs,
-    );
-    child.stdout?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      const m = pattern.exec(seen);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[0]);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before printing ${pattern}; output: ${seen}`));
-    });
-  });
-}
+import { CLI, cleanEnv, reckon, reckonAsync, ROOT, waitForLine } from '../support/cli.ts';
 
 describe('reckon command line', () => {
   it('runs as the installed `reckon` bin and prints help', () => {
@@ -241,20 +192,20 @@ describe('reckon command line', () => {
       assert.equal(res.status, 200);
       const body = (await res.json()) as { status: string; notBuiltYet: string[] };
       assert.equal(body.status, 'ok');
-      assert.ok(body.notBuiltYet.some((p) => p.includes('batch')));
-      assert.ok(!body.notBuiltYet.some((p) => p.includes('collector') || p.includes('speed layer')));
+      assert.ok(body.notBuiltYet.some((p) => p.includes('dashboard')));
+      assert.ok(!body.notBuiltYet.some((p) => /collector|speed layer|scheduler|batch/.test(p)));
       // The speed layer at the default priority, the archiver at a lower one.
       const priorities = () => {
         const out = spawnSync('ps', ['--ppid', String(child.pid), '-o', 'ni=,args=']).stdout.toString();
         const of = (verb: string) =>
           / *(-?\d+) .*main\.ts (\w+)/.exec(out.split('\n').find((l) => l.includes(`main.ts ${verb}`)) ?? '')?.[1];
-        return { speed: of('speed'), archiver: of('archiver') };
+        return { speed: of('speed'), archiver: of('archiver'), scheduler: of('scheduler') };
       };
-      await waitFor('speed layer and archiver processes', () => {
+      await waitFor('speed layer, archiver and scheduler processes', () => {
         const p = priorities();
-        return p.speed !== undefined && p.archiver !== undefined;
+        return p.speed !== undefined && p.archiver !== undefined && p.scheduler !== undefined;
       });
-      assert.deepEqual(priorities(), { speed: '0', archiver: '10' });
+      assert.deepEqual(priorities(), { speed: '0', archiver: '10', scheduler: '0' });
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       assert.equal(await exited, 0);

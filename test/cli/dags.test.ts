@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { openBatchDatabase } from '../../src/batch/index.ts';
+import { isHourSealed } from '../../src/lake/index.ts';
+import { DEFAULT_SIMULATION, expectedStatistics, simulate } from '../../src/sim/index.ts';
+import { openSqliteSchedulerStore } from '../../src/store/index.ts';
+import { CLI, cleanEnv, reckonAsync, waitForLine } from '../support/cli.ts';
+import { waitFor } from '../support/wait.ts';
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+
+async function lakeCount(lake: string): Promise<number> {
+  if (!existsSync(join(lake, 'emissions')) || !existsSync(join(lake, 'clicks'))) return -1;
+  const db = await openBatchDatabase(1);
+  try {
+    const r = await db.connection.runAndReadAll(
+      `SELECT count(*)::INTEGER FROM read_parquet(['${lake}/emissions/**/*.parquet', '${lake}/clicks/**/*.parquet'])`,
+    );
+    return r.getRows()[0]?.[0] as number;
+  } finally {
+    db.close();
+  }
+}
+
+async function minuteRows(url: string, from: string, to: string): Promise<Record<string, unknown>[]> {
+  const rows: Record<string, unknown>[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = (await (
+      await fetch(
+        `${url}/v1/stats?from=${from}&to=${to}&granularity=minute&limit=10000${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`,
+      )
+    ).json()) as { rows: Record<string, unknown>[]; nextCursor?: string };
+    rows.push(...page.rows);
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return rows;
+}
+
+describe('reckon dags', () => {
+  it('backfills recalculate-daily over simulated days with progress (48 hourly and 2 daily runs, exact rows); late data reruns the hour and the day exactly once with the corrected values; the REST API triggers and reads runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'reckon-dags-'));
+    const data = join(dir, 'data');
+    const start = Date.UTC(2026, 10, 1);
+    const options = { ...DEFAULT_SIMULATION, seed: 41, emissions: 2_000, start, durationMs: 2 * DAY };
+    const sim = simulate(options);
+    const expected = expectedStatistics(sim.events, options.rules);
+    writeFileSync(join(dir, 'events.ndjson'), `${sim.lines.join('\n')}\n`);
+    const env = {
+      ...cleanEnv,
+      RECKON_FRAUD_IP_BLOCKLIST: options.rules.ipBlocklist.join(','),
+      RECKON_CLICK_WINDOW: `${options.rules.clickWindowMs}ms`,
+      RECKON_FRAUD_MAX_CLICKS_PER_USER_OFFER_HOUR: String(options.rules.maxClicksPerUserOfferHour),
+      // No scheduled runs of these days: the backfill makes them.
+      RECKON_SCHEDULER_START_DATE: '2030-01-01',
+      RECKON_SCHEDULER_POKE_INTERVAL: '500ms',
+    };
+    const child = spawn(process.execPath, [...CLI, 'start', '--port', '0', '--data', data], { cwd: dir, env });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    try {
+      const url = (await waitForLine(child, /http:\/\/127\.0\.0\.1:\d+/)).trim();
+      const ingest = await reckonAsync(['ingest', join(dir, 'events.ndjson'), '--url', url, '--batch', '500']);
+      assert.equal(ingest.status, 0, ingest.stderr);
+      const accepted = Number(/(\d+) events accepted/.exec(ingest.stdout)?.[1]);
+      const lake = join(data, 'lake');
+      await waitFor('every accepted event in the lake', async () => (await lakeCount(lake)) === accepted, 60_000, 200);
+      await waitFor('the simulated hours sealed', () => isHourSealed(lake, start + 2 * DAY - HOUR), 30_000, 200);
+
+      const backfill = await reckonAsync(
+        ['dags', 'backfill', 'recalculate-daily', '--from', '2026-11-01', '--to', '2026-11-02', '--data', data],
+        env,
+      );
+      assert.equal(backfill.status, 0, `${backfill.stdout}\n${backfill.stderr}`);
+      assert.match(backfill.stdout, /48 runs of recalculate-hourly, 2 runs of recalculate-daily/);
+      assert.match(backfill.stderr, /backfill: 100% \(50\/50\)/, 'progress shown');
+      assert.match(backfill.stdout, /50 of 50 runs succeeded/);
+      const rows = await minuteRows(url, '2026-11-01', '2026-11-03');
+      assert.ok(rows.length > 0 && rows.every((r) => r.source === 'batch' && r.final === true));
+      const end = start + 2 * DAY;
+      assert.deepEqual(
+        rows.map(({ source: _s, final: _f, ...r }) => r),
+        expected.minute.filter((r) => Date.parse(r.bucket) < end),
+      );
+
+      // Late data for 05:00 on the first day: the hour's run and the day's run rerun once each.
+      const lateHour = start + 5 * HOUR;
+      const late = [
+        {
+          type: 'emission',
+          id: 'late-em-1',
+          ts: new Date(lateHour + 10 * 60_000).toISOString(),
+          placement: 'late-placement',
+          offers: [{ offerId: 'late-offer', clickCost: '0.75' }],
+        },
+        {
+          type: 'click',
+          id: 'late-cl-1',
+          ts: new Date(lateHour + 12 * 60_000).toISOString(),
+          emissionId: 'late-em-1',
+          offerId: 'late-offer',
+          userId: 'late-user',
+          ip: '203.0.113.99',
+        },
+      ];
+      const res = await fetch(`${url}/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: late.map((e) => JSON.stringify(e)).join('\n'),
+      });
+      assert.equal(res.status, 200);
+      const store = await openSqliteSchedulerStore(join(data, 'reckon.sqlite'));
+      try {
+        await waitFor(
+          'the late hour and day rerun and done',
+          async () => {
+            const h = await store.getRun('recalculate-hourly', lateHour);
+            const d = await store.getRun('recalculate-daily', start);
+            return (
+              h?.clearCount === 1 &&
+              h.state === 'success' &&
+              d?.clearCount === 1 &&
+              d.state === 'success' &&
+              d.pendingClear === null
+            );
+          },
+          90_000,
+          250,
+        );
+        const runs = await store.listRuns({});
+        const rerun = runs
+          .filter((r) => r.clearCount > 0)
+          .map((r) => `${r.dagId} ${new Date(r.logicalDate).toISOString()}`);
+        assert.deepEqual(
+          rerun,
+          [
+            `recalculate-daily ${new Date(start).toISOString()}`,
+            `recalculate-hourly ${new Date(lateHour).toISOString()}`,
+          ].sort((a, b) => (a.split(' ')[1] as string).localeCompare(b.split(' ')[1] as string)),
+        );
+      } finally {
+        await store.close();
+      }
+      const after = await minuteRows(url, '2026-11-01T05:00:00Z', '2026-11-01T06:00:00Z');
+      const lateRows = after.filter((r) => r.offerId === 'late-offer');
+      assert.deepEqual(
+        lateRows.map((r) => [r.bucket, r.emissions, r.clicks, r.clickCost, r.source]),
+        [
+          ['2026-11-01T05:10:00.000Z', 1, 0, '0', 'batch'],
+          ['2026-11-01T05:12:00.000Z', 0, 1, '0.75', 'batch'],
+        ],
+      );
+
+      // The REST API: trigger a run for a logical date and read its state (admin scope, open here).
+      const trigger = await fetch(`${url}/v1/dags/recalculate-hourly/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ logicalDate: '2026-11-03T00:00:00Z' }),
+      });
+      assert.equal(trigger.status, 200);
+      const created = (await trigger.json()) as { dag_run_id: string; state: string; data_interval_end: string };
+      assert.equal(created.dag_run_id, 'manual__2026-11-03T00:00:00.000Z');
+      assert.equal(created.data_interval_end, '2026-11-03T01:00:00.000Z');
+      await waitFor(
+        'the triggered run to succeed',
+        async () => {
+          const r = await fetch(`${url}/v1/dags/recalculate-hourly/runs/${encodeURIComponent(created.dag_run_id)}`);
+          return ((await r.json()) as { state: string }).state === 'success';
+        },
+        60_000,
+        250,
+      );
+      const again = await fetch(`${url}/v1/dags/recalculate-hourly/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ logicalDate: '2026-11-03T00:00:00Z' }),
+      });
+      assert.equal(again.status, 409);
+      const bad = await fetch(`${url}/v1/dags/recalculate-hourly/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ logicalDate: '2026-11-03T00:30:00Z' }),
+      });
+      assert.equal(bad.status, 400);
+      assert.match(((await bad.json()) as { message: string }).message, /logicalDate: .* is not a tick/);
+      const unknown = await fetch(`${url}/v1/dags/nope/runs/x`);
+      assert.equal(unknown.status, 404);
+
+      const runsOut = await reckonAsync(['dags', 'runs', 'recalculate-daily', '--data', data], env);
+      assert.equal(runsOut.status, 0, runsOut.stderr);
+      assert.match(runsOut.stdout, /2026-11-01T00:00:00.000Z backfill\s+success/);
+      assert.match(runsOut.stdout, /recalculate\s+success\s+try 2\/5/);
+    } catch (e) {
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\nserver stderr:\n${stderr.slice(-4000)}`, {
+        cause: e,
+      });
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
