@@ -189,6 +189,37 @@ export const schedulerRoutes: FastifyPluginAsync<SchedulerRoutesOptions> = async
     return { dag_runs: runs.map(runJson), total_entries: runs.length };
   });
 
+  // Duration history: every finished try of the DAG's tasks, for trends and a Gantt view.
+  app.get<{ Params: { dagId: string }; Querystring: Record<string, string | undefined> }>(
+    '/v1/dags/:dagId/taskTries',
+    async (request) => {
+      const dag = scheduler.dag(request.params.dagId);
+      const q = request.query;
+      const limit = q.limit === undefined ? 1000 : Number(q.limit);
+      if (!Number.isSafeInteger(limit) || limit < 1 || limit > 100_000)
+        throw new BadRequest('limit: expected 1 to 100000');
+      const tries = await store.listTries({
+        dagId: dag.id,
+        ...(q.task_id !== undefined ? { taskId: q.task_id } : {}),
+        limit,
+      });
+      return {
+        task_tries: tries.map((t) => ({
+          task_id: t.taskId,
+          logical_date: iso(t.logicalDate),
+          try_number: t.tryNumber,
+          state: t.state,
+          start_date: iso(t.startedAt),
+          end_date: iso(t.endedAt),
+          duration: t.durationMs / 1000,
+          hostname: t.owner,
+          error: t.error,
+        })),
+        total_entries: tries.length,
+      };
+    },
+  );
+
   app.get<{ Querystring: Record<string, string | undefined> }>('/v1/alerts', async (request) => {
     const alerts = await store.listAlerts({
       ...(request.query.kind !== undefined ? { kind: request.query.kind } : {}),

@@ -122,7 +122,8 @@ async function requestClearIn(
   taskIds: readonly string[],
 ): Promise<DagRunRecord[]> {
   const out: DagRunRecord[] = [];
-  for (const ld of logicalDates) {
+  // Date order, as the planner locks a DAG's runs.
+  for (const ld of [...logicalDates].sort((a, b) => a - b)) {
     const [row] = await tx.all(
       `SELECT ${RUN_COLUMNS} FROM sched_dag_runs WHERE dag_id = ? AND logical_date = ? ${LOCK}`,
       [dagId, ld],
@@ -171,7 +172,8 @@ class SqlSchedulerStore implements SchedulerStore {
 
   syncPools(pools: Readonly<Record<string, number>>): Promise<void> {
     return this.#db.transaction(async (tx) => {
-      for (const [name, slots] of Object.entries(pools)) {
+      // Name order, as claims lock them: no deadlock between a starting and a claiming scheduler.
+      for (const [name, slots] of Object.entries(pools).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         await tx.run(
           'INSERT INTO sched_pools (name, slots) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET slots = excluded.slots',
           [name, slots],

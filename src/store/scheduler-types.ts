@@ -254,7 +254,7 @@ export interface SchedulerStore {
   finishTry(f: FinishTry): Promise<boolean>;
   /**
    * Records each task instance past its SLA (not succeeded by interval end + SLA, or succeeded
-   * after it) once per clear, raising `alertOf(miss)` in the same transaction; returns the new misses.
+   * after it) once, raising `alertOf(miss)` in the same transaction; returns the new misses.
    */
   recordSlaMisses(now: number, alertOf: (miss: SlaMiss) => NewAlert): Promise<SlaMiss[]>;
   /** Asks for tasks of the runs with these logical dates to be cleared (rerun); returns the runs found. */

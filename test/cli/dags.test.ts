@@ -188,6 +188,19 @@ describe('reckon dags', () => {
       });
       assert.equal(bad.status, 400);
       assert.match(((await bad.json()) as { message: string }).message, /logicalDate: .* is not a tick/);
+      const tries = (await (await fetch(`${url}/v1/dags/recalculate-daily/taskTries?task_id=recalculate`)).json()) as {
+        task_tries: { logical_date: string; try_number: number; duration: number }[];
+      };
+      assert.deepEqual(
+        tries.task_tries.map((t) => [t.logical_date, t.try_number]).sort(),
+        [
+          ['2026-11-01T00:00:00.000Z', 1],
+          ['2026-11-01T00:00:00.000Z', 2],
+          ['2026-11-02T00:00:00.000Z', 1],
+        ],
+        'the duration history holds every try, the rerun too',
+      );
+      assert.ok(tries.task_tries.every((t) => t.duration > 0));
       const unknown = await fetch(`${url}/v1/dags/nope/runs/x`);
       assert.equal(unknown.status, 404);
 
