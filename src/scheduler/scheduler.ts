@@ -56,6 +56,8 @@ export interface SchedulerOptions {
 }
 
 const MAX_CATCH_UP_RUNS = 10_000;
+/** Tries to record the end of a try before it is left to the takeover of lost tries. */
+const FINISH_ATTEMPTS = 6;
 
 /** Name of this process as a task owner: host, pid and a nonce for this scheduler. */
 function ownerName(): string {
@@ -404,15 +406,33 @@ export class Scheduler {
     };
     const finish = async (result: { outcome: TryOutcome; alerts?: NewAlert[] }, note: string): Promise<void> => {
       const now = this.#o.clock();
-      const done = await this.#o.store.finishTry({
-        dagId: t.dagId,
-        logicalDate: t.logicalDate,
-        taskId: t.taskId,
-        tryNumber: t.tryNumber,
-        owner: this.owner,
-        now,
-        ...result,
-      });
+      const record = () =>
+        this.#o.store.finishTry({
+          dagId: t.dagId,
+          logicalDate: t.logicalDate,
+          taskId: t.taskId,
+          tryNumber: t.tryNumber,
+          owner: this.owner,
+          now,
+          ...result,
+        });
+      // A busy or briefly unreachable store must not lose the outcome of a long try; if it stays
+      // away, the instance stays running under this owner and is taken over and retried.
+      let done = false;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          done = await record();
+          break;
+        } catch (e) {
+          if (attempt >= FINISH_ATTEMPTS) {
+            this.#event(
+              `${t.dagId}.${t.taskId} ${iso(t.logicalDate)}: could not record try ${t.tryNumber}: ${String(e)}`,
+            );
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 500 * attempt));
+        }
+      }
       if (done && result.outcome.state !== 'up_for_reschedule')
         this.#event(`${t.dagId}.${t.taskId} ${iso(t.logicalDate)}: try ${t.tryNumber} ${note}`);
     };
