@@ -2,7 +2,9 @@
  * `reckon scheduler` (the scheduler as its own process, supervised by `reckon start`) and
  * `reckon dags list|trigger|backfill|clear|runs`. The verbs work on the scheduler's state in the
  * configured store; `trigger --wait`, `backfill` and `clear` also run the runs they made in this
- * process (beside any scheduler already running: tries are never run twice) and show progress.
+ * process (beside any scheduler already running: tries are never run twice, but each runs with
+ * the configuration of the process that claimed it) and show progress; with `--watch` they only
+ * show the progress of the running scheduler.
  */
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -127,7 +129,12 @@ function parseWhen(flag: string, text: string, inclusiveEnd = false): number {
 }
 
 /** Runs `runs` in this process until each has ended, with a progress bar; returns them as they ended. */
-async function runToEnd(config: ReckonConfig, runs: DagRunRecord[], phase: string): Promise<DagRunRecord[]> {
+async function runToEnd(
+  config: ReckonConfig,
+  runs: DagRunRecord[],
+  phase: string,
+  execute = true,
+): Promise<DagRunRecord[]> {
   const s = await openScheduling(config, {
     runIds: [...new Set(runs.map((r) => r.runId))],
     pollMs: 200,
@@ -140,18 +147,20 @@ async function runToEnd(config: ReckonConfig, runs: DagRunRecord[], phase: strin
   const keys = new Set(runs.map((r) => `${r.dagId} ${r.runId}`));
   const ended = (r: DagRunRecord) => (r.state === 'success' || r.state === 'failed') && r.pendingClear === null;
   try {
-    s.scheduler.start();
+    if (execute) s.scheduler.start();
     for (;;) {
       const now = (await s.store.listRuns({})).filter((r) => keys.has(`${r.dagId} ${r.runId}`));
       const done = now.filter(ended).length;
       progress(phase, done, keys.size);
-      await dispatcher.deliverDue();
+      if (execute) await dispatcher.deliverDue();
       if (done === keys.size) return now;
       await new Promise((r) => setTimeout(r, 250));
     }
   } finally {
-    await s.scheduler.stop();
-    await dispatcher.deliverDue().catch(() => undefined);
+    if (execute) {
+      await s.scheduler.stop();
+      await dispatcher.deliverDue().catch(() => undefined);
+    }
     await s.close();
   }
 }
@@ -241,9 +250,13 @@ export function registerDags(
       .requiredOption('--from <date>', 'first logical date (UTC date or time)')
       .requiredOption('--to <date>', 'last day or time, inclusive')
       .option('--max-active-runs <n>', 'runs of each DAG in flight at once')
+      .option('--watch', 'show progress while the running scheduler (reckon start) runs them; run nothing here')
       .option('--detach', 'only create the runs; a running scheduler runs them'),
   ).action(
-    async (dagId: string, flags: DagFlags & { from: string; to: string; maxActiveRuns?: string; detach?: boolean }) => {
+    async (
+      dagId: string,
+      flags: DagFlags & { from: string; to: string; maxActiveRuns?: string; detach?: boolean; watch?: boolean },
+    ) => {
       const config = configOf(flags);
       const from = parseWhen('--from', flags.from);
       const to = parseWhen('--to', flags.to, true);
@@ -267,7 +280,7 @@ export function registerDags(
         `backfill ${iso(from)} .. ${iso(to)}: ${[...byDag].map(([d, n]) => `${n} runs of ${d}`).join(', ')}\n`,
       );
       if (flags.detach) return;
-      const ended = await runToEnd(config, runs, 'backfill');
+      const ended = await runToEnd(config, runs, 'backfill', flags.watch !== true);
       process.stdout.write(`${summary(ended)}\n`);
       if (ended.some((r) => r.state === 'failed')) process.exitCode = 1;
     },
@@ -282,11 +295,19 @@ export function registerDags(
       .requiredOption('--to <date>', 'last day or time, inclusive')
       .option('--task <id>', 'the task to rerun (default: every task)')
       .option('--downstream', 'also every task after it')
+      .option('--watch', 'show progress while the running scheduler reruns them; run nothing here')
       .option('--detach', 'only clear; a running scheduler reruns them'),
   ).action(
     async (
       dagId: string,
-      flags: DagFlags & { from: string; to: string; task?: string; downstream?: boolean; detach?: boolean },
+      flags: DagFlags & {
+        from: string;
+        to: string;
+        task?: string;
+        downstream?: boolean;
+        detach?: boolean;
+        watch?: boolean;
+      },
     ) => {
       const config = configOf(flags);
       const from = parseWhen('--from', flags.from);
@@ -302,7 +323,7 @@ export function registerDags(
         `cleared ${runs.length} runs of ${dagId}: ${runs[0]?.pendingClear?.join(', ') ?? 'none in that range'}\n`,
       );
       if (flags.detach || runs.length === 0) return;
-      const ended = await runToEnd(config, runs, 'rerun');
+      const ended = await runToEnd(config, runs, 'rerun', flags.watch !== true);
       process.stdout.write(`${summary(ended)}\n`);
       if (ended.some((r) => r.state === 'failed')) process.exitCode = 1;
     },

@@ -185,7 +185,7 @@ export async function start(
     `  log:           ${pipeline.log.kind}${config.kafkaBrokers.length > 0 ? '' : ` (${resolve(config.dataDir, 'log')})`}\n`,
   );
   out.write(
-    `  running:       POST /v1/events, ${withWorkers ? `speed layer and archiver (own processes; lake in ${resolve(config.dataDir, 'lake')})` : 'no speed layer or archiver (run `reckon speed` and `reckon archiver` on the same log)'}, GET /v1/stats, GET /v1/discrepancies, schema registry (/subjects, /schemas, /config, /compatibility), /healthz, /readyz, /metrics\n`,
+    `  running:       POST /v1/events, ${withWorkers ? `speed layer, archiver and scheduler (own processes; lake in ${resolve(config.dataDir, 'lake')})` : 'no speed layer, archiver or scheduler (run `reckon speed`, `reckon archiver` and `reckon scheduler` on the same data)'}, GET /v1/stats, GET /v1/discrepancies, /v1/dags, /v1/alerts, schema registry (/subjects, /schemas, /config, /compatibility), /healthz, /readyz, /metrics\n`,
   );
   out.write(`  not built yet: ${NOT_BUILT_YET.join(', ')}\n`);
   if (config.demo)
