@@ -204,6 +204,46 @@ describe('reckon dags', () => {
       const unknown = await fetch(`${url}/v1/dags/nope/runs/x`);
       assert.equal(unknown.status, 404);
 
+      // clear --downstream from the command line: the hour's recalculation and check rerun, the sensor does not.
+      const clear = await reckonAsync(
+        [
+          'dags',
+          'clear',
+          'recalculate-hourly',
+          '--from',
+          '2026-11-02T03:00:00Z',
+          '--to',
+          '2026-11-02T03:00:00Z',
+          '--task',
+          'recalculate',
+          '--downstream',
+          '--data',
+          data,
+        ],
+        env,
+      );
+      assert.equal(clear.status, 0, clear.stderr);
+      assert.match(clear.stdout, /cleared 1 runs of recalculate-hourly: recalculate, discrepancy-check/);
+      assert.match(clear.stdout, /1 of 1 runs succeeded/);
+      const cleared = await openSqliteSchedulerStore(join(data, 'reckon.sqlite'));
+      try {
+        const tis = await cleared.listTaskInstances('recalculate-hourly', [start + DAY + 3 * HOUR]);
+        assert.deepEqual(
+          tis.map((t) => [t.taskId, t.state, t.tryNumber]),
+          [
+            ['wait-for-sealed-hour', 'success', 1],
+            ['recalculate', 'success', 2],
+            ['discrepancy-check', 'success', 2],
+          ],
+        );
+      } finally {
+        await cleared.close();
+      }
+      const list = await reckonAsync(['dags', 'list', '--data', data], env);
+      assert.match(
+        list.stdout,
+        /recalculate-daily\s+@daily\s+wait-for-hours -> recalculate -> discrepancy-check -> anomaly-check/,
+      );
       const runsOut = await reckonAsync(['dags', 'runs', 'recalculate-daily', '--data', data], env);
       assert.equal(runsOut.status, 0, runsOut.stderr);
       assert.match(runsOut.stdout, /2026-11-01T00:00:00.000Z backfill\s+success/);
