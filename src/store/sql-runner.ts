@@ -28,7 +28,8 @@ export const LOCK = '/*lock*/';
 /** `FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite. */
 export const SKIP_LOCKED = '/*skip-locked*/';
 
-function busyToRetriable(err: unknown): unknown {
+/** Another connection or process holds the write lock past busy_timeout: worth retrying. */
+export function busyToRetriable(err: unknown): unknown {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) {
     return new ReckonError('RECKON_STORE_BUSY', `the SQLite database is locked by another writer (${code}): retry`, {

@@ -6,7 +6,6 @@
  * `safeIntegers()`, so micros beyond 2^53 come back exact.
  */
 import type Database from 'better-sqlite3';
-import { ReckonError } from '../events/index.ts';
 import { batchDaySums } from './batch-day-sums.ts';
 import { mergeCoverage, statsPage, statsWindows } from './stats-coverage.ts';
 import { type RawStatsRow, sumByDay, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
@@ -21,6 +20,7 @@ import {
 } from './stats-input.ts';
 import type { BatchInterval, BatchRows, MinuteStats, SinkOffset, StatsQuery, StatsStore } from './stats-types.ts';
 import { openSqliteDatabase } from './sqlite-database.ts';
+import { busyToRetriable } from './sql-runner.ts';
 import {
   compareDiscrepancies,
   type DiscrepancyRecord,
@@ -90,18 +90,6 @@ function upsertSql(table: string): string {
       click_cost = click_cost + excluded.click_cost, duplicate_clicks = duplicate_clicks + excluded.duplicate_clicks,
       fraud_clicks = fraud_clicks + excluded.fraud_clicks, fraud_cost = fraud_cost + excluded.fraud_cost,
       invalid_clicks = invalid_clicks + excluded.invalid_clicks`;
-}
-
-/** Another connection or process holds the write lock past busy_timeout: worth retrying. */
-function busyToRetriable(err: unknown): unknown {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) {
-    return new ReckonError('RECKON_STORE_BUSY', `the SQLite database is locked by another writer (${code}): retry`, {
-      retriable: true,
-      cause: err,
-    });
-  }
-  return err;
 }
 
 /**

@@ -9,7 +9,7 @@ import { openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
 import { waitFor } from '../support/wait.ts';
 
-import { CLI, cleanEnv, reckon, reckonAsync, ROOT, waitForLine } from '../support/cli.ts';
+import { CLI, cleanEnv, reckon, reckonAsync, ROOT, simulatorRulesEnv, waitForLine } from '../support/cli.ts';
 
 describe('reckon command line', () => {
   it('runs as the installed `reckon` bin and prints help', () => {
@@ -113,13 +113,7 @@ describe('reckon command line', () => {
     const sim = simulate(options);
     const expected = expectedStatistics(sim.events, options.rules);
     writeFileSync(join(dir, 'events.ndjson'), `${sim.lines.join('\n')}\n`);
-    // The simulator's rules are reckon's rules here (its blocklist is where blocked clicks come from).
-    const env = {
-      ...cleanEnv,
-      RECKON_FRAUD_IP_BLOCKLIST: options.rules.ipBlocklist.join(','),
-      RECKON_CLICK_WINDOW: `${options.rules.clickWindowMs}ms`,
-      RECKON_FRAUD_MAX_CLICKS_PER_USER_OFFER_HOUR: String(options.rules.maxClicksPerUserOfferHour),
-    };
+    const env = simulatorRulesEnv(options.rules);
     const child = spawn(process.execPath, [...CLI, 'start', '--port', '0', '--data', data], { cwd: dir, env });
     try {
       const url = (await waitForLine(child, /http:\/\/127\.0\.0\.1:\d+/)).trim();

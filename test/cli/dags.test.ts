@@ -8,7 +8,7 @@ import { openBatchDatabase } from '../../src/batch/index.ts';
 import { isHourSealed } from '../../src/lake/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, simulate } from '../../src/sim/index.ts';
 import { openSqliteSchedulerStore } from '../../src/store/index.ts';
-import { CLI, cleanEnv, reckonAsync, waitForLine } from '../support/cli.ts';
+import { CLI, reckonAsync, simulatorRulesEnv, waitForLine } from '../support/cli.ts';
 import { waitFor } from '../support/wait.ts';
 
 const DAY = 86_400_000;
@@ -52,10 +52,7 @@ describe('reckon dags', () => {
     const expected = expectedStatistics(sim.events, options.rules);
     writeFileSync(join(dir, 'events.ndjson'), `${sim.lines.join('\n')}\n`);
     const env = {
-      ...cleanEnv,
-      RECKON_FRAUD_IP_BLOCKLIST: options.rules.ipBlocklist.join(','),
-      RECKON_CLICK_WINDOW: `${options.rules.clickWindowMs}ms`,
-      RECKON_FRAUD_MAX_CLICKS_PER_USER_OFFER_HOUR: String(options.rules.maxClicksPerUserOfferHour),
+      ...simulatorRulesEnv(options.rules),
       // No scheduled runs of these days: the backfill makes them.
       RECKON_SCHEDULER_START_DATE: '2030-01-01',
       RECKON_SCHEDULER_POKE_INTERVAL: '500ms',

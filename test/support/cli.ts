@@ -54,3 +54,17 @@ export async function waitForLine(child: ChildProcess, pattern: RegExp, deadline
     });
   });
 }
+
+/** The environment of a reckon process whose rules are the simulator's (its blocklist is where blocked clicks come from). */
+export function simulatorRulesEnv(rules: {
+  ipBlocklist: readonly string[];
+  clickWindowMs: number;
+  maxClicksPerUserOfferHour: number;
+}): Record<string, string> {
+  return {
+    ...(cleanEnv as Record<string, string>),
+    RECKON_FRAUD_IP_BLOCKLIST: rules.ipBlocklist.join(','),
+    RECKON_CLICK_WINDOW: `${rules.clickWindowMs}ms`,
+    RECKON_FRAUD_MAX_CLICKS_PER_USER_OFFER_HOUR: String(rules.maxClicksPerUserOfferHour),
+  };
+}
