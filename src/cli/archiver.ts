@@ -8,7 +8,8 @@ import { SchemaRegistry } from '../events/index.ts';
 import { Archiver } from '../lake/index.ts';
 import { openLog } from '../log/index.ts';
 import { registryDecoder } from '../speed/index.ts';
-import { exitWhenOrphaned, openStores, stopOnSigterm } from './speed.ts';
+import { publishStatus } from '../workers/index.ts';
+import { exitWhenOrphaned, openStores, statusDirOf, stopOnSigterm } from './speed.ts';
 
 /** Runs the archiver until SIGTERM (or, when `supervised`, until the process that started it is gone). */
 export async function runArchiver(config: ReckonConfig, supervised: boolean | number = false): Promise<void> {
@@ -26,5 +27,6 @@ export async function runArchiver(config: ReckonConfig, supervised: boolean | nu
     },
   });
   await archiver.start();
+  publishStatus(statusDirOf(config), 'archiver', () => archiver.metrics());
   stopOnSigterm(archiver, [stats, schemas, log]);
 }

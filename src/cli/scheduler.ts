@@ -30,7 +30,8 @@ import {
 } from '../store/index.ts';
 import { UsageError } from './errors.ts';
 import { createProgress } from './progress.ts';
-import { exitWhenOrphaned, openStores } from './speed.ts';
+import { publishStatus } from '../workers/index.ts';
+import { exitWhenOrphaned, openStores, statusDirOf } from './speed.ts';
 
 const DAY = 86_400_000;
 
@@ -101,6 +102,7 @@ export async function runScheduler(config: ReckonConfig, supervised: boolean | n
   });
   s.scheduler.start();
   dispatcher.start();
+  publishStatus(statusDirOf(config), 'scheduler', () => ({ running_tries: s.scheduler.runningCount }));
   process.once('SIGTERM', () => {
     Promise.all([s.scheduler.stop(), dispatcher.stop()])
       .then(() => s.close())

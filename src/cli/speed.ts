@@ -8,6 +8,7 @@ import { type ReckonConfig, statsRulesOf } from '../config/index.ts';
 import { SchemaRegistry, type SchemaStore } from '../events/index.ts';
 import { openLog } from '../log/index.ts';
 import { registryDecoder, SpeedLayer } from '../speed/index.ts';
+import { publishStatus } from '../workers/index.ts';
 import {
   openPostgresSchemaStore,
   openPostgresStatsStore,
@@ -27,6 +28,9 @@ export async function openStores(config: ReckonConfig): Promise<{ schemas: Schem
   const file = join(resolve(config.dataDir), 'reckon.sqlite');
   return { schemas: await openSqliteSchemaStore(file), stats: await openSqliteStatsStore(file) };
 }
+
+/** Where supervised processes publish their status files (`<dataDir>/status`). */
+export const statusDirOf = (config: ReckonConfig): string => join(resolve(config.dataDir), 'status');
 
 /** Exits when the process that started this one is gone (a supervisor killed with SIGKILL cannot stop its workers). */
 export function exitWhenOrphaned(supervisorPid?: number): void {
@@ -77,5 +81,6 @@ export async function runSpeed(config: ReckonConfig, supervised: boolean | numbe
     },
   });
   await speed.start();
+  publishStatus(statusDirOf(config), 'speed', () => speed.metrics());
   stopOnSigterm(speed, [stats, schemas, log]);
 }

@@ -25,6 +25,7 @@ import {
   type WorkerRecord,
   WorkerRuntime,
   type WorkerTask,
+  type PartStatus,
 } from '../workers/index.ts';
 import { mkdirDurable, syncDirectory, syncFile } from './durable-files.ts';
 import { hourDirectory, hourPartition, partFileName, tmpDirectory } from './layout.ts';
@@ -123,6 +124,25 @@ export class Archiver {
   private readonly o: Required<Omit<ArchiverOptions, 'retry' | 'onError' | 'onFatal'>> &
     Pick<ArchiverOptions, 'retry' | 'onFatal'>;
   private readonly report: (message: string, error?: Error) => void;
+
+  /** What `/metrics` and the dashboard show of this archiver: its figures and, per partition, rows not yet in the lake. */
+  metrics(): PartStatus['figures'] {
+    const queues = this.runtime?.status() ?? [];
+    return {
+      events_total: this.figures.events,
+      flushes_total: this.figures.flushes,
+      files_total: this.figures.files,
+      rows_total: this.figures.rows,
+      late_rows_total: this.figures.lateRows,
+      sealed_hours_total: this.figures.sealedHours,
+      failed_flushes_total: this.figures.failedFlushes,
+      queued_bytes: queues.map((q) => ({ labels: { topic: q.topic, partition: String(q.partition) }, value: q.queuedBytes })),
+      in_flight_records: queues.map((q) => ({
+        labels: { topic: q.topic, partition: String(q.partition) },
+        value: q.inFlight,
+      })),
+    };
+  }
   private readonly states = new Map<string, PartitionState>();
   private readonly kinds: Map<string, ArchivedKind>;
   private runtime: WorkerRuntime | undefined;

@@ -56,7 +56,7 @@ async function discrepancyCheck(o: PipelineDagOptions, c: TaskRunContext): Promi
   });
   if (over.length === 0) return;
   const alert: NewAlert = {
-    key: `discrepancy:${c.dagId}:${iso(c.logicalDate)}:${c.clearCount}`,
+    key: `discrepancy:${c.dagId}:${iso(c.logicalDate)}`,
     kind: 'discrepancy',
     source: 'scheduler',
     message: `speed deviated from batch for ${iso(c.interval.start)} .. ${iso(c.interval.end)} beyond ${threshold * 100}%: ${over
@@ -78,72 +78,106 @@ function median(values: number[]): number {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-/** Business columns the anomaly check compares. */
-const ANOMALY_COLUMNS: readonly StatsColumn[] = ['emissions', 'clicks', 'clickCost'];
+/** Business columns the anomaly checks compare; counts have Poisson noise, money a wider one. */
+const ANOMALY_COLUMNS: readonly { column: StatsColumn; money: boolean }[] = [
+  { column: 'emissions', money: false },
+  { column: 'clicks', money: false },
+  { column: 'clickCost', money: true },
+];
 
-/** Robust score of `x` against `history`: distance from the median in scaled MADs (with a floor for flat histories). */
-export function robustScore(x: number, history: number[]): number {
-  const m = median(history);
-  const mad = median(history.map((v) => Math.abs(v - m)));
-  const scale = Math.max(1.4826 * mad, 0.05 * Math.abs(m), 1);
-  return (x - m) / scale;
-}
+/** Robust scores beyond this many scaled deviations raise an alert. */
+export const ANOMALY_THRESHOLD = 5;
 
 /**
- * Per placement and column, the day against the same weekday of the 7 weeks before (at least 4
- * of them with data): a robust score beyond 5 raises one anomaly alert per (day, placement).
+ * Robust score of `x` against `history`: its distance from the median in scaled MADs (1.4826 MAD
+ * estimates a standard deviation). The scale has a floor, so that a flat or short history does
+ * not make noise look like an anomaly: for counts the Poisson deviation (sqrt of the median), for
+ * money a tenth of the median; at least 1.
  */
-async function anomalyCheck(o: PipelineDagOptions, c: TaskRunContext): Promise<void> {
-  const day = c.interval.start;
-  const days = [day, ...Array.from({ length: 7 }, (_, i) => day - (i + 1) * 7 * DAY_MS)];
+export function robustScore(x: number, history: number[], money = false): { score: number; baseline: number } {
+  const m = median(history);
+  const mad = median(history.map((v) => Math.abs(v - m)));
+  const floor = money ? 0.1 * Math.abs(m) : Math.sqrt(Math.abs(m));
+  return { score: (x - m) / Math.max(1.4826 * mad, floor, 1), baseline: m };
+}
+
+/** The business checks: an hour against the same hour of the 7 days before, a day against the same weekday of the 7 weeks before. */
+const ANOMALY_SCOPES = {
+  hourly: { granularity: 'hour', stepMs: DAY_MS, baseline: 'the same hour of the 7 days before' },
+  daily: { granularity: 'day', stepMs: 7 * DAY_MS, baseline: 'the same weekday of the 7 weeks before' },
+} as const;
+
+/**
+ * Per placement and column (emissions, clicks, cost), the run's interval against the same
+ * interval one step back, 7 times (periods without any data are left out; at least 4 are
+ * needed). Records every score; raises one alert per (scope, interval, placement) with a score
+ * beyond {@link ANOMALY_THRESHOLD}.
+ */
+async function anomalyCheck(
+  o: PipelineDagOptions,
+  c: TaskRunContext,
+  scope: keyof typeof ANOMALY_SCOPES,
+): Promise<void> {
+  const { granularity, stepMs, baseline } = ANOMALY_SCOPES[scope];
+  const start = c.interval.start;
+  const length = c.interval.end - start;
+  const periods = [start, ...Array.from({ length: 7 }, (_, i) => start - (i + 1) * stepMs)];
   const totals = new Map<string, Map<number, Record<string, number>>>();
-  for (const d of days) {
+  const withData = new Set<number>();
+  for (const p of periods) {
     let cursor: string | undefined;
     do {
       const page = await o.stats.query({
-        from: d,
-        to: d + DAY_MS,
-        granularity: 'day',
-        limit: 1000,
+        from: p,
+        to: p + length,
+        granularity,
+        limit: 10_000,
         ...(cursor ? { cursor } : {}),
       });
       for (const r of page.rows) {
-        const byDay = totals.get(r.placement) ?? new Map<number, Record<string, number>>();
-        const t = byDay.get(d) ?? {};
-        for (const col of ANOMALY_COLUMNS) t[col] = (t[col] ?? 0) + Number(r[col]);
-        byDay.set(d, t);
-        totals.set(r.placement, byDay);
+        withData.add(p);
+        const byPeriod = totals.get(r.placement) ?? new Map<number, Record<string, number>>();
+        const t = byPeriod.get(p) ?? {};
+        for (const { column } of ANOMALY_COLUMNS) t[column] = (t[column] ?? 0) + Number(r[column]);
+        byPeriod.set(p, t);
+        totals.set(r.placement, byPeriod);
       }
       cursor = page.nextCursor;
     } while (cursor !== undefined);
   }
+  const history = periods.slice(1).filter((p) => withData.has(p));
+  if (history.length < 4) return;
   const now = (o.clock ?? Date.now)();
-  for (const [placement, byDay] of totals) {
-    const history = days.slice(1).filter((d) => byDay.has(d));
-    if (history.length < 4) continue;
+  const scores = [];
+  for (const [placement, byPeriod] of [...totals].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const findings = [];
-    for (const col of ANOMALY_COLUMNS) {
-      const x = byDay.get(day)?.[col] ?? 0;
-      const score = robustScore(
-        x,
-        history.map((d) => byDay.get(d)?.[col] ?? 0),
+    for (const { column, money } of ANOMALY_COLUMNS) {
+      const value = byPeriod.get(start)?.[column] ?? 0;
+      const { score, baseline: base } = robustScore(
+        value,
+        history.map((p) => byPeriod.get(p)?.[column] ?? 0),
+        money,
       );
-      if (Math.abs(score) > 5) findings.push({ column: col, value: x, score: Math.round(score * 10) / 10 });
+      const rounded = Math.round(score * 100) / 100;
+      scores.push({ placement, column, intervalStart: start, value, baseline: base, score: rounded });
+      if (Math.abs(score) > ANOMALY_THRESHOLD) findings.push({ column, value, baseline: base, score: rounded });
     }
     if (findings.length === 0) continue;
+    const what = granularity === 'day' ? iso(start).slice(0, 10) : iso(start);
     await o.store.raiseAlert(
       {
-        key: `anomaly:${iso(day).slice(0, 10)}:${placement}:${c.clearCount}`,
+        key: `anomaly:${scope}:${iso(start)}:${placement}`,
         kind: 'anomaly',
         source: 'scheduler',
-        message: `placement ${placement} on ${iso(day).slice(0, 10)} is unlike the same weekday of the weeks before: ${findings
-          .map((f) => `${f.column} ${f.value} (score ${f.score})`)
+        message: `placement ${placement} at ${what} is unlike ${baseline}: ${findings
+          .map((f) => `${f.column} ${f.value} against a median of ${f.baseline} (score ${f.score})`)
           .join(', ')}`,
-        details: { day: iso(day).slice(0, 10), placement, findings },
+        details: { scope, interval: iso(start), placement, findings },
       },
       now,
     );
   }
+  await o.store.recordAnomalyScores(scope, scores, now);
 }
 
 /** Removes lake partitions (`date=` directories) of days wholly before `cutoff`. */
@@ -212,6 +246,13 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
         retries: 2,
         retryDelayMs: 10_000,
       },
+      {
+        id: 'anomaly-check',
+        upstream: ['discrepancy-check'],
+        run: (c) => anomalyCheck(o, c, 'hourly'),
+        retries: 2,
+        retryDelayMs: 10_000,
+      },
     ],
   });
   const daily = defineDag({
@@ -239,7 +280,7 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
       {
         id: 'anomaly-check',
         upstream: ['discrepancy-check'],
-        run: (c) => anomalyCheck(o, c),
+        run: (c) => anomalyCheck(o, c, 'daily'),
         retries: 2,
         retryDelayMs: 10_000,
       },

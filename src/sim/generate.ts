@@ -91,6 +91,12 @@ export interface SimulationOptions {
   /** The contract's parameters; the blocklist is also where blocked clicks come from. */
   rules: OracleRules;
   faults: FaultRates;
+  /**
+   * An outage to detect: no click of an emission on `placement` with a click time in [from, to)
+   * is sent (as if that placement's click tracking was down); the expected statistics are of
+   * what was sent.
+   */
+  clickOutage?: { placement: string; from: number; to: number };
 }
 
 /** Defaults: a day of traffic from 2026-11-21 00:00 UTC with every fault on. */
@@ -325,7 +331,11 @@ export function simulate(options: SimulationOptions, onProgress?: ProgressCallba
       emissionArrival = Math.max(emissionArrival, ...clicks.map((c) => c.arrival)) + 1000 + rng.int(30_000);
     }
     send(emissionArrival, em.wire, em.event);
-    for (const c of clicks) send(c.arrival, c.wire, c.event);
+    const out = o.clickOutage;
+    for (const c of clicks) {
+      if (out !== undefined && placement === out.placement && c.event.ts >= out.from && c.event.ts < out.to) continue;
+      send(c.arrival, c.wire, c.event);
+    }
 
     const first = offers[0];
     if (first !== undefined && rng.chance(f.fraudBurst)) {

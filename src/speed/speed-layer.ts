@@ -28,7 +28,13 @@ import {
   type WriterTypeLookup,
 } from '../events/index.ts';
 import type { Log, LogRecord } from '../log/index.ts';
-import { type TaskContext, type TopicPartition, WorkerRuntime, type WorkerTask } from '../workers/index.ts';
+import {
+  type PartStatus,
+  type TaskContext,
+  type TopicPartition,
+  WorkerRuntime,
+  type WorkerTask,
+} from '../workers/index.ts';
 import { type MinuteDelta, SpeedEngine } from './engine.ts';
 import { StreamMerger } from './merger.ts';
 
@@ -177,6 +183,31 @@ export class SpeedLayer {
   private flushing: Promise<void> = Promise.resolve();
   /** Figures for tests, benchmarks and metrics. */
   readonly figures = { events: 0, flushes: 0, deltas: 0, replayed: 0, retriedFlushes: 0 };
+
+  /**
+   * What `/metrics` and the dashboard show of this speed layer: joiner state, per partition its
+   * watermark, queued bytes and records in flight, and when the last flush ended.
+   */
+  metrics(): PartStatus['figures'] {
+    const engines = [...this.engines.values()];
+    const state = engines.map((p) => ({ partition: String(p.partition), ...p.engine.state() }));
+    const queues = this.runtime?.status() ?? [];
+    const series = (pick: (q: (typeof queues)[number]) => number) =>
+      queues.map((q) => ({ labels: { topic: q.topic, partition: String(q.partition) }, value: pick(q) }));
+    return {
+      events_total: this.figures.events,
+      flushes_total: this.figures.flushes,
+      deltas_total: this.figures.deltas,
+      last_flush_end_seconds: this.lastFlushEnd / 1000,
+      last_flush_duration_seconds: this.lastFlushMs / 1000,
+      joiner_emissions: state.reduce((n, s) => n + s.emissions, 0),
+      joiner_pending_clicks: state.reduce((n, s) => n + s.pendingClicks, 0),
+      watermark_seconds: state.map((s) => ({ labels: { partition: s.partition }, value: s.watermark / 1000 })),
+      queued_bytes: series((q) => q.queuedBytes),
+      queued_records: series((q) => q.queuedRecords),
+      in_flight_records: series((q) => q.inFlight),
+    };
+  }
 
   constructor(options: SpeedLayerOptions) {
     this.o = {

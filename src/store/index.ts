@@ -6,6 +6,7 @@ export { openSqliteStatsStore } from './stats-sqlite.ts';
 export { openPostgresSchedulerStore, openSqliteSchedulerStore } from './scheduler-store.ts';
 export type {
   AlertRecord,
+  AnomalyScore,
   ClaimedTask,
   DagPlanView,
   DagRunRecord,
@@ -19,6 +20,7 @@ export type {
   RunFilter,
   RunType,
   SchedulerStore,
+  SchedulerSummary,
   SlaMiss,
   TaskChange,
   TaskInstanceRecord,
@@ -33,6 +35,8 @@ export type {
   BatchRows,
   Discrepancy,
   Granularity,
+  SeriesPoint,
+  SeriesQuery,
   MinuteStats,
   MinuteStatsColumns,
   SinkOffset,

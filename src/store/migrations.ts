@@ -132,6 +132,26 @@ function schedulerSql(I: string, T: string, serial: string, suffix: string): str
     `;
 }
 
+/**
+ * The business checks' latest robust scores per scope (`hourly`, `daily`), placement and column:
+ * what `/metrics` shows as `reckon_anomaly_score`. Each check replaces its scope's rows.
+ */
+function anomalySql(I: string, R: string, T: string, suffix: string): string {
+  return `
+      CREATE TABLE anomaly_scores (
+        scope ${T} NOT NULL,
+        placement ${T} NOT NULL,
+        column_name ${T} NOT NULL,
+        interval_start ${I} NOT NULL,
+        value ${R} NOT NULL,
+        baseline ${R} NOT NULL,
+        score ${R} NOT NULL,
+        computed_at ${I} NOT NULL,
+        PRIMARY KEY (scope, placement, column_name)
+      )${suffix};
+    `;
+}
+
 /** SQLite migrations. */
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   {
@@ -276,6 +296,11 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
     name: 'scheduler state and alerts',
     sql: schedulerSql('INTEGER', 'TEXT', 'INTEGER', ' STRICT'),
   },
+  {
+    version: 6,
+    name: 'anomaly scores',
+    sql: anomalySql('INTEGER', 'REAL', 'TEXT', ' STRICT'),
+  },
 ];
 
 /** PostgreSQL migrations. */
@@ -404,6 +429,11 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
     version: 5,
     name: 'scheduler state and alerts',
     sql: schedulerSql('bigint', 'text', 'bigserial', ''),
+  },
+  {
+    version: 6,
+    name: 'anomaly scores',
+    sql: anomalySql('bigint', 'double precision', 'text', ''),
   },
 ];
 

@@ -8,6 +8,7 @@ import { ReckonError } from '../events/index.ts';
 import { openPostgresPool } from './postgres-database.ts';
 import type {
   AlertRecord,
+  AnomalyScore,
   ClaimedTask,
   DagPlanView,
   DagRunRecord,
@@ -21,6 +22,7 @@ import type {
   RunFilter,
   RunType,
   SchedulerStore,
+  SchedulerSummary,
   SlaMiss,
   TaskChange,
   TaskInstanceRecord,
@@ -654,6 +656,69 @@ class SqlSchedulerStore implements SchedulerStore {
       }
       return fresh;
     });
+  }
+
+  summary(): Promise<SchedulerSummary> {
+    return this.#db.transaction(async (tx) => ({
+      runs: (await tx.all(`SELECT dag_id, state, count(*) AS n FROM sched_dag_runs GROUP BY dag_id, state`)).map((r) => ({
+        dagId: String(r.dag_id),
+        state: r.state as DagRunState,
+        count: num(r.n),
+      })),
+      tasks: (
+        await tx.all(`SELECT dag_id, task_id, state, count(*) AS n FROM sched_task_instances GROUP BY dag_id, task_id, state`)
+      ).map((r) => ({ dagId: String(r.dag_id), taskId: String(r.task_id), state: r.state as TaskState, count: num(r.n) })),
+      tries: (
+        await tx.all(
+          `SELECT t.dag_id, t.task_id, t.state, count(*) AS n, sum(t.duration_ms) AS ms,
+             (SELECT l.duration_ms FROM sched_task_tries l WHERE l.dag_id = t.dag_id AND l.task_id = t.task_id AND l.state = t.state
+              ORDER BY l.ended_at DESC LIMIT 1) AS last_ms
+           FROM sched_task_tries t GROUP BY t.dag_id, t.task_id, t.state`,
+        )
+      ).map((r) => ({
+        dagId: String(r.dag_id),
+        taskId: String(r.task_id),
+        state: r.state as 'success' | 'failed',
+        count: num(r.n),
+        seconds: num(r.ms) / 1000,
+        lastSeconds: num(r.last_ms) / 1000,
+      })),
+      slaMisses: (await tx.all(`SELECT dag_id, task_id, count(*) AS n FROM sched_sla_misses GROUP BY dag_id, task_id`)).map(
+        (r) => ({ dagId: String(r.dag_id), taskId: String(r.task_id), count: num(r.n) }),
+      ),
+      alerts: (await tx.all(`SELECT kind, state, count(*) AS n FROM alerts GROUP BY kind, state`)).map((r) => ({
+        kind: String(r.kind),
+        state: r.state as AlertRecord['state'],
+        count: num(r.n),
+      })),
+    }));
+  }
+
+  recordAnomalyScores(scope: string, scores: readonly AnomalyScore[], now: number): Promise<void> {
+    return this.#db.transaction(async (tx) => {
+      await tx.run('DELETE FROM anomaly_scores WHERE scope = ?', [scope]);
+      for (const a of scores) {
+        await tx.run(
+          `INSERT INTO anomaly_scores (scope, placement, column_name, interval_start, value, baseline, score, computed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          [scope, a.placement, a.column, a.intervalStart, a.value, a.baseline, a.score, now],
+        );
+      }
+    });
+  }
+
+  anomalyScores(): Promise<(AnomalyScore & { scope: string })[]> {
+    return this.#db.transaction(async (tx) =>
+      (await tx.all('SELECT * FROM anomaly_scores ORDER BY scope, placement, column_name')).map((r) => ({
+        scope: String(r.scope),
+        placement: String(r.placement),
+        column: String(r.column_name),
+        intervalStart: num(r.interval_start),
+        value: num(r.value),
+        baseline: num(r.baseline),
+        score: num(r.score),
+      })),
+    );
   }
 
   close(): Promise<void> {

@@ -198,6 +198,25 @@ export interface SlaMiss {
   state: TaskState;
 }
 
+/** Counts for `/metrics` and the dashboard, grouped in the database. */
+export interface SchedulerSummary {
+  runs: { dagId: string; state: DagRunState; count: number }[];
+  tasks: { dagId: string; taskId: string; state: TaskState; count: number }[];
+  tries: { dagId: string; taskId: string; state: 'success' | 'failed'; count: number; seconds: number; lastSeconds: number }[];
+  slaMisses: { dagId: string; taskId: string; count: number }[];
+  alerts: { kind: string; state: AlertRecord['state']; count: number }[];
+}
+
+/** The latest robust score of one placement's column (see the business checks). */
+export interface AnomalyScore {
+  placement: string;
+  column: string;
+  intervalStart: number;
+  value: number;
+  baseline: number;
+  score: number;
+}
+
 /** A late arrival and the clears it asks for when it is new. */
 export interface LateArrivalClears {
   key: string;
@@ -276,5 +295,11 @@ export interface SchedulerStore {
    * transaction (so each arrival reruns what it made stale exactly once); returns the new keys.
    */
   markLateArrivals(arrivals: readonly LateArrivalClears[], now: number): Promise<string[]>;
+  /** Counts of runs, task instances, tries (with seconds), SLA misses and alerts. */
+  summary(): Promise<SchedulerSummary>;
+  /** Replaces the scores of a check's scope (`hourly`, `daily`) with the latest ones. */
+  recordAnomalyScores(scope: string, scores: readonly AnomalyScore[], now: number): Promise<void>;
+  /** The latest scores of every scope. */
+  anomalyScores(): Promise<(AnomalyScore & { scope: string })[]>;
   close(): Promise<void>;
 }

@@ -10,7 +10,13 @@ import { ReckonError } from '../events/index.ts';
 import { inTransaction, openPostgresPool } from './postgres-database.ts';
 import { mergeCoverage, statsPage, statsWindows, type TimeRange } from './stats-coverage.ts';
 import { type RawStatsRow, sumByDay, sumDeltasByKey, toMinuteStats } from './stats-deltas.ts';
-import { compareDiscrepancies, discrepancyRecords, toDiscrepancy, totalsOf } from './stats-discrepancies.ts';
+import {
+  compareDiscrepancies,
+  discrepancyRecords,
+  seriesStatement,
+  toDiscrepancy,
+  totalsOf,
+} from './stats-discrepancies.ts';
 import {
   batchColumnsChecker,
   batchColumnsOf,
@@ -358,6 +364,19 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
           [from, to],
         );
         return totalsOf(result.rows[0]);
+      } catch (err) {
+        throw toRetriable(err);
+      }
+    },
+    async sideSeries(side, q) {
+      const { sql, params } = seriesStatement(side, q);
+      let n = 0;
+      try {
+        const result = await pool.query<Record<string, string | null>>(
+          sql.replace(/\?/g, () => `$${++n}`),
+          params,
+        );
+        return result.rows.map((r) => ({ bucketStart: Number(r.bucket), columns: totalsOf(r) }));
       } catch (err) {
         throw toRetriable(err);
       }

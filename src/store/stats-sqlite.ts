@@ -23,6 +23,7 @@ import { openSqliteDatabase } from './sqlite-database.ts';
 import { busyToRetriable } from './sql-runner.ts';
 import {
   compareDiscrepancies,
+  seriesStatement,
   type DiscrepancyRecord,
   discrepancyRecords,
   toDiscrepancy,
@@ -304,6 +305,14 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     },
     async speedTotals(from, to) {
       return totalsOf(d.speedTotals.get(from, to) as Record<string, bigint | null> | undefined);
+    },
+    async sideSeries(side, q) {
+      const { sql, params } = seriesStatement(side, q);
+      const rows = db
+        .prepare(sql)
+        .safeIntegers(true)
+        .all(...params) as Record<string, bigint | null>[];
+      return rows.map((r) => ({ bucketStart: Number(r.bucket), columns: totalsOf(r) }));
     },
     async recordDiscrepancies(from, to, runId, speed, batch) {
       try {

@@ -130,6 +130,21 @@ export interface Discrepancy {
   computedAt: number;
 }
 
+/** A series of one side's sums (see {@link StatsStore.sideSeries}). */
+export interface SeriesQuery {
+  from: number;
+  to: number;
+  granularity: Granularity;
+  offerId?: string;
+  placement?: string;
+}
+
+/** One bucket of a series. */
+export interface SeriesPoint {
+  bucketStart: number;
+  columns: StatsColumns;
+}
+
 /** The serving store: speed deltas with their offsets, batch intervals, and the query over both. */
 export interface StatsStore {
   /** Which implementation this is. */
@@ -156,6 +171,12 @@ export interface StatsStore {
   query(q: StatsQuery): Promise<StatsPage>;
   /** Sums of the speed layer's minute rows of [from, to) (money in micros). */
   speedTotals(from: number, to: number): Promise<StatsColumns>;
+  /**
+   * One side's own minute rows of [from, to) summed per bucket (UTC minute, hour or day),
+   * optionally of one offer and placement, in bucket order; buckets without rows are absent.
+   * What the dashboard charts speed against batch with.
+   */
+  sideSeries(side: 'speed' | 'batch', q: SeriesQuery): Promise<SeriesPoint[]>;
   /** Records speed and batch totals of [from, to) per column, replacing those recorded for the same interval. */
   recordDiscrepancies(from: number, to: number, runId: string, speed: StatsColumns, batch: StatsColumns): Promise<void>;
   /** Recorded discrepancies of intervals overlapping [from, to), ordered by (from, to, contract column order). */

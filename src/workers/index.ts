@@ -27,3 +27,4 @@ export type {
   WorkerRecord,
   WorkerTask,
 } from './types.ts';
+export { type PartStatus, publishStatus, readStatuses } from './status-file.ts';

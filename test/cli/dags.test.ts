@@ -231,6 +231,7 @@ describe('reckon dags', () => {
             ['wait-for-sealed-hour', 'success', 1],
             ['recalculate', 'success', 2],
             ['discrepancy-check', 'success', 2],
+            ['anomaly-check', 'success', 2],
           ],
         );
       } finally {

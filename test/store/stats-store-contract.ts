@@ -940,6 +940,44 @@ export function statsStoreContract(
       await assert.rejects(store.recordDiscrepancies(D + HOUR, D, 'run-3', speed, batch), /not a valid interval/);
     });
 
+    it('sums each side on its own per bucket for the dashboard series, filtered by offer and placement', async () => {
+      const store = await fresh();
+      await store.applySpeedDeltas(
+        'speed',
+        [
+          row(at(1, 5), 'of-1', 'home', { clicks: 2, clickCost: 7n }),
+          row(at(1, 59), 'of-2', 'home', { clicks: 1 }),
+          row(at(2, 0), 'of-1', 'side', { emissions: 4 }),
+        ],
+        [],
+      );
+      await store.replaceBatchInterval(
+        at(1),
+        at(2),
+        [row(at(1, 5), 'of-1', 'home', { clicks: 3, clickCost: 9n })],
+        'run',
+      );
+      const speed = await store.sideSeries('speed', { from: D, to: D + DAY, granularity: 'hour' });
+      assert.deepEqual(speed, [
+        { bucketStart: at(1), columns: { ...ZERO, clicks: 3, clickCost: 7n } },
+        { bucketStart: at(2), columns: { ...ZERO, emissions: 4 } },
+      ]);
+      assert.deepEqual(await store.sideSeries('batch', { from: D, to: D + DAY, granularity: 'day' }), [
+        { bucketStart: D, columns: { ...ZERO, clicks: 3, clickCost: 9n } },
+      ]);
+      assert.deepEqual(
+        await store.sideSeries('speed', {
+          from: D,
+          to: D + DAY,
+          granularity: 'minute',
+          offerId: 'of-1',
+          placement: 'home',
+        }),
+        [{ bucketStart: at(1, 5), columns: { ...ZERO, clicks: 2, clickCost: 7n } }],
+      );
+      await assert.rejects(store.sideSeries('speed', { from: D, to: D, granularity: 'hour' }), /not a valid interval/);
+    });
+
     extra?.(() => h, open);
   });
 }
