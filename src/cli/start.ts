@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { setPriority } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   accessHook,
@@ -15,16 +15,24 @@ import {
 import { checkBindAddress, type ReckonConfig } from '../config/index.ts';
 import { CLICK_SCHEMA, EMISSION_SCHEMA, SchemaRegistry } from '../events/index.ts';
 import { type Log, openLog } from '../log/index.ts';
+import {
+  type MonitorSources,
+  monitorRoutes,
+  overviewSampler,
+  type RateSampler,
+  registerPipelineMetrics,
+} from '../monitor/index.ts';
 import { schedulerRoutes } from '../scheduler/index.ts';
+import { uiRoutes } from '../ui/index.ts';
 import { registerReconciliationMetrics, statsRoutes } from '../serving/index.ts';
 import type { StatsStore } from '../store/index.ts';
 import { WorkerSupervisor } from '../workers/index.ts';
 import { openScheduling, type Scheduling } from './scheduler.ts';
-import { openStores } from './speed.ts';
+import { openStores, statusDirOf } from './speed.ts';
 import { VERSION } from './version.ts';
 
 /** Parts of the pipeline that `reckon start` does not run yet, said plainly at start and on /healthz. */
-export const NOT_BUILT_YET = ['dashboard', 'demo traffic'];
+export const NOT_BUILT_YET = ['demo traffic'];
 
 /** A running pipeline: its HTTP server and what it holds open. */
 export interface Pipeline {
@@ -50,7 +58,9 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
   const app = Fastify({ logger: false, forceCloseConnections: true });
   const parsePool = new ParsePool(config.ingestParseThreads);
   let scheduling: Scheduling | undefined;
+  let sampler: RateSampler | undefined;
   const close = async (): Promise<void> => {
+    sampler?.stop();
     await app.close();
     await scheduling?.close();
     await parsePool.close();
@@ -71,9 +81,26 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
       }
     }
     app.get('/healthz', async () => ({ status: 'ok', version: VERSION, notBuiltYet: NOT_BUILT_YET }));
-    // One /metrics: the collector's figures and the reconciliation of speed and batch.
+    // One /metrics: the collector's figures, the reconciliation of speed and batch, and the
+    // monitor's (log, consumers, lake, workers, scheduler, anomaly scores).
     const metrics = new CollectorMetrics();
     registerReconciliationMetrics(metrics.registry, stats);
+    // The API creates and reads runs; the scheduler process runs them.
+    scheduling = await openScheduling(config);
+    const sources: MonitorSources = {
+      log,
+      stats,
+      scheduler: scheduling.store,
+      lakeDir: join(resolve(config.dataDir), 'lake'),
+      statusDir: statusDirOf(config),
+      eventTopics:
+        config.dataCenters.length > 0
+          ? config.dataCenters.flatMap((dc) => [`emissions.${dc}`, `clicks.${dc}`])
+          : [EMISSIONS_TOPIC, CLICKS_TOPIC],
+    };
+    registerPipelineMetrics(metrics.registry, sources);
+    sampler = overviewSampler(sources, metrics);
+    sampler.start();
     await app.register(collectorRoutes, {
       log,
       schemaIds,
@@ -88,13 +115,18 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
       },
     });
     await app.register(statsRoutes, { store: stats, readAccess: accessHook('read', config) });
-    // The API creates and reads runs; the scheduler process runs them.
-    scheduling = await openScheduling(config);
     await app.register(schedulerRoutes, {
       scheduler: scheduling.scheduler,
       store: scheduling.store,
       adminAccess: accessHook('admin', config),
     });
+    await app.register(monitorRoutes, {
+      sources,
+      sampler,
+      readAccess: accessHook('read', config),
+      adminAccess: accessHook('admin', config),
+    });
+    await app.register(uiRoutes);
     await app.register(schemaRegistryRoutes, {
       registry,
       readAccess: accessHook('read', config),
@@ -181,6 +213,7 @@ export async function start(
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   out.write(`reckon ${VERSION} listening on http://${host}:${port}\n`);
+  out.write(`  dashboard:     http://${host}:${port}/ui/\n`);
   out.write(
     `  log:           ${pipeline.log.kind}${config.kafkaBrokers.length > 0 ? '' : ` (${resolve(config.dataDir, 'log')})`}\n`,
   );

@@ -198,7 +198,9 @@ export class SpeedLayer {
       events_total: this.figures.events,
       flushes_total: this.figures.flushes,
       deltas_total: this.figures.deltas,
-      last_flush_end_seconds: this.lastFlushEnd / 1000,
+      // lastFlushEnd is on the monotonic clock: published as wall-clock time.
+      last_flush_end_seconds:
+        this.lastFlushEnd === 0 ? 0 : (Date.now() - (performance.now() - this.lastFlushEnd)) / 1000,
       last_flush_duration_seconds: this.lastFlushMs / 1000,
       joiner_emissions: state.reduce((n, s) => n + s.emissions, 0),
       joiner_pending_clicks: state.reduce((n, s) => n + s.pendingClicks, 0),

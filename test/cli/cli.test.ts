@@ -186,8 +186,8 @@ describe('reckon command line', () => {
       assert.equal(res.status, 200);
       const body = (await res.json()) as { status: string; notBuiltYet: string[] };
       assert.equal(body.status, 'ok');
-      assert.ok(body.notBuiltYet.some((p) => p.includes('dashboard')));
-      assert.ok(!body.notBuiltYet.some((p) => /collector|speed layer|scheduler|batch/.test(p)));
+      assert.ok(body.notBuiltYet.some((p) => p.includes('demo')));
+      assert.ok(!body.notBuiltYet.some((p) => /collector|speed layer|scheduler|batch|dashboard/.test(p)));
       // The speed layer at the default priority, the archiver at a lower one.
       const priorities = () => {
         const out = spawnSync('ps', ['--ppid', String(child.pid), '-o', 'ni=,args=']).stdout.toString();

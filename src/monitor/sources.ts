@@ -1,0 +1,100 @@
+/**
+ * What the monitor reads, and the figures it derives from it: log ends, each consumer group's
+ * committed position and lag (the speed layer's offsets in the serving store, the archiver's in
+ * the lake's manifests), dead-letter counts, sealed hours, the workers' status files and the
+ * scheduler's counts. Everything comes from durable state, so the figures are right whichever
+ * process serves them and however often the workers restart.
+ */
+import { REJECTED_TOPIC } from '../collector/index.ts';
+import { HOUR_MS, lakeOffsets, lateArrivals, sealedHours } from '../lake/index.ts';
+import type { Log } from '../log/index.ts';
+import type { SchedulerStore, StatsStore } from '../store/index.ts';
+import { deadLetterTopic, type PartStatus, readStatuses } from '../workers/index.ts';
+
+/** Where the monitor looks. */
+export interface MonitorSources {
+  log: Log;
+  stats: StatsStore;
+  scheduler: SchedulerStore;
+  lakeDir: string;
+  /** Status files of the worker processes. */
+  statusDir: string;
+  /** The event topics (per-DC ones too). */
+  eventTopics: readonly string[];
+  clock?: () => number;
+}
+
+/** A consumer group's position in one partition. */
+export interface PartitionLag {
+  group: 'speed' | 'archiver';
+  topic: string;
+  partition: number;
+  end: number;
+  committed: number;
+  lag: number;
+}
+
+/** A status file older than this means its process is not running. */
+export const STATUS_STALE_MS = 5000;
+
+/** Consumer groups whose dead letters and positions the monitor reports. */
+export const CONSUMER_GROUPS = ['speed', 'archiver'] as const;
+
+/** End offset of every partition of `topic` (none when the topic does not exist). */
+export async function topicEnds(log: Log, topic: string): Promise<number[]> {
+  let partitions: number;
+  try {
+    partitions = await log.partitionCount(topic);
+  } catch {
+    return [];
+  }
+  const ends: number[] = [];
+  for (let p = 0; p < partitions; p++) ends.push(await log.latestOffset(topic, p));
+  return ends;
+}
+
+/** Lag of both consumer groups on every event topic partition. */
+export async function consumerLags(s: MonitorSources): Promise<PartitionLag[]> {
+  const out: PartitionLag[] = [];
+  for (const topic of s.eventTopics) {
+    const ends = await topicEnds(s.log, topic);
+    const partitions = ends.map((_, p) => p);
+    const speed = await s.stats.speedOffsets('speed', topic);
+    const lake = await lakeOffsets(s.lakeDir, topic, partitions);
+    for (const p of partitions) {
+      const end = ends[p] as number;
+      for (const [group, at] of [
+        ['speed', speed.get(p) ?? 0],
+        ['archiver', lake.get(p) ?? 0],
+      ] as const) {
+        const committed = Math.min(at, end);
+        out.push({ group, topic, partition: p, end, committed, lag: end - committed });
+      }
+    }
+  }
+  return out;
+}
+
+/** Records in each group's dead-letter topic (replay markers included), and the collector's rejected lines. */
+export async function deadLetterCounts(s: MonitorSources): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const group of CONSUMER_GROUPS) out[group] = (await topicEnds(s.log, deadLetterTopic(group)))[0] ?? 0;
+  out[REJECTED_TOPIC] = (await topicEnds(s.log, REJECTED_TOPIC))[0] ?? 0;
+  return out;
+}
+
+/** Up to where the lake's hours are sealed (epoch ms, exclusive), and how many late arrivals it recorded. */
+export async function lakeState(s: MonitorSources): Promise<{ sealedUntil: number | null; lateArrivals: number }> {
+  const sealed = await sealedHours(s.lakeDir);
+  const last = sealed.at(-1);
+  return {
+    sealedUntil: last === undefined ? null : last.hourStartMs + HOUR_MS,
+    lateArrivals: (await lateArrivals(s.lakeDir)).length,
+  };
+}
+
+/** The workers' status files, each marked up when fresh. */
+export function workerStatuses(s: MonitorSources): (PartStatus & { up: boolean })[] {
+  const now = (s.clock ?? Date.now)();
+  return readStatuses(s.statusDir).map((st) => ({ ...st, up: now - st.at < STATUS_STALE_MS }));
+}
