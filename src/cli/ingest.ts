@@ -30,7 +30,8 @@ interface Answer {
   message?: string;
 }
 
-async function send(
+/** Posts one NDJSON body to the collector, retrying 503s and unreachable collectors up to `maxRetries` times. */
+export async function send(
   url: string,
   body: string,
   token: string | undefined,

@@ -8,6 +8,7 @@ import { registerSimulate } from './simulate.ts';
 import { runArchiver } from './archiver.ts';
 import { UsageError } from './errors.ts';
 import { parseInterval, runBatch } from './batch.ts';
+import { registerDemo } from './demo.ts';
 import { registerDags } from './scheduler.ts';
 import { runSpeed } from './speed.ts';
 import { start } from './start.ts';
@@ -115,6 +116,7 @@ export function buildProgram(): Command {
   registerSimulate(program);
   registerIngest(program);
   registerDags(program, (flags) => configOf(flags).config, serverOptions, supervisedOf);
+  registerDemo(program, supervisedOf);
   return program;
 }
 

@@ -32,7 +32,7 @@ import { openStores, statusDirOf } from './speed.ts';
 import { VERSION } from './version.ts';
 
 /** Parts of the pipeline that `reckon start` does not run yet, said plainly at start and on /healthz. */
-export const NOT_BUILT_YET = ['demo traffic'];
+export const NOT_BUILT_YET: string[] = [];
 
 /** A running pipeline: its HTTP server and what it holds open. */
 export interface Pipeline {
@@ -140,6 +140,47 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
   return { app, log, registry, stats, close };
 }
 
+/** Events a second of `reckon start --demo`. */
+const DEMO_RATE = 200;
+
+/** Runs `reckon demo` against this server, restarted (after a second) when it dies. */
+function superviseDemo(url: string, config: ReckonConfig, out: NodeJS.WritableStream): { stop(): Promise<void> } {
+  let child: ReturnType<typeof spawn> | undefined;
+  let stopped = false;
+  const run = () => {
+    child = spawn(
+      process.execPath,
+      [
+        ...process.execArgv,
+        process.argv[1] as string,
+        'demo',
+        '--url',
+        url,
+        '--rate',
+        String(DEMO_RATE),
+        '--supervised',
+        String(process.pid),
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, ...(config.ingestToken ? { RECKON_INGEST_TOKEN: config.ingestToken } : {}) },
+      },
+    );
+    child.once('exit', (code) => {
+      if (stopped) return;
+      out.write(`reckon demo: exited (${code}); restarting\n`);
+      setTimeout(run, 1000).unref();
+    });
+  };
+  run();
+  return {
+    async stop() {
+      stopped = true;
+      child?.kill('SIGTERM');
+    },
+  };
+}
+
 /** Scheduling priority of the archiver's process (nice value; higher runs later). */
 const ARCHIVER_NICENESS = 10;
 
@@ -202,7 +243,7 @@ export async function start(
   const pipeline = await buildPipeline(config);
   const { app } = pipeline;
   await app.listen({ port: config.port, host: config.host });
-  const workers = withWorkers
+  const workers: { stop(): Promise<void> }[] = withWorkers
     ? [
         supervise('speed', config, pipeline.log, out),
         supervise('archiver', config, pipeline.log, out),
@@ -220,9 +261,11 @@ export async function start(
   out.write(
     `  running:       POST /v1/events, ${withWorkers ? `speed layer, archiver and scheduler (own processes; lake in ${resolve(config.dataDir, 'lake')})` : 'no speed layer, archiver or scheduler (run `reckon speed`, `reckon archiver` and `reckon scheduler` on the same data)'}, GET /v1/stats, GET /v1/discrepancies, /v1/dags, /v1/alerts, schema registry (/subjects, /schemas, /config, /compatibility), /healthz, /readyz, /metrics\n`,
   );
-  out.write(`  not built yet: ${NOT_BUILT_YET.join(', ')}\n`);
-  if (config.demo)
-    out.write('  --demo: simulated traffic is not built yet; use `reckon simulate` and `curl` to send events\n');
+  if (NOT_BUILT_YET.length > 0) out.write(`  not built yet: ${NOT_BUILT_YET.join(', ')}\n`);
+  if (config.demo && withWorkers) {
+    workers.push(superviseDemo(`http://${host}:${port}`, config, out));
+    out.write(`  --demo:        live simulated traffic with faults (reckon demo, ${DEMO_RATE} events/s)\n`);
+  }
   const stop = (signal: string): void => {
     out.write(`reckon: ${signal} received, stopping\n`);
     Promise.all(workers.map((w) => w.stop()))
