@@ -101,6 +101,23 @@ export function robustScore(x: number, history: number[], money = false): { scor
   return { score: (x - m) / Math.max(1.4826 * mad, floor, 1), baseline: m };
 }
 
+/** A population stability index above this is a distribution shift (0.1-0.25 is the usual "moderate" band). */
+export const SHIFT_THRESHOLD = 0.25;
+/** Intervals with fewer emissions are too small for a shift check: their mix is mostly noise. */
+const MIN_EVENTS_FOR_SHIFT = 500;
+
+/** Population stability index of `actual` against `expected` shares (each smoothed, so an empty share counts). */
+export function populationStabilityIndex(actual: readonly number[], expected: readonly number[]): number {
+  const eps = 1e-4;
+  let psi = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = Math.max(actual[i] ?? 0, eps);
+    const e = Math.max(expected[i] ?? 0, eps);
+    psi += (a - e) * Math.log(a / e);
+  }
+  return psi;
+}
+
 /** The business checks: an hour against the same hour of the 7 days before, a day against the same weekday of the 7 weeks before. */
 const ANOMALY_SCOPES = {
   hourly: { granularity: 'hour', stepMs: DAY_MS, baseline: 'the same hour of the 7 days before' },
@@ -173,6 +190,38 @@ async function anomalyCheck(
           .map((f) => `${f.column} ${f.value} against a median of ${f.baseline} (score ${f.score})`)
           .join(', ')}`,
         details: { scope, interval: iso(start), placement, findings },
+      },
+      now,
+    );
+  }
+  // Distribution shift: the traffic mix (each placement's share of emissions) against the
+  // median shares of the history, as a population stability index.
+  const shares = (p: number) => {
+    const counts = [...totals.keys()].map((pl) => totals.get(pl)?.get(p)?.emissions ?? 0);
+    const sum = counts.reduce((a, b) => a + b, 0);
+    return { sum, shares: counts.map((c) => (sum > 0 ? c / sum : 0)) };
+  };
+  const current = shares(start);
+  const past = history.map(shares);
+  const expected = [...totals.keys()].map((_, i) => median(past.map((h) => h.shares[i] ?? 0)));
+  const psi = populationStabilityIndex(current.shares, expected);
+  scores.push({
+    placement: '(all)',
+    column: 'emissions_mix_psi',
+    intervalStart: start,
+    value: psi,
+    baseline: 0,
+    score: Math.round(psi * 1000) / 1000,
+  });
+  if (current.sum >= MIN_EVENTS_FOR_SHIFT && psi > SHIFT_THRESHOLD) {
+    const what = granularity === 'day' ? iso(start).slice(0, 10) : iso(start);
+    await o.store.raiseAlert(
+      {
+        key: `distribution_shift:${scope}:${iso(start)}`,
+        kind: 'distribution_shift',
+        source: 'scheduler',
+        message: `the placement mix of emissions at ${what} shifted from ${baseline} (population stability index ${psi.toFixed(3)} > ${SHIFT_THRESHOLD})`,
+        details: { scope, interval: iso(start), psi, emissions: current.sum },
       },
       now,
     );

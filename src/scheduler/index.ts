@@ -18,7 +18,16 @@ export {
   type TaskRunContext,
   type TaskDefinition,
 } from './dag.ts';
-export { lakeLateData, PIPELINE_POOLS, type PipelineDagOptions, pipelineDags, robustScore } from './builtin.ts';
+export {
+  ANOMALY_THRESHOLD,
+  lakeLateData,
+  PIPELINE_POOLS,
+  type PipelineDagOptions,
+  pipelineDags,
+  populationStabilityIndex,
+  robustScore,
+  SHIFT_THRESHOLD,
+} from './builtin.ts';
 export { planDagRuns } from './planner.ts';
 export { upstreamRunsSucceeded } from './sensors.ts';
 export {

@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseMoney } from '../../src/events/index.ts';
-import { PIPELINE_POOLS, pipelineDags, robustScore, Scheduler } from '../../src/scheduler/index.ts';
+import {
+  PIPELINE_POOLS,
+  pipelineDags,
+  populationStabilityIndex,
+  robustScore,
+  Scheduler,
+  SHIFT_THRESHOLD,
+} from '../../src/scheduler/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
 import { type MinuteStats, openSqliteSchedulerStore, openSqliteStatsStore } from '../../src/store/index.ts';
 import { writeLakeFromLines } from '../support/lake.ts';
@@ -25,6 +32,12 @@ describe('business anomaly checks', () => {
     assert.ok(robustScore(0, [70, 75, 80, 72, 78, 74, 69]).score < -5, 'a drop to zero');
     assert.ok(robustScore(400, [70, 75, 80, 72, 78, 74, 69]).score > 5, 'a spike');
     assert.ok(Math.abs(robustScore(80, [70, 75, 80, 72, 78, 74, 69], true).score) < 5);
+  });
+
+  it('measures a shift of the traffic mix with the population stability index', () => {
+    assert.equal(populationStabilityIndex([0.5, 0.3, 0.2], [0.5, 0.3, 0.2]), 0);
+    assert.ok(populationStabilityIndex([0.52, 0.29, 0.19], [0.5, 0.3, 0.2]) < 0.01, 'noise');
+    assert.ok(populationStabilityIndex([0.1, 0.3, 0.6], [0.5, 0.3, 0.2]) > SHIFT_THRESHOLD, 'a shifted mix');
   });
 
   it("one placement's clicks dropped for an hour raise exactly one alert, through the hourly DAG's anomaly check", async () => {
@@ -93,8 +106,13 @@ describe('business anomaly checks', () => {
       }
       const failed = await store.listRuns({ dagId: 'recalculate-hourly', states: ['failed'] });
       assert.deepEqual(failed, []);
+      const all = await store.listAlerts();
+      assert.deepEqual(
+        all.filter((a) => a.kind === 'anomaly' || a.kind === 'distribution_shift').map((a) => a.kind),
+        ['anomaly'],
+        all.map((a) => a.message).join('\n'),
+      );
       const anomalies = await store.listAlerts({ kind: 'anomaly' });
-      assert.equal(anomalies.length, 1, anomalies.map((a) => a.message).join('\n'));
       const [alert] = anomalies;
       assert.equal(alert?.details.placement, 'home-top');
       assert.equal(alert?.details.interval, new Date(outageHour).toISOString());
