@@ -17,4 +17,6 @@ export default tseslint.config(
       eqeqeq: ['error', 'always'],
     },
   },
+  // The dashboard's pages run in the browser, as plain modules.
+  { files: ['src/ui/assets/**/*.js'], languageOptions: { globals: globals.browser } },
 );

@@ -136,7 +136,10 @@ export class Archiver {
       late_rows_total: this.figures.lateRows,
       sealed_hours_total: this.figures.sealedHours,
       failed_flushes_total: this.figures.failedFlushes,
-      queued_bytes: queues.map((q) => ({ labels: { topic: q.topic, partition: String(q.partition) }, value: q.queuedBytes })),
+      queued_bytes: queues.map((q) => ({
+        labels: { topic: q.topic, partition: String(q.partition) },
+        value: q.queuedBytes,
+      })),
       in_flight_records: queues.map((q) => ({
         labels: { topic: q.topic, partition: String(q.partition) },
         value: q.inFlight,

@@ -115,6 +115,15 @@ export async function pipelineOverview(s: MonitorSources, sampler: RateSampler):
     const v = status(part)?.figures[name];
     return typeof v === 'number' ? v : 0;
   };
+  const waiting = (part: string) => {
+    const st = status(part);
+    let n = 0;
+    for (const name of ['queued_records', 'in_flight_records']) {
+      const f = st?.figures[name];
+      if (Array.isArray(f)) n += f.reduce((a, x) => a + x.value, 0);
+    }
+    return n;
+  };
   const dead = await deadLetterCounts(s);
   const lake = await lakeState(s);
   const summary = await s.scheduler.summary();
@@ -154,7 +163,9 @@ export async function pipelineOverview(s: MonitorSources, sampler: RateSampler):
     {
       id: 'speed',
       label: 'Speed layer',
-      health: consumerHealth('speed', speedLag, flushAge > LAGGING_FLUSH_S && speedLag > 0),
+      // Behind and not writing while records wait: stuck. (A dead-lettered last record leaves the
+      // stored offset one short until the next record; nothing waits then.)
+      health: consumerHealth('speed', speedLag, flushAge > LAGGING_FLUSH_S && speedLag > 0 && waiting('speed') > 0),
       detail: status('speed')?.up
         ? `${speedLag} records behind, last write ${flushAge.toFixed(1)} s ago, ${fig('speed', 'joiner_emissions')} emissions held`
         : 'not running',

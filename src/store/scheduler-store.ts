@@ -660,14 +660,23 @@ class SqlSchedulerStore implements SchedulerStore {
 
   summary(): Promise<SchedulerSummary> {
     return this.#db.transaction(async (tx) => ({
-      runs: (await tx.all(`SELECT dag_id, state, count(*) AS n FROM sched_dag_runs GROUP BY dag_id, state`)).map((r) => ({
+      runs: (await tx.all(`SELECT dag_id, state, count(*) AS n FROM sched_dag_runs GROUP BY dag_id, state`)).map(
+        (r) => ({
+          dagId: String(r.dag_id),
+          state: r.state as DagRunState,
+          count: num(r.n),
+        }),
+      ),
+      tasks: (
+        await tx.all(
+          `SELECT dag_id, task_id, state, count(*) AS n FROM sched_task_instances GROUP BY dag_id, task_id, state`,
+        )
+      ).map((r) => ({
         dagId: String(r.dag_id),
-        state: r.state as DagRunState,
+        taskId: String(r.task_id),
+        state: r.state as TaskState,
         count: num(r.n),
       })),
-      tasks: (
-        await tx.all(`SELECT dag_id, task_id, state, count(*) AS n FROM sched_task_instances GROUP BY dag_id, task_id, state`)
-      ).map((r) => ({ dagId: String(r.dag_id), taskId: String(r.task_id), state: r.state as TaskState, count: num(r.n) })),
       tries: (
         await tx.all(
           `SELECT t.dag_id, t.task_id, t.state, count(*) AS n, sum(t.duration_ms) AS ms,
@@ -683,9 +692,9 @@ class SqlSchedulerStore implements SchedulerStore {
         seconds: num(r.ms) / 1000,
         lastSeconds: num(r.last_ms) / 1000,
       })),
-      slaMisses: (await tx.all(`SELECT dag_id, task_id, count(*) AS n FROM sched_sla_misses GROUP BY dag_id, task_id`)).map(
-        (r) => ({ dagId: String(r.dag_id), taskId: String(r.task_id), count: num(r.n) }),
-      ),
+      slaMisses: (
+        await tx.all(`SELECT dag_id, task_id, count(*) AS n FROM sched_sla_misses GROUP BY dag_id, task_id`)
+      ).map((r) => ({ dagId: String(r.dag_id), taskId: String(r.task_id), count: num(r.n) })),
       alerts: (await tx.all(`SELECT kind, state, count(*) AS n FROM alerts GROUP BY kind, state`)).map((r) => ({
         kind: String(r.kind),
         state: r.state as AlertRecord['state'],

@@ -202,7 +202,14 @@ export interface SlaMiss {
 export interface SchedulerSummary {
   runs: { dagId: string; state: DagRunState; count: number }[];
   tasks: { dagId: string; taskId: string; state: TaskState; count: number }[];
-  tries: { dagId: string; taskId: string; state: 'success' | 'failed'; count: number; seconds: number; lastSeconds: number }[];
+  tries: {
+    dagId: string;
+    taskId: string;
+    state: 'success' | 'failed';
+    count: number;
+    seconds: number;
+    lastSeconds: number;
+  }[];
   slaMisses: { dagId: string; taskId: string; count: number }[];
   alerts: { kind: string; state: AlertRecord['state']; count: number }[];
 }

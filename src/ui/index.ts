@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
 
 /** A file the dashboard serves. */
-interface Asset {
+export interface Asset {
   body: Buffer;
   type: string;
   etag: string;

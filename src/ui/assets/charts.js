@@ -1,7 +1,8 @@
 // Time-series charts on uPlot (loaded as the global `uPlot` by index.html). A chart is created
 // once and fed new data on every refresh (setData), so that auto-refresh neither flickers nor
 // resets the legend. Each chart's element carries data-points: how many x values have a value
-// in some series, which the tests and a reader of the DOM can rely on.
+// in some series, and data-max the largest value drawn: the tests and a reader of the DOM can
+// rely on them.
 import { formatNumber, formatTime, h, notice } from './format.js';
 
 const uPlot = globalThis.uPlot;
@@ -15,6 +16,46 @@ export const COLORS = {
 };
 
 const utc = (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC');
+
+/** Tick spacings of a time axis, in seconds: whole seconds and up, as people count time. */
+const TIME_INCREMENTS = [
+  1,
+  2,
+  5,
+  10,
+  15,
+  30,
+  60,
+  120,
+  300,
+  600,
+  900,
+  1800,
+  3600,
+  7200,
+  10800,
+  21600,
+  43200,
+  86400,
+  2 * 86400,
+  7 * 86400,
+  14 * 86400,
+  30 * 86400,
+  91 * 86400,
+  365 * 86400,
+];
+
+/** Tick labels of a time axis in UTC, 24-hour, as precise as the tick spacing needs. */
+function timeTicks(_u, splits, _axis, _space, increment) {
+  return splits.map((s, i) => {
+    const iso = new Date(s * 1000).toISOString();
+    if (increment >= 28 * 86400) return iso.slice(0, 7);
+    if (increment >= 86400) return iso.slice(0, 10);
+    const hm = iso.slice(11, increment >= 60 ? 16 : 19);
+    // The date under the first tick and under each midnight.
+    return i === 0 || iso.slice(11, 19) === '00:00:00' ? `${hm}\n${iso.slice(0, 10)}` : hm;
+  });
+}
 
 /**
  * A time chart. `series`: `[{ label, stroke, points? }]`; `update(xsSeconds, ...ys, { highlight })`
@@ -32,13 +73,20 @@ export function timeChart({ testid, title, series, height = 220, yLabel, emptyTe
   );
   let plot;
   let ranges = [];
+  let xRange; // [from, to] in seconds when the caller fixes the x axis
   let observer;
 
   const options = (width) => ({
     width,
     height,
     tzDate: utc,
-    scales: { x: { time: true } },
+    scales: {
+      x: {
+        time: true,
+        // The chosen range, not the data's: a gap at either end is a gap in the data.
+        range: (_u, min, max) => xRange ?? [min, max],
+      },
+    },
     cursor: { drag: { x: true, y: false } },
     series: [
       { label: 'UTC', value: (_u, v) => (v === null || v === undefined ? '–' : formatTime(v * 1000)) },
@@ -52,7 +100,7 @@ export function timeChart({ testid, title, series, height = 220, yLabel, emptyTe
       })),
     ],
     axes: [
-      { stroke: '#444', grid: { stroke: '#eee' } },
+      { stroke: '#444', grid: { stroke: '#eee' }, values: timeTicks, incrs: TIME_INCREMENTS, space: 70 },
       {
         stroke: '#444',
         grid: { stroke: '#eee' },
@@ -84,13 +132,29 @@ export function timeChart({ testid, title, series, height = 220, yLabel, emptyTe
 
   return {
     el,
-    /** Draws `[xs, ...ys]` (x in epoch seconds). */
-    update(data, { highlight = [] } = {}) {
+    /** Draws `[xs, ...ys]` (x in epoch seconds); `range`: the x axis' [from, to] in seconds. */
+    update(data, { highlight = [], range } = {}) {
       ranges = highlight;
       const xs = data[0];
+      // Without a range from the caller: one point gets a day around it, none the last day.
+      const now = Date.now() / 1000;
+      xRange =
+        range ??
+        (xs.length === 0 ? [now - 86400, now] : xs[0] === xs.at(-1) ? [xs[0] - 43200, xs[0] + 43200] : undefined);
       let points = 0;
-      for (let i = 0; i < xs.length; i++) if (data.slice(1).some((ys) => ys[i] !== null && ys[i] !== undefined)) points++;
+      let max = null;
+      for (let i = 0; i < xs.length; i++) {
+        let any = false;
+        for (const ys of data.slice(1)) {
+          const v = ys[i];
+          if (v === null || v === undefined) continue;
+          any = true;
+          if (max === null || v > max) max = v;
+        }
+        if (any) points++;
+      }
       el.dataset.points = String(points);
+      el.dataset.max = max === null ? '' : String(max);
       el.dataset.highlighted = String(highlight.length);
       empty.hidden = points > 0;
       if (plot === undefined) {

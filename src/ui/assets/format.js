@@ -67,7 +67,11 @@ export function formatTime(iso) {
   if (iso === null || iso === undefined) return '–';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
-  return d.toISOString().replace('T', ' ').replace(/\.000Z$|Z$/, '').replace(/\.\d{3}$/, '');
+  return d
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.000Z$|Z$/, '')
+    .replace(/\.\d{3}$/, '');
 }
 
 /** A duration in seconds, e.g. `850 ms`, `12.3 s`, `4 min 5 s`. */

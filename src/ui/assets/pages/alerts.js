@@ -33,7 +33,11 @@ export const alertsPage = {
         replace(
           table,
           shown.length === 0
-            ? notice('empty', alerts.length === 0 ? 'No alerts: nothing needed attention.' : 'No alert of this kind.', 'alerts-empty')
+            ? notice(
+                'empty',
+                alerts.length === 0 ? 'No alerts: nothing needed attention.' : 'No alert of this kind.',
+                'alerts-empty',
+              )
             : h(
                 'table',
                 { class: 'data', testid: 'alerts-table' },
@@ -43,9 +47,15 @@ export const alertsPage = {
                   h(
                     'tr',
                     {},
-                    ['created (UTC)', 'kind', 'source', 'message', 'delivery', 'attempts', 'delivered at / last error'].map(
-                      (t) => h('th', {}, t),
-                    ),
+                    [
+                      'created (UTC)',
+                      'kind',
+                      'source',
+                      'message',
+                      'delivery',
+                      'attempts',
+                      'delivered at / last error',
+                    ].map((t) => h('th', {}, t)),
                   ),
                 ),
                 h(
@@ -61,7 +71,11 @@ export const alertsPage = {
                       h('td', {}, a.message),
                       h('td', {}, badge(a.state)),
                       h('td', { class: 'num' }, String(a.attempts)),
-                      h('td', { class: a.last_error ? 'error-text' : 'muted' }, a.delivered_at ? formatTime(a.delivered_at) : (a.last_error ?? '—')),
+                      h(
+                        'td',
+                        { class: a.last_error ? 'error-text' : 'muted' },
+                        a.delivered_at ? formatTime(a.delivered_at) : (a.last_error ?? '—'),
+                      ),
                     ),
                   ),
                 ),

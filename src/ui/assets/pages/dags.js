@@ -100,7 +100,7 @@ function grid(s) {
       '',
     );
   };
-  return h(
+  const table = h(
     'table',
     { class: 'grid', testid: `dag-grid-${s.dag.dag_id}`, dataset: { runs: String(s.runs.length) } },
     h(
@@ -127,21 +127,24 @@ function grid(s) {
     h(
       'tbody',
       {},
-      tasks.map((taskId) => h('tr', {}, h('th', { class: 'task' }, taskId), s.runs.map((r) => cell(r, taskId)))),
-    ),
-    h(
-      'tfoot',
-      {},
-      h(
-        'tr',
-        {},
-        h('th', {}, ''),
+      tasks.map((taskId) =>
         h(
-          'td',
-          { colspan: s.runs.length, class: 'muted' },
-          `${shortDate(s.runs[0].logical_date)} … ${shortDate(s.runs.at(-1).logical_date)} (logical dates, UTC)`,
+          'tr',
+          {},
+          h('th', { class: 'task' }, taskId),
+          s.runs.map((r) => cell(r, taskId)),
         ),
       ),
+    ),
+  );
+  return h(
+    'div',
+    {},
+    table,
+    h(
+      'p',
+      { class: 'muted small-text' },
+      `${s.runs.length} most recent runs by logical date (UTC), ${shortDate(s.runs[0].logical_date)} … ${shortDate(s.runs.at(-1).logical_date)}; click a run's top square for its Gantt chart.`,
     ),
   );
 }
@@ -155,7 +158,7 @@ function selectedRun(s) {
   return run;
 }
 
-function gantt(s, run) {
+function gantt(s, run, width) {
   if (run === undefined) return notice('empty', 'No run to show.', `gantt-empty-${s.dag.dag_id}`);
   const bars = s.tries
     .filter((t) => t.logical_date === run.logical_date && t.start_date !== null)
@@ -168,16 +171,19 @@ function gantt(s, run) {
       end: Date.parse(t.end_date ?? t.start_date),
       error: t.error,
     }));
-  // A try still running has no row in the history yet: show it from its task instance.
+  // A try still going (running, or a sensor waiting to poke again) has no row in the history
+  // yet: show it from its task instance, up to now.
   for (const ti of s.instances.get(run.dag_run_id)?.tasks ?? []) {
-    if (ti.state === 'running' && ti.start_date !== null)
+    const going = ti.state === 'running' || ti.state === 'up_for_reschedule';
+    const recorded = bars.some((b) => b.task === ti.task_id && b.tryNumber === ti.try_number);
+    if (going && !recorded && ti.start_date !== null)
       bars.push({
         label: `${ti.task_id} #${ti.try_number}`,
         task: ti.task_id,
         tryNumber: ti.try_number,
-        state: 'running',
+        state: ti.state,
         start: Date.parse(ti.start_date),
-        end: Date.now(),
+        end: Math.max(Date.now(), Date.parse(ti.start_date)),
       });
   }
   bars.sort((a, b) => a.start - b.start || a.label.localeCompare(b.label));
@@ -190,16 +196,23 @@ function gantt(s, run) {
       (run.clear_count > 0 ? `, cleared ${run.clear_count}×` : ''),
   );
   if (bars.length === 0)
-    return h('div', {}, caption, notice('empty', 'No task has started in this run yet.', `gantt-empty-${s.dag.dag_id}`));
+    return h(
+      'div',
+      {},
+      caption,
+      notice('empty', 'No task has started in this run yet.', `gantt-empty-${s.dag.dag_id}`),
+    );
   const t0 = Math.min(...bars.map((b) => b.start));
   const t1 = Math.max(...bars.map((b) => b.end), t0 + 1);
-  const W = 760;
+  const W = Math.max(420, Math.round(width));
   const LABEL = 170;
   const ROW = 22;
   const H = bars.length * ROW + 34;
   const x = (t) => LABEL + ((t - t0) / (t1 - t0)) * (W - LABEL - 10);
   const svg = svgElement('svg', {
     viewBox: `0 0 ${W} ${H}`,
+    width: W,
+    height: H,
     class: 'gantt',
     testid: `gantt-${s.dag.dag_id}`,
     'data-bars': bars.length,
@@ -300,7 +313,7 @@ export const dagsPage = {
       const slot = slots.get(s.dag.dag_id);
       const run = selectedRun(s);
       replace(slot.grid, grid(s));
-      replace(slot.gantt, gantt(s, run));
+      replace(slot.gantt, gantt(s, run, slot.gantt.clientWidth || 600));
       trend(s, slot.trend);
     }
 
@@ -362,7 +375,12 @@ export const dagsPage = {
             sections.append(
               h(
                 'section',
-                { class: 'card dag', id: `dag-${dag.dag_id}`, testid: `dag-${dag.dag_id}`, dataset: { dag: dag.dag_id } },
+                {
+                  class: 'card dag',
+                  id: `dag-${dag.dag_id}`,
+                  testid: `dag-${dag.dag_id}`,
+                  dataset: { dag: dag.dag_id },
+                },
                 h('h2', {}, dag.dag_id, ' ', h('span', { class: 'muted' }, dag.schedule_interval)),
                 slot.grid,
                 h(

@@ -35,7 +35,10 @@ export const deadLettersPage = {
       outcomes.set(key, { ok: true, text: 'replaying…' });
       void refreshNow();
       try {
-        const { replayed } = await api(`/v1/dead-letters/${enc(group)}/replay`, { method: 'POST', body: { ids: [id] } });
+        const { replayed } = await api(`/v1/dead-letters/${enc(group)}/replay`, {
+          method: 'POST',
+          body: { ids: [id] },
+        });
         outcomes.set(
           key,
           replayed > 0

@@ -40,7 +40,7 @@ export const discrepanciesPage = {
         h('label', {}, 'from (UTC day) ', from),
         h('label', {}, 'to (inclusive) ', to),
         h('button', { type: 'submit', testid: 'discrepancies-apply' }, 'Show'),
-        h('label', { class: 'check' }, onlyDeviating, ' only rows that deviate'),
+        h('label', { class: 'check' }, onlyDeviating, ' only intervals that deviate'),
       ),
       summary,
       table,
@@ -58,35 +58,50 @@ export const discrepanciesPage = {
         const answer = await api(
           `/v1/discrepancies?from=${new Date(range.from).toISOString()}&to=${new Date(range.to).toISOString()}`,
         );
-        const intervals = [...answer.intervals].sort((a, b) => b.from.localeCompare(a.from) || a.to.localeCompare(b.to));
+        const intervals = [...answer.intervals].sort(
+          (a, b) => b.from.localeCompare(a.from) || a.to.localeCompare(b.to),
+        );
+        const columns = COLUMNS.filter((c) => intervals.some((iv) => iv.columns[c] !== undefined));
         const rows = [];
         let deviating = 0;
         for (const iv of intervals) {
-          const columns = COLUMNS.filter((c) => iv.columns[c] !== undefined).concat(
-            Object.keys(iv.columns).filter((c) => !COLUMNS.includes(c)),
-          );
-          let any = false;
-          for (const column of columns) {
-            const d = iv.columns[column];
-            const deviates = !isZero(d.absolute);
-            any ||= deviates;
-            if (onlyDeviating.checked && !deviates) continue;
-            const mark = deviates ? 'num deviates' : 'num';
-            rows.push(
+          const deviates = columns.some((c) => iv.columns[c] !== undefined && !isZero(iv.columns[c].absolute));
+          if (deviates) deviating++;
+          if (onlyDeviating.checked && !deviates) continue;
+          rows.push(
+            h(
+              'tr',
+              { testid: 'discrepancy-row', dataset: { deviates: String(deviates), from: iv.from, to: iv.to } },
               h(
-                'tr',
-                { testid: 'discrepancy-row', dataset: { deviates: String(deviates), column, from: iv.from } },
-                h('td', {}, `${formatTime(iv.from)} (${intervalName(iv.from, iv.to)})`),
-                h('td', { class: 'muted small-text' }, iv.runId),
-                h('td', {}, column),
-                h('td', { class: 'num' }, formatValue(column, d.speed)),
-                h('td', { class: 'num' }, formatValue(column, d.batch)),
-                h('td', { class: mark, testid: deviates ? 'deviating-cell' : undefined }, formatValue(column, d.absolute)),
-                h('td', { class: mark }, d.relative === null ? 'batch is 0' : formatPercent(d.relative)),
+                'td',
+                { class: 'nowrap' },
+                formatTime(iv.from),
+                h('div', { class: 'muted small-text' }, intervalName(iv.from, iv.to)),
               ),
-            );
-          }
-          if (any) deviating++;
+              h('td', { class: 'muted small-text run-id' }, iv.runId),
+              columns.map((column) => {
+                const d = iv.columns[column];
+                if (d === undefined) return h('td', { class: 'num muted' }, '–');
+                if (isZero(d.absolute))
+                  return h('td', { class: 'num', title: `speed and batch: ${d.batch}` }, formatValue(column, d.batch));
+                return h(
+                  'td',
+                  {
+                    class: 'num deviates',
+                    testid: 'deviating-cell',
+                    dataset: { column, speed: String(d.speed), batch: String(d.batch), absolute: String(d.absolute) },
+                  },
+                  h('div', {}, `speed ${formatValue(column, d.speed)}`),
+                  h('div', {}, `batch ${formatValue(column, d.batch)}`),
+                  h(
+                    'div',
+                    { class: 'delta' },
+                    `${String(d.absolute).startsWith('-') ? '' : '+'}${formatValue(column, d.absolute)} (${d.relative === null ? 'batch 0' : formatPercent(d.relative)})`,
+                  ),
+                );
+              }),
+            ),
+          );
         }
         summary.dataset.intervals = String(intervals.length);
         summary.dataset.deviating = String(deviating);
@@ -94,7 +109,7 @@ export const discrepanciesPage = {
           intervals.length === 0
             ? ''
             : `${formatNumber(intervals.length)} recalculated intervals from ${formatTime(answer.from)} to ${formatTime(answer.to)} UTC; ` +
-              `${formatNumber(deviating)} with a column where the speed layer deviated from the exact value (marked).`;
+              `${formatNumber(deviating)} where the speed layer deviated from the exact (batch) value in some column: marked, with speed, batch and speed − batch (relative to batch). Unmarked cells: both agree.`;
         replace(
           table,
           intervals.length === 0
@@ -104,7 +119,11 @@ export const discrepanciesPage = {
                 'discrepancies-empty',
               )
             : rows.length === 0
-              ? notice('empty', 'The speed layer matched the exact values everywhere in this range.', 'discrepancies-empty')
+              ? notice(
+                  'empty',
+                  'The speed layer matched the exact values everywhere in this range.',
+                  'discrepancies-empty',
+                )
               : h(
                   'table',
                   { class: 'data', testid: 'discrepancy-table' },
@@ -114,9 +133,9 @@ export const discrepanciesPage = {
                     h(
                       'tr',
                       {},
-                      ['interval (UTC)', 'run', 'column', 'speed', 'batch (exact)', 'difference', 'relative'].map((t) =>
-                        h('th', {}, t),
-                      ),
+                      h('th', {}, 'interval (UTC)'),
+                      h('th', {}, 'run'),
+                      columns.map((c) => h('th', { class: 'num' }, c)),
                     ),
                   ),
                   h('tbody', {}, rows),

@@ -3,9 +3,8 @@
 // in the URL (#/explorer?from=...), so a view can be reloaded and shared.
 import { api } from '../api.js';
 import { COLORS, timeChart } from '../charts.js';
-import { COLUMNS, latestDataDay } from '../data.js';
+import { COLUMNS, latestDataWindow } from '../data.js';
 import {
-  DAY_MS,
   exact,
   formatMicros,
   formatNumber,
@@ -30,7 +29,7 @@ function difference(column, speed, batch) {
   return {
     absolute: d,
     relative: b === 0n ? (d === 0n ? 0 : null) : Number(d) / Number(b),
-    shown: MONEY_COLUMNS.has(column) ? formatMicros(d) : formatNumber(Number(d)),
+    shown: `${d > 0n ? '+' : ''}${MONEY_COLUMNS.has(column) ? formatMicros(d) : formatNumber(Number(d))}`,
   };
 }
 
@@ -49,14 +48,21 @@ export const explorerPage = {
     );
     const offers = h('datalist', { id: 'offer-ids' });
     const placements = h('datalist', { id: 'placements' });
-    const offerId = h('input', { type: 'search', list: 'offer-ids', placeholder: 'any offer', testid: 'explorer-offer' });
+    const offerId = h('input', {
+      type: 'search',
+      list: 'offer-ids',
+      placeholder: 'any offer',
+      testid: 'explorer-offer',
+    });
     const placement = h('input', {
       type: 'search',
       list: 'placements',
       placeholder: 'any placement',
       testid: 'explorer-placement',
     });
-    const chosen = new Set((params.get('columns') ?? DEFAULT_COLUMNS.join(',')).split(',').filter((c) => COLUMNS.includes(c)));
+    const chosen = new Set(
+      (params.get('columns') ?? DEFAULT_COLUMNS.join(',')).split(',').filter((c) => COLUMNS.includes(c)),
+    );
     const boxes = COLUMNS.map((c) =>
       h(
         'label',
@@ -81,7 +87,7 @@ export const explorerPage = {
     }
     const form = h(
       'form',
-      { class: 'controls', testid: 'explorer-controls', onsubmit: (e) => (e.preventDefault(), apply()) },
+      { class: 'controls', testid: 'explorer-controls', onsubmit: apply },
       h('label', {}, 'from (UTC) ', from),
       h('label', {}, 'to (UTC) ', to),
       h('label', {}, 'granularity ', granularity),
@@ -97,15 +103,17 @@ export const explorerPage = {
     let charts = new Map(); // column -> chart
     let filtersFor; // the range the datalists were filled for
 
-    function apply() {
+    function apply(event) {
+      event?.preventDefault();
       const f = fromInputValue(from.value);
       const t = fromInputValue(to.value);
-      if (!Number.isNaN(f) && !Number.isNaN(t)) range = { from: f, to: t };
+      if (!Number.isNaN(f) && !Number.isNaN(t) && t > f) range = { from: f, to: t };
       chosen.clear();
       for (const b of boxes) {
         const input = b.querySelector('input');
         if (input.checked) chosen.add(input.value);
       }
+      if (range === undefined) return; // the first refresh has not found the default range yet
       const q = new URLSearchParams({
         from: new Date(range.from).toISOString(),
         to: new Date(range.to).toISOString(),
@@ -128,8 +136,14 @@ export const explorerPage = {
         const q = `from=${new Date(range.from).toISOString()}&to=${new Date(range.to).toISOString()}&granularity=day&limit=10000`;
         const { rows } = await api(`/v1/stats?${q}`);
         const distinct = (k) => [...new Set(rows.map((r) => r[k]))].sort();
-        replace(offers, distinct('offerId').map((v) => h('option', { value: v })));
-        replace(placements, distinct('placement').map((v) => h('option', { value: v })));
+        replace(
+          offers,
+          distinct('offerId').map((v) => h('option', { value: v })),
+        );
+        replace(
+          placements,
+          distinct('placement').map((v) => h('option', { value: v })),
+        );
       } catch {
         // Suggestions only: the filters work without them.
       }
@@ -146,8 +160,9 @@ export const explorerPage = {
               testid: `chart-${column}`,
               title: `${column}${MONEY_COLUMNS.has(column) ? ' (money)' : ''}: speed vs batch`,
               series: [
-                { label: 'speed', stroke: COLORS.speed },
-                { label: 'batch', stroke: COLORS.batch },
+                // Speed wider, under batch: where they agree a blue rim shows around the orange line.
+                { label: 'speed', stroke: COLORS.speed, width: 4 },
+                { label: 'batch', stroke: COLORS.batch, width: 2 },
               ],
             }),
           ]),
@@ -165,7 +180,7 @@ export const explorerPage = {
         const highlight = [];
         buckets.forEach((b, i) => {
           if (b.batch !== null && exact(column, b.speed[column]) !== exact(column, b.batch[column]))
-            highlight.push([xs[i], xs[i] + step]);
+            highlight.push([xs[i] - step / 2, xs[i] + step / 2]);
         });
         chart.update(
           [
@@ -173,7 +188,7 @@ export const explorerPage = {
             buckets.map((b) => plotValue(column, b.speed?.[column])),
             buckets.map((b) => (b.batch === null ? null : plotValue(column, b.batch[column]))),
           ],
-          { highlight },
+          { highlight, range: [range.from / 1000, range.to / 1000] },
         );
       }
     }
@@ -189,7 +204,7 @@ export const explorerPage = {
             h(
               'tr',
               { testid: 'diff-row', dataset: { bucket: b.bucket, column } },
-              h('td', {}, formatTime(b.bucket)),
+              h('td', { class: 'nowrap' }, formatTime(b.bucket)),
               h('td', {}, column),
               h('td', { class: 'num' }, formatValue(column, b.speed[column])),
               h('td', { class: 'num' }, formatValue(column, b.batch[column])),
@@ -232,10 +247,7 @@ export const explorerPage = {
 
     return {
       async refresh() {
-        if (range === undefined) {
-          const day = await latestDataDay();
-          range = { from: day, to: day + DAY_MS };
-        }
+        range ??= await latestDataWindow();
         if (document.activeElement !== from && document.activeElement !== to) {
           from.value = toInputValue(range.from);
           to.value = toInputValue(range.to);

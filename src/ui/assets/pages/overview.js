@@ -3,10 +3,10 @@
 // sampled on every refresh since the page was opened.
 import { api } from '../api.js';
 import { COLORS, timeChart } from '../charts.js';
-import { badge, formatNumber, formatTime, h, replace, svgElement } from '../format.js';
+import { badge, formatDuration, formatNumber, formatTime, h, replace, svgElement } from '../format.js';
 
-const BOX = { w: 184, h: 150 };
-const COLUMN = 208;
+const BOX = { w: 196, h: 150 };
+const COLUMN = 240;
 const ROW = { top: 8, middle: 104, bottom: 200 };
 /** Where each known part sits: the data flow of DESIGN.md, left to right. */
 const LAYOUT = {
@@ -14,13 +14,24 @@ const LAYOUT = {
   log: { x: 8 + COLUMN, y: ROW.middle },
   speed: { x: 8 + 2 * COLUMN, y: ROW.top },
   archiver: { x: 8 + 2 * COLUMN, y: ROW.bottom },
-  lake: { x: 8 + 3 * COLUMN, y: ROW.bottom + 25, w: 150, h: 100 },
+  lake: { x: 8 + 3 * COLUMN + (BOX.w - 150) / 2, y: ROW.bottom + 25, w: 150, h: 100 },
   scheduler: { x: 8 + 4 * COLUMN, y: ROW.bottom },
   serving: { x: 8 + 4 * COLUMN, y: ROW.top },
 };
 const VIEW = { w: 8 + 4 * COLUMN + BOX.w + 8, h: ROW.bottom + BOX.h + 8 };
 /** Samples of the live chart: 5 minutes at the overview's refresh interval. */
 const MAX_SAMPLES = 150;
+
+/** A figure as people read it: times for `...Until`/`...At` epoch ms, durations for `...Seconds`. */
+function figure(name, value, compact = false) {
+  if (typeof value !== 'number') return String(value);
+  if (/(Until|At)$/.test(name) && value > 1e11) {
+    const t = formatTime(new Date(value).toISOString());
+    return compact ? t.slice(5, 16) : t;
+  }
+  if (/Seconds$/.test(name)) return formatDuration(value);
+  return formatNumber(value);
+}
 
 const words = (name) => name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
 const clip = (s, n) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
@@ -80,15 +91,17 @@ function partBox(part, box) {
   g.append(title);
   g.append(svgElement('rect', { x: box.x, y: box.y, width: box.w, height: box.h, rx: 8, class: 'part-box' }));
   g.append(svgElement('rect', { x: box.x, y: box.y, width: box.w, height: 6, rx: 3, class: 'part-band' }));
-  g.append(text(box.x + 10, box.y + 26, clip(part.label, 18), 'part-label'));
+  // About 7.9 px per character of the label, 6.5 of the health word.
+  const room = Math.floor((box.w - 24 - part.health.length * 6.5) / 7.9);
+  g.append(text(box.x + 10, box.y + 26, clip(part.label, room), 'part-label'));
   g.append(text(box.x + box.w - 10, box.y + 26, part.health, 'part-health', { 'text-anchor': 'end' }));
-  g.append(text(box.x + 10, box.y + 45, clip(part.detail ?? '', 28), 'part-detail'));
+  g.append(text(box.x + 10, box.y + 45, clip(part.detail ?? '', 30), 'part-detail'));
   Object.entries(part.figures ?? {})
     .slice(0, 5)
     .forEach(([name, value], i) => {
       const y = box.y + 67 + i * 17;
       g.append(text(box.x + 10, y, clip(words(name), 17), 'part-figure-name'));
-      g.append(text(box.x + box.w - 10, y, formatNumber(value), 'part-figure-value', { 'text-anchor': 'end' }));
+      g.append(text(box.x + box.w - 10, y, figure(name, value, true), 'part-figure-value', { 'text-anchor': 'end' }));
     });
   return g;
 }
@@ -159,7 +172,7 @@ function partCard(part) {
       : h(
           'dl',
           { class: 'figures' },
-          figures.map(([name, value]) => [h('dt', {}, words(name)), h('dd', {}, formatNumber(value))]),
+          figures.map(([name, value]) => [h('dt', {}, words(name)), h('dd', {}, figure(name, value))]),
         ),
   );
 }
