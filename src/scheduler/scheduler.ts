@@ -49,6 +49,12 @@ export interface SchedulerOptions {
   zombieAfterMs?: number;
   /** Late data to act on (new records since the last call are enough; repeats are ignored). */
   lateData?: () => Promise<LateData[]>;
+  /**
+   * The late arrivals of an hour are acted on once the newest of them is this old, so that one
+   * burst (an emission and its clicks land in different topics and flushes) causes one rerun.
+   * Default 5 s.
+   */
+  lateSettleMs?: number;
   /** Only these runs are worked on (a backfill run by the CLI). */
   runIds?: readonly string[];
   /** One line per notable event (runs created, tries ending, takeovers). */
@@ -119,6 +125,7 @@ export class Scheduler {
       pollMs: 1000,
       heartbeatMs: 5000,
       zombieAfterMs: 60_000,
+      lateSettleMs: 5000,
       ...options,
     };
     this.#dags = new Map(options.dags.map((d) => [d.id, d]));
@@ -300,9 +307,11 @@ export class Scheduler {
   }
 
   async #handleLateData(now: number): Promise<void> {
-    const arrivals = (await (this.#o.lateData as () => Promise<LateData[]>)()).filter(
-      (a) => !this.#lateSeen.has(a.key),
-    );
+    const unseen = (await (this.#o.lateData as () => Promise<LateData[]>)()).filter((a) => !this.#lateSeen.has(a.key));
+    // An hour's arrivals are acted on together once the newest of them has settled.
+    const newest = new Map<number, number>();
+    for (const a of unseen) newest.set(a.hourStart, Math.max(newest.get(a.hourStart) ?? a.at, a.at));
+    const arrivals = unseen.filter((a) => now - (newest.get(a.hourStart) ?? a.at) >= this.#o.lateSettleMs);
     if (arrivals.length === 0) return;
     const clearsOf = async (a: LateData) => {
       const clears: { dagId: string; logicalDate: number; taskIds: string[] }[] = [];

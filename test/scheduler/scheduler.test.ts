@@ -448,7 +448,7 @@ describe('Scheduler', () => {
 
   it('late data for a finished run reruns it exactly once, however often it is reported and by whom', async () => {
     let runs = 0;
-    const arrivals = [{ key: 'clicks/0/10-12/h5', hourStart: T0 + 5 * HOUR, at: T0 }];
+    const arrivals = [{ key: 'clicks/0/10-12/h5', hourStart: T0 + 5 * HOUR, at: T0 - 60_000 }];
     const definition: DagDefinition = {
       id: 'recalc',
       schedule: '@daily',
@@ -490,6 +490,40 @@ describe('Scheduler', () => {
         ['success', 0],
       ],
     );
+    await h.close();
+  });
+
+  it("acts on an hour's late arrivals together once the newest has settled: one burst, one rerun", async () => {
+    let runs = 0;
+    const arrivals: { key: string; hourStart: number; at: number }[] = [];
+    const h = await schedulerHarness(
+      [
+        {
+          id: 'recalc',
+          schedule: '@daily',
+          rerunOnLateData: true,
+          tasks: [
+            {
+              id: 'r',
+              run: async () => {
+                runs++;
+              },
+            },
+          ],
+        },
+      ],
+      { lateData: async () => arrivals, lateSettleMs: 5000 },
+    );
+    await h.scheduler.createRun('recalc', T0, 'manual');
+    await h.settle();
+    const t = h.now();
+    arrivals.push({ key: 'emissions/1/5-5/h3', hourStart: T0 + 3 * HOUR, at: t });
+    await h.step(t + 3000);
+    arrivals.push({ key: 'clicks/2/9-9/h3', hourStart: T0 + 3 * HOUR, at: t + 3000 });
+    for (let s = 4; s <= 20; s++) await h.step(t + s * 1000);
+    await h.settle();
+    assert.equal(runs, 2, 'the first run and one rerun for both arrivals');
+    assert.equal((await h.store.listRuns({}))[0]?.clearCount, 1);
     await h.close();
   });
 
