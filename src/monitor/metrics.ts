@@ -125,28 +125,21 @@ export function registerPipelineMetrics(registry: Registry, s: MonitorSources): 
   gauge('reckon_worker_up', '1 when the part published its status in the last 5 s', ['part'], (g) => {
     for (const st of statuses()) g.set({ part: st.part }, st.up ? 1 : 0);
   });
-  gauge(
-    'reckon_worker_queued_bytes',
-    'Bytes fetched and queued, not yet processed, per consumer partition',
-    ['group', 'topic', 'partition'],
-    (g) => {
+  for (const [name, figureName, help] of [
+    [
+      'reckon_worker_queued_bytes',
+      'queued_bytes',
+      'Bytes fetched and queued, not yet processed, per consumer partition',
+    ],
+    ['reckon_worker_in_flight_records', 'in_flight_records', 'Records being processed, per consumer partition'],
+  ] as const) {
+    gauge(name, help, ['group', 'topic', 'partition'], (g) => {
       for (const st of statuses()) {
         if (!st.up) continue;
-        for (const x of seriesOf(st.figures.queued_bytes)) g.set({ group: st.part, ...x.labels }, x.value);
+        for (const x of seriesOf(st.figures[figureName])) g.set({ group: st.part, ...x.labels }, x.value);
       }
-    },
-  );
-  gauge(
-    'reckon_worker_in_flight_records',
-    'Records being processed, per consumer partition',
-    ['group', 'topic', 'partition'],
-    (g) => {
-      for (const st of statuses()) {
-        if (!st.up) continue;
-        for (const x of seriesOf(st.figures.in_flight_records)) g.set({ group: st.part, ...x.labels }, x.value);
-      }
-    },
-  );
+    });
+  }
   const figure = (part: string, name: string): number | undefined => {
     const st = statuses().find((x) => x.part === part && x.up);
     const v = st?.figures[name];

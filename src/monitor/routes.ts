@@ -7,7 +7,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { listRejected, REJECTED_TOPIC } from '../collector/index.ts';
 import { formatMoney, formatTimestamp, parseTimestamp, ReckonError } from '../events/index.ts';
-import type { Granularity, StatsColumns } from '../store/index.ts';
+import { type Granularity, type StatsColumns, zeroColumns } from '../store/index.ts';
 import { listDeadLetters, replayDeadLetters } from '../workers/index.ts';
 import { type Overview, pipelineOverview, type RateSampler } from './overview.ts';
 import { CONSUMER_GROUPS, type MonitorSources } from './sources.ts';
@@ -111,15 +111,7 @@ export const monitorRoutes: FastifyPluginAsync<MonitorRoutesOptions> = async (ap
     const buckets = new Map<number, { speed?: StatsColumns; batch?: StatsColumns }>();
     for (const p of speed) buckets.set(p.bucketStart, { speed: p.columns });
     for (const p of batch) buckets.set(p.bucketStart, { ...buckets.get(p.bucketStart), batch: p.columns });
-    const zero: StatsColumns = {
-      emissions: 0,
-      clicks: 0,
-      clickCost: 0n,
-      duplicateClicks: 0,
-      fraudClicks: 0,
-      fraudCost: 0n,
-      invalidClicks: 0,
-    };
+    const zero = zeroColumns();
     return {
       buckets: [...buckets.keys()]
         .sort((a, b) => a - b)

@@ -273,6 +273,23 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
     slaMs,
   });
   const start = o.startDate !== undefined ? { startDate: o.startDate } : {};
+  /** What follows a recalculation: the speed-vs-batch check, then the business checks. */
+  const checkTasks = (scope: 'hourly' | 'daily') => [
+    {
+      id: 'discrepancy-check',
+      upstream: ['recalculate'],
+      run: (c: TaskRunContext) => discrepancyCheck(o, c),
+      retries: 2,
+      retryDelayMs: 10_000,
+    },
+    {
+      id: 'anomaly-check',
+      upstream: ['discrepancy-check'],
+      run: (c: TaskRunContext) => anomalyCheck(o, c, scope),
+      retries: 2,
+      retryDelayMs: 10_000,
+    },
+  ];
   const hourly = defineDag({
     id: 'recalculate-hourly',
     schedule: '@hourly',
@@ -288,20 +305,7 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
         sensorTimeoutMs: 24 * 3_600_000,
       },
       { ...recalculateTask(lateness + 2 * 3_600_000), upstream: ['wait-for-sealed-hour'] },
-      {
-        id: 'discrepancy-check',
-        upstream: ['recalculate'],
-        run: (c) => discrepancyCheck(o, c),
-        retries: 2,
-        retryDelayMs: 10_000,
-      },
-      {
-        id: 'anomaly-check',
-        upstream: ['discrepancy-check'],
-        run: (c) => anomalyCheck(o, c, 'hourly'),
-        retries: 2,
-        retryDelayMs: 10_000,
-      },
+      ...checkTasks('hourly'),
     ],
   });
   const daily = defineDag({
@@ -319,20 +323,7 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
         sensorTimeoutMs: 2 * DAY_MS,
       },
       { ...recalculateTask(lateness + 6 * 3_600_000), upstream: ['wait-for-hours'] },
-      {
-        id: 'discrepancy-check',
-        upstream: ['recalculate'],
-        run: (c) => discrepancyCheck(o, c),
-        retries: 2,
-        retryDelayMs: 10_000,
-      },
-      {
-        id: 'anomaly-check',
-        upstream: ['discrepancy-check'],
-        run: (c) => anomalyCheck(o, c, 'daily'),
-        retries: 2,
-        retryDelayMs: 10_000,
-      },
+      ...checkTasks('daily'),
     ],
   });
   const retention = defineDag({
