@@ -142,6 +142,8 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
 
 /** Events a second of `reckon start --demo`. */
 const DEMO_RATE = 200;
+/** Wait before restarting a demo process that died: a back-off, so a failing one does not spin. */
+const DEMO_RESTART_MS = 1000;
 
 /** Runs `reckon demo` against this server, restarted (after a second) when it dies. */
 function superviseDemo(url: string, config: ReckonConfig, out: NodeJS.WritableStream): { stop(): Promise<void> } {
@@ -169,7 +171,7 @@ function superviseDemo(url: string, config: ReckonConfig, out: NodeJS.WritableSt
     child.once('exit', (code) => {
       if (stopped) return;
       out.write(`reckon demo: exited (${code}); restarting\n`);
-      setTimeout(run, 1000).unref();
+      setTimeout(run, DEMO_RESTART_MS).unref();
     });
   };
   run();
