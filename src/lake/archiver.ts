@@ -11,10 +11,13 @@
  * partition's pending file and removed on the next start, before anything is consumed: a
  * redelivered range is written again under the same name, never added twice.
  *
- * Flushes and seal passes run one at a time (see `sealing.ts`), so an hour is never sealed
- * between a flush's decision that its events are on time and their commit.
+ * Several archivers may share the lake as one consumer group (`groupMembership`): each writes
+ * the partitions the group gives it, holding each partition's lease (see `lease.ts`) so that a
+ * handed-over partition is never written by two processes at once. The owner of the first
+ * topic's partition 0 seals hours and records late arrivals (see `sealing.ts`), from the
+ * manifests of every partition.
  */
-import { rename, rm } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Click, Emission } from '../events/index.ts';
 import type { Log } from '../log/index.ts';
@@ -26,13 +29,15 @@ import {
   WorkerRuntime,
   type WorkerTask,
   type PartStatus,
+  type PartitionStatus,
 } from '../workers/index.ts';
 import { mkdirDurable, syncDirectory, syncFile } from './durable-files.ts';
-import { hourDirectory, hourPartition, partFileName, tmpDirectory } from './layout.ts';
-import { PartitionManifest } from './manifest.ts';
+import { hourDirectory, hourPartition, manifestDirectory, partFileName, tmpDirectory } from './layout.ts';
+import { PartitionLease } from './lease.ts';
+import { lakeOffsets, PartitionManifest } from './manifest.ts';
 import { LakeWriter } from './parquet.ts';
 import type { ArchivedKind, StagingTable } from './staging.ts';
-import { DEFAULT_ALLOWED_LATENESS_MS, earliestLakeHour, HourSealer, type LateArrival } from './sealing.ts';
+import { DEFAULT_ALLOWED_LATENESS_MS, earliestLakeHour, HourSealer } from './sealing.ts';
 
 /** Turns log records into events (e.g. the speed layer's `registryDecoder`, which knows every registered schema). */
 export interface ArchiverDecoder {
@@ -43,7 +48,7 @@ export interface ArchiverDecoder {
 /** Options of {@link Archiver}. */
 export interface ArchiverOptions {
   log: Log;
-  /** The lake's root directory (e.g. `data/lake`). One archiver per lake. */
+  /** The lake's root directory (e.g. `data/lake`). Archivers sharing a lake must share a group. */
   lakeDir: string;
   decoder: ArchiverDecoder;
   /** Consumer group of the worker runtime (dead letters and gaps are kept under it). Default `archiver`. */
@@ -60,6 +65,8 @@ export interface ArchiverOptions {
   now?: () => number;
   /** Retries of a record that cannot be decoded, before it is dead-lettered (worker runtime defaults). */
   retry?: WorkerOptions['retry'];
+  /** Share the partitions with the other archivers of the group (default: this one takes all). */
+  groupMembership?: boolean;
   /** Where failures are reported. Default: stderr. */
   onError?: (message: string, error?: Error) => void;
   /**
@@ -87,6 +94,10 @@ export interface ArchiverFigures {
 interface PartitionState extends TopicPartition {
   kind: ArchivedKind;
   manifest: PartitionManifest;
+  /** This process's hold on the partition. */
+  lease: PartitionLease;
+  /** Consumed-up-to last published for the sealer (records after the lake's end that were dead-lettered). */
+  publishedConsumed: number;
   /** Where consumed records are staged now. */
   current: StagingTable;
   /** An empty table to swap in at the next flush (made ahead, so that the swap is synchronous). */
@@ -121,8 +132,8 @@ export class Archiver {
     sealedHours: 0,
     failedFlushes: 0,
   };
-  private readonly o: Required<Omit<ArchiverOptions, 'retry' | 'onError' | 'onFatal'>> &
-    Pick<ArchiverOptions, 'retry' | 'onFatal'>;
+  private readonly o: Required<Omit<ArchiverOptions, 'retry' | 'onError' | 'onFatal' | 'groupMembership'>> &
+    Pick<ArchiverOptions, 'retry' | 'onFatal' | 'groupMembership'>;
   private readonly report: (message: string, error?: Error) => void;
 
   /** What `/metrics` and the dashboard show of this archiver: its figures and, per partition, rows not yet in the lake. */
@@ -189,6 +200,7 @@ export class Archiver {
       log: o.log,
       group: o.group,
       topics: [...this.kinds.keys()],
+      groupMembership: o.groupMembership,
       sinkOffsets: { committed: (topic, partitions) => this.recover(topic, partitions) },
       taskFactory: (tp) => this.task(tp),
       // A record waits for its partition's flush when the buffer is full; a slow disk is not a failure.
@@ -211,6 +223,8 @@ export class Archiver {
       for (const s of this.states.values()) {
         await s.manifest.close();
         for (const t of [s.current, s.spare]) t?.close();
+        // Handed over at once: whoever takes the partition next need not wait for this one.
+        if (this.failed === undefined) await s.lease.release().catch(() => undefined);
       }
       await this.sealer?.close();
       this.writer?.close();
@@ -223,13 +237,37 @@ export class Archiver {
     return this.failed;
   }
 
-  /** Flushes every partition's buffer now, then seals what can be sealed. */
+  /** Flushes every partition's buffer now, then seals what can be sealed (when this archiver seals). */
   flush(): Promise<void> {
     return this.enqueue(async () => {
       if (this.failed !== undefined) return;
-      for (const s of this.states.values()) await this.flushPartition(s);
-      await this.sealPass();
+      const status = new Map((this.runtime?.status() ?? []).map((s) => [key(s.topic, s.partition), s]));
+      for (const s of this.states.values()) {
+        await this.flushPartition(s);
+        await s.lease.keepFresh();
+        await this.publishConsumed(s, status.get(key(s.topic, s.partition)));
+      }
+      if (this.states.has(key(this.o.emissionsTopic, 0))) await this.sealPass();
     });
+  }
+
+  /** Offsets below the returned one are dealt with: in the lake, or (idle) dead-lettered or skipped. */
+  private consumedOf(s: PartitionState, st: PartitionStatus | undefined): number {
+    const idle = unflushedRows(s) === 0 && st !== undefined && st.inFlight === 0;
+    return idle ? Math.max(s.durableNext, st.fetchOffset) : s.durableNext;
+  }
+
+  /**
+   * A partition whose last records were dead-lettered (or skipped) has dealt with more than its
+   * manifest says: the sealer, which may be another process, reads that from `<partition>.consumed`.
+   */
+  private async publishConsumed(s: PartitionState, st: PartitionStatus | undefined): Promise<void> {
+    const consumed = this.consumedOf(s, st);
+    if (consumed <= s.durableNext || consumed <= s.publishedConsumed) return;
+    const path = join(manifestDirectory(this.o.lakeDir, s.topic), `${s.partition}.consumed`);
+    await writeFile(`${path}.tmp`, JSON.stringify({ next: consumed }));
+    await rename(`${path}.tmp`, path);
+    s.publishedConsumed = consumed;
   }
 
   /** Per topic, per partition: the offset up to which the lake holds the log. */
@@ -266,6 +304,13 @@ export class Archiver {
     const writer = this.writer as LakeWriter;
     const out = new Map<number, number>();
     for (const partition of partitions) {
+      await mkdirDurable(manifestDirectory(this.o.lakeDir, topic));
+      // A partition just handed over may still be committing its last flush elsewhere: wait for it.
+      const lease = await PartitionLease.acquire(this.o.lakeDir, topic, partition, {
+        report: (m) => this.report(m),
+        cancelled: () => this.stopping,
+      });
+      if (lease === undefined) continue;
       const manifest = await PartitionManifest.recover(this.o.lakeDir, topic, partition);
       const start = manifest.committedNext ?? (await this.o.log.earliestOffset(topic, partition));
       this.states.set(key(topic, partition), {
@@ -273,6 +318,8 @@ export class Archiver {
         partition,
         kind,
         manifest,
+        lease,
+        publishedConsumed: 0,
         current: await this.enqueue(() => writer.createStaging(kind)),
         spare: await this.enqueue(() => writer.createStaging(kind)),
         closed: [],
@@ -289,6 +336,8 @@ export class Archiver {
     const state = this.states.get(key(tp.topic, tp.partition)) as PartitionState;
     const decoder = this.o.decoder;
     return {
+      // Revoked (handed to another archiver of the group): commit what is buffered, then let go.
+      close: () => (this.stopping ? undefined : this.handOver(state)),
       process: (record, observer) => {
         // A retry (after a timeout) of a record that made it into the buffer.
         if (record.offset < state.nextToBuffer) return observer.success();
@@ -422,23 +471,35 @@ export class Archiver {
     } finally {
       await Promise.all([...tmpPaths.values()].map((p) => rm(p, { force: true })));
     }
-    const sealer = this.sealer as HourSealer;
     const at = this.o.now();
-    const late: LateArrival[] = [];
-    for (const h of hours) {
-      if (!sealer.isSealed(h)) continue;
-      const { date, hour } = hourPartition(h);
-      const { rows: count, firstSeenAt } = rows.hours.get(h) as { rows: number; firstSeenAt: number };
-      late.push({ topic, partition, from, to, date, hour: Number(hour), hourStartMs: h, count, firstSeenAt, at });
-    }
-    // Before the commit: a crash in between repeats the record, never loses it.
-    await sealer.recordLate(late);
-    await state.manifest.commit({ from, to, files, rows: rows.rows, at });
+    const perHour: Record<string, { rows: number; firstSeenAt: number }> = {};
+    for (const [h, v] of rows.hours) perHour[String(h)] = { rows: v.rows, firstSeenAt: v.firstSeenAt };
+    // Only the partition's owner commits (a lost lease stops this process; its files are undone).
+    await state.lease.check();
+    await state.manifest.commit({ from, to, files, rows: rows.rows, hours: perHour, at });
     state.durableNext = to + 1;
     this.figures.flushes++;
     this.figures.files += files.length;
     this.figures.rows += rows.rows;
-    for (const l of late) this.figures.lateRows += l.count;
+  }
+
+  /** Commits a revoked partition's buffer, closes it and releases its lease. */
+  private handOver(state: PartitionState): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.states.get(key(state.topic, state.partition)) !== state) return;
+      for (let attempt = 0; unflushedRows(state) > 0 && attempt < 3 && this.failed === undefined; attempt++)
+        await this.flushPartition(state);
+      this.states.delete(key(state.topic, state.partition));
+      await state.manifest.close();
+      const writer = this.writer as LakeWriter;
+      for (const t of [state.current, state.spare, ...state.closed]) {
+        if (t === undefined) continue;
+        t.close();
+        await writer.drop(t).catch(() => undefined);
+      }
+      // What was not committed is the next owner's to write again, from the manifest.
+      if (this.failed === undefined) await state.lease.release();
+    });
   }
 
   /** Creates an hour directory durably, once per process. */
@@ -464,20 +525,44 @@ export class Archiver {
         }
         return ends;
       },
-      consumed: () => {
-        // A partition with nothing buffered or in flight has dealt with everything it fetched
-        // (archived, dead-lettered or skipped and recorded as a gap).
+      consumed: async () => {
+        // This archiver's partitions from its own state; the others from their manifests and
+        // the consumed-up-to their owners published.
         const status = new Map(runtime.status().map((s) => [key(s.topic, s.partition), s]));
         const out: Record<string, number[]> = {};
-        for (const s of this.states.values()) {
-          const st = status.get(key(s.topic, s.partition));
-          const idle = unflushedRows(s) === 0 && st !== undefined && st.inFlight === 0;
-          (out[s.topic] ??= [])[s.partition] = idle ? Math.max(s.durableNext, st.fetchOffset) : s.durableNext;
+        for (const topic of topics) {
+          const n = await this.o.log.partitionCount(topic);
+          const all = Array.from({ length: n }, (_, p) => p);
+          const inLake = await lakeOffsets(this.o.lakeDir, topic, all);
+          out[topic] = [];
+          for (const p of all) {
+            const own = this.states.get(key(topic, p));
+            (out[topic] as number[])[p] =
+              own !== undefined
+                ? this.consumedOf(own, status.get(key(topic, p)))
+                : Math.max(inLake.get(p) ?? 0, await this.publishedConsumedOf(topic, p));
+          }
         }
         return out;
       },
       earliestDataHour: () => earliestLakeHour(this.o.lakeDir, topics),
     });
     this.figures.sealedHours += sealed.length;
+    const partitions: Record<string, number> = {};
+    for (const topic of topics) partitions[topic] = await this.o.log.partitionCount(topic);
+    const late = await sealer.scanLate(partitions, this.o.now());
+    for (const l of late) this.figures.lateRows += l.count;
+  }
+
+  /** What another archiver published as dealt with in a partition (0 when nothing). */
+  private async publishedConsumedOf(topic: string, partition: number): Promise<number> {
+    try {
+      const v = JSON.parse(
+        await readFile(join(manifestDirectory(this.o.lakeDir, topic), `${partition}.consumed`), 'utf8'),
+      ) as { next?: unknown };
+      return typeof v.next === 'number' ? v.next : 0;
+    } catch {
+      return 0;
+    }
   }
 }

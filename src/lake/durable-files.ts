@@ -65,6 +65,32 @@ export async function readJsonLines<T>(path: string): Promise<T[]> {
   }
 }
 
+/**
+ * The complete lines of a JSON-lines file from byte `from` on, parsed, and the byte after the last
+ * of them (where the next read starts); a missing file has none. A torn line is left for later.
+ */
+export async function readJsonLinesFrom<T>(path: string, from: number): Promise<{ values: T[]; next: number }> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    if (isMissing(e)) return { values: [], next: from };
+    throw e;
+  }
+  try {
+    const size = (await fh.stat()).size;
+    // A file cut back below `from` (a torn tail repaired) has nothing new.
+    if (size <= from) return { values: [], next: Math.min(from, size) };
+    const buffer = Buffer.alloc(size - from);
+    const { bytesRead } = await fh.read(buffer, 0, buffer.length, from);
+    const end = buffer.subarray(0, bytesRead).lastIndexOf(NEWLINE);
+    if (end < 0) return { values: [], next: from };
+    return { values: parseLines<T>(buffer.subarray(0, end + 1).toString('utf8')), next: from + end + 1 };
+  } finally {
+    await fh.close();
+  }
+}
+
 /** The last complete line of a JSON-lines file, parsed, reading only its tail; undefined when there is none. */
 export async function readLastJsonLine<T>(path: string): Promise<T | undefined> {
   let fh: FileHandle;

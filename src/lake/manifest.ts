@@ -27,6 +27,8 @@ export interface ManifestEntry {
   files: string[];
   /** Rows written (records of the log in [from, to] that were archived). */
   rows: number;
+  /** Per event hour (its start, epoch ms): rows, and when the first of them was consumed. Absent in older lines. */
+  hours?: Record<string, { rows: number; firstSeenAt: number }>;
   /** When it was committed (the archiver's clock, epoch ms). */
   at: number;
 }

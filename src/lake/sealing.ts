@@ -1,18 +1,32 @@
 /**
  * Sealed hours and late arrivals, kept in the lake as append-only JSON-lines files.
  *
- * An hour is sealed when the wall clock is past its end plus the allowed lateness and the
- * archiver has made durable everything appended to the log before that moment. The archiver
- * seals hours in order: every hour before the last sealed one is sealed too (the first seal
- * also covers all earlier hours, which hold no data the archiver has not archived). An event
- * archived afterwards for a sealed hour is a late arrival: recorded, once per flush, before the
- * flush commits, so that the scheduler reruns the hour (a crash can repeat a record; a rerun
+ * An hour is sealed when the wall clock is past its end plus the allowed lateness and the lake
+ * holds everything appended to the log before that moment. Hours are sealed in order: every hour
+ * before the last sealed one is sealed too (the first seal also covers all earlier hours, which
+ * hold no data the lake does not hold). One archiver of a group seals (the owner of the first
+ * topic's partition 0); it reads how far the other partitions are from their manifests, so it
+ * needs no word from the other archivers.
+ *
+ * A flush committed after the seal of an hour it holds events for is a late arrival. The sealer
+ * finds them in the manifests: each seal line records the log ends it waited for, and a flush of
+ * the hour that reaches past them came after the seal's snapshot. It reads every manifest from
+ * where it last stopped (kept in `late-scan.json`) and records them for the scheduler to rerun the
+ * hour (a crash, or two sealers for a moment during a rebalance, can repeat a record; a rerun
  * replaces, so that is harmless).
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { JsonLinesFile, mkdirDurable, readJsonLines, readLastJsonLine, syncDirectory } from './durable-files.ts';
-import { HOUR_MS, hourPartition, hourStartOf, latePath, sealedPath, stateDirectory } from './layout.ts';
+import {
+  JsonLinesFile,
+  mkdirDurable,
+  readJsonLines,
+  readJsonLinesFrom,
+  readLastJsonLine,
+  syncDirectory,
+} from './durable-files.ts';
+import { HOUR_MS, hourPartition, hourStartOf, latePath, manifestPath, sealedPath, stateDirectory } from './layout.ts';
+import type { ManifestEntry } from './manifest.ts';
 
 /** The allowed lateness of DESIGN.md: an hour is sealed this long after its end. */
 export const DEFAULT_ALLOWED_LATENESS_MS = 3_600_000;
@@ -52,14 +66,21 @@ export interface LateArrival {
 }
 
 /** Every sealed hour, in hour order (hours before the first one listed are sealed as well). */
-export function sealedHours(lakeDir: string): Promise<SealedHour[]> {
-  return readJsonLines<SealedHour>(sealedPath(lakeDir));
+export async function sealedHours(lakeDir: string): Promise<SealedHour[]> {
+  // Two sealers for a moment (a rebalance) may both have sealed an hour: the first line counts.
+  const seen = new Set<number>();
+  return (await readJsonLines<SealedHour>(sealedPath(lakeDir)))
+    .filter((s) => !seen.has(s.hourStartMs) && seen.add(s.hourStartMs))
+    .sort((a, b) => a.hourStartMs - b.hourStartMs);
 }
 
 /** Whether the hour containing `hourStartMs` is sealed for every archived topic. */
 export async function isHourSealed(lakeDir: string, hourStartMs: number): Promise<boolean> {
   const last = await readLastJsonLine<SealedHour>(sealedPath(lakeDir));
-  return last !== undefined && hourStartOf(hourStartMs) <= last.hourStartMs;
+  if (last === undefined) return false;
+  if (hourStartOf(hourStartMs) <= last.hourStartMs) return true;
+  // The last line is the newest seal unless two sealers overlapped: then look at them all.
+  return (await sealedHours(lakeDir)).some((s) => s.hourStartMs >= hourStartOf(hourStartMs));
 }
 
 /** Late arrivals recorded at or after `since` (epoch ms, default all), oldest first. */
@@ -90,22 +111,47 @@ export async function earliestLakeHour(lakeDir: string, topics: readonly string[
   return earliest;
 }
 
-/** What a seal pass needs to know about the log and the archiver. */
+/** What a seal pass needs to know about the log and the lake. */
 export interface SealInputs {
   /** The end of every partition of every topic now (per topic, per partition). */
   logEnds(): Promise<Record<string, number[]>>;
   /** Per topic, per partition: offsets below this are in the lake (or were skipped or dead-lettered). */
-  consumed(): Record<string, number[]>;
+  consumed(): Record<string, number[]> | Promise<Record<string, number[]>>;
   /** The earliest hour holding data, for the very first seal. */
   earliestDataHour(): Promise<number | undefined>;
 }
 
-/** The archiver's writer of sealed hours and late arrivals. One per lake. */
+/** Where the late-arrival scan stopped in each manifest (bytes), kept in `_state/late-scan.json`. */
+type ScanCursors = Record<string, number>;
+
+/** The hours a committed flush holds events for, with their counts (older lines name only files). */
+function flushHours(e: ManifestEntry): { hourStartMs: number; rows: number; firstSeenAt: number }[] {
+  if (e.hours !== undefined)
+    return Object.entries(e.hours).map(([h, v]) => ({
+      hourStartMs: Number(h),
+      rows: v.rows,
+      firstSeenAt: v.firstSeenAt,
+    }));
+  return e.files.flatMap((f) => {
+    const m = /date=(\d{4}-\d{2}-\d{2})\/hour=(\d{2})\//.exec(f);
+    return m === null
+      ? []
+      : [{ hourStartMs: Date.parse(`${m[1]}T${m[2]}:00:00.000Z`), rows: e.rows, firstSeenAt: e.at }];
+  });
+}
+
+/** The lake's writer of sealed hours and late arrivals: run by one archiver of the group at a time. */
 export class HourSealer {
   /** The log ends read once the next hour to seal was due: reaching them seals it. */
   private snapshot: { takenAt: number; ends: Record<string, number[]> } | undefined;
+  /** Seals read so far (hour start -> the log ends it waited for), and where reading stopped. */
+  private readonly seals = new Map<number, Record<string, number[]>>();
+  private firstSeal: SealedHour | undefined;
+  private sealedRead = 0;
+  private cursors: ScanCursors | undefined;
 
   private constructor(
+    private readonly lakeDir: string,
     private readonly sealedFile: JsonLinesFile,
     private readonly lateFile: JsonLinesFile,
     private readonly allowedLatenessMs: number,
@@ -119,11 +165,24 @@ export class HourSealer {
     const sealed = await JsonLinesFile.open(sealedPath(lakeDir));
     const late = await JsonLinesFile.open(latePath(lakeDir));
     await syncDirectory(stateDirectory(lakeDir));
-    const last = await readLastJsonLine<SealedHour>(sealed.path);
-    return new HourSealer(sealed, late, allowedLatenessMs, last === undefined ? undefined : last.hourStartMs + HOUR_MS);
+    const sealer = new HourSealer(lakeDir, sealed, late, allowedLatenessMs, undefined);
+    await sealer.readSeals();
+    return sealer;
   }
 
-  /** Whether an hour (its start) is sealed. */
+  /** Reads seal lines appended since the last read (by this process or another sealer). */
+  private async readSeals(): Promise<void> {
+    const { values, next } = await readJsonLinesFrom<SealedHour>(sealedPath(this.lakeDir), this.sealedRead);
+    this.sealedRead = next;
+    for (const s of values) {
+      this.firstSeal ??= s;
+      if (!this.seals.has(s.hourStartMs)) this.seals.set(s.hourStartMs, s.ends);
+      if (this.frontier === undefined || s.hourStartMs + HOUR_MS > this.frontier)
+        this.frontier = s.hourStartMs + HOUR_MS;
+    }
+  }
+
+  /** Whether an hour (its start) is sealed, as far as this process has read. */
   isSealed(hourStartMs: number): boolean {
     return this.frontier !== undefined && hourStartMs < this.frontier;
   }
@@ -133,17 +192,13 @@ export class HourSealer {
     return this.frontier;
   }
 
-  /** Records late arrivals durably. */
-  recordLate(arrivals: LateArrival[]): Promise<void> {
-    return this.lateFile.append(arrivals);
-  }
-
   /**
    * Seals every hour that is due and covered: due when `now` is past its end plus the allowed
-   * lateness; covered once the archiver has reached the log ends read after it became due.
+   * lateness; covered once the lake has reached the log ends read after it became due.
    * Returns the hours sealed by this pass.
    */
   async pass(now: number, inputs: SealInputs): Promise<SealedHour[]> {
+    await this.readSeals(); // another archiver may have sealed since (it held the partition before)
     const lateness = this.allowedLatenessMs;
     // Hours starting before `due` have ended at least `lateness` ago.
     const due = hourStartOf(now - lateness);
@@ -159,7 +214,7 @@ export class HourSealer {
       this.snapshot = { takenAt: now, ends: await inputs.logEnds() };
     }
     const { takenAt, ends } = this.snapshot;
-    const consumed = inputs.consumed();
+    const consumed = await inputs.consumed();
     for (const [topic, topicEnds] of Object.entries(ends)) {
       const positions = consumed[topic] ?? [];
       for (let p = 0; p < topicEnds.length; p++) if ((positions[p] ?? 0) < (topicEnds[p] as number)) return [];
@@ -172,8 +227,75 @@ export class HourSealer {
       sealed.push({ date, hour: Number(hour), hourStartMs: h, sealedAt: now, ends });
     }
     await this.sealedFile.append(sealed);
-    this.frontier = upTo;
+    await this.readSeals();
     return sealed;
+  }
+
+  /** The log ends a sealed hour waited for; undefined while it is not sealed. */
+  private sealEnds(hourStartMs: number): Record<string, number[]> | undefined {
+    const own = this.seals.get(hourStartMs);
+    if (own !== undefined) return own;
+    const first = this.firstSeal;
+    return first !== undefined && hourStartMs < first.hourStartMs ? first.ends : undefined;
+  }
+
+  /**
+   * Records the late arrivals among the flushes committed since the last scan: those holding
+   * events of a sealed hour and reaching past the log ends its seal waited for. Returns them.
+   */
+  async scanLate(partitions: Record<string, number>, now: number): Promise<LateArrival[]> {
+    await this.readSeals();
+    const cursorFile = join(stateDirectory(this.lakeDir), 'late-scan.json');
+    if (this.cursors === undefined) {
+      try {
+        this.cursors = JSON.parse(await readFile(cursorFile, 'utf8')) as ScanCursors;
+      } catch {
+        this.cursors = {}; // first scan (or a torn write): from the start; repeats are harmless
+      }
+    }
+    const cursors = this.cursors;
+    const late: LateArrival[] = [];
+    let moved = false;
+    for (const [topic, count] of Object.entries(partitions)) {
+      for (let partition = 0; partition < count; partition++) {
+        const id = `${topic}/${partition}`;
+        const from = cursors[id] ?? 0;
+        const { values, next } = await readJsonLinesFrom<ManifestEntry>(
+          manifestPath(this.lakeDir, topic, partition),
+          from,
+        );
+        if (next === from) continue;
+        // A file cut back (a torn tail repaired) is read again from where it now ends.
+        cursors[id] = next;
+        moved = true;
+        for (const e of values) {
+          for (const h of flushHours(e)) {
+            const ends = this.sealEnds(h.hourStartMs);
+            if (ends === undefined || e.to < (ends[topic]?.[partition] ?? 0)) continue;
+            const { date, hour } = hourPartition(h.hourStartMs);
+            late.push({
+              topic,
+              partition,
+              from: e.from,
+              to: e.to,
+              date,
+              hour: Number(hour),
+              hourStartMs: h.hourStartMs,
+              count: h.rows,
+              firstSeenAt: h.firstSeenAt,
+              at: now,
+            });
+          }
+        }
+      }
+    }
+    // The records first, then the cursors: a crash in between repeats records, never loses one.
+    await this.lateFile.append(late);
+    if (moved) {
+      await writeFile(`${cursorFile}.tmp`, JSON.stringify(cursors));
+      await rename(`${cursorFile}.tmp`, cursorFile);
+    }
+    return late;
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 /** The log: one interface, an embedded segment log and a Kafka adapter. */
 export { EmbeddedLog, type EmbeddedLogOptions, LOG_FORMAT_VERSION, openEmbeddedLog } from './embedded.ts';
 export { checkName, LogErrors } from './errors.ts';
+export { processAlive } from './files.ts';
 export { KafkaLog, type KafkaLogOptions } from './kafka.ts';
 export { murmur2, partitionForKey, partitionForKeyBytes } from './murmur2.ts';
 export { openLog } from './open.ts';

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { readManifest } from '../../src/lake/index.ts';
+import { isHourSealed, readManifest } from '../../src/lake/index.ts';
 import { openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, SeededRandom, simulate } from '../../src/sim/index.ts';
 import { appendLines } from '../support/speed.ts';
@@ -95,6 +95,56 @@ describe('Archiver under SIGKILL', () => {
           `without a manifest line); ${sim.lines.length} lines streamed; ${flushes} flushes committed`,
       );
     } finally {
+      await log.close();
+    }
+  });
+
+  it('two archivers of one group share the partitions: SIGKILLs and hand-overs leave every record once, and hours sealed', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'reckon-lake-group-'));
+    const logDir = join(dir, 'log');
+    const lakeDir = join(dir, 'lake');
+    const log = await openEmbeddedLog({ dir: logDir, retentionIntervalMs: 0 });
+    for (const topic of TOPICS) await log.createTopic({ name: topic, partitions: PARTITIONS });
+    const sim = simulate({ ...DEFAULT_SIMULATION, seed: 12, emissions: 4_000 });
+    const rng = new SeededRandom(22);
+    const rounds = 8;
+    const per = Math.ceil(sim.lines.length / rounds);
+    const start = (name: string) => {
+      const child = spawn(process.execPath, ['--import', TSX, WORKER, logDir, lakeDir, 'group'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let ready = false;
+      child.stdout?.on('data', (c: Buffer) => {
+        if (c.toString().includes('ready')) ready = true;
+      });
+      return { name, child, exited: new Promise((r) => child.once('exit', r)), ready: () => ready };
+    };
+    const members = [start('a'), start('b')];
+    try {
+      for (const m of members) await waitFor(`archiver ${m.name} to start`, m.ready, 30_000);
+      let appended = 0;
+      for (let round = 0; round < rounds; round++) {
+        const chunk = sim.lines.slice(appended, appended + per);
+        appended += chunk.length;
+        const streaming = appendLines(log, chunk, 50);
+        await new Promise((r) => setTimeout(r, 100 + rng.int(300)));
+        // Kill one member; the other takes its partitions (a lease of a dead pid is taken over at once).
+        const i = rng.int(2);
+        const victim = members[i] as (typeof members)[number];
+        victim.child.kill('SIGKILL');
+        await Promise.all([victim.exited, streaming]);
+        members[i] = start(victim.name);
+        await waitFor(`archiver ${victim.name} to restart`, (members[i] as (typeof members)[number]).ready, 30_000);
+      }
+      await appendLines(log, sim.lines.slice(appended));
+      await waitFor('the group to catch up', () => lakeCaughtUp(lakeDir, log), 60_000, 50);
+      const earliest = sim.events.reduce((m, e) => Math.min(m, e.ts), Number.POSITIVE_INFINITY);
+      await waitFor('the first hour sealed', () => isHourSealed(lakeDir, earliest), 30_000, 50);
+      await assertLakeEqualsLog(lakeDir, log);
+      t.diagnostic(`${rounds} SIGKILLs of one of two archivers; ${sim.lines.length} lines`);
+    } finally {
+      for (const m of members) m.child.kill('SIGKILL');
+      await Promise.all(members.map((m) => m.exited));
       await log.close();
     }
   });

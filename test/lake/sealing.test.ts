@@ -126,6 +126,12 @@ describe('Archiver sealing', () => {
       await log.append('emissions', [emission(at(1, 30)), emission(at(5, 35))]);
       await log.append('clicks', [click(at(1, 31)), click(at(1, 32))]);
       await waitFor('the lake to hold the log', () => lakeCaughtUp(lakeDir, log), 10_000);
+      // Recorded by the sealer's next pass over the manifests, after the flushes committed.
+      await waitFor(
+        'the late arrivals recorded',
+        async () => (await lateArrivals(lakeDir)).reduce((n, l) => n + l.count, 0) >= 3,
+        10_000,
+      );
       const late = await lateArrivals(lakeDir);
       const counts: Record<string, number> = {};
       for (const l of late) {
