@@ -21,6 +21,8 @@ export async function runArchiver(config: ReckonConfig, supervised: boolean | nu
     lakeDir: join(resolve(config.dataDir), 'lake'),
     decoder: registryDecoder(new SchemaRegistry(schemas)),
     allowedLatenessMs: config.allowedLatenessMs,
+    // On Kafka, archiver processes (sharing the lake directory) split the partitions as one group.
+    groupMembership: config.kafkaBrokers.length > 0,
     onFatal: (e) => {
       process.stderr.write(`reckon archiver: ${e.message}; exiting so that it restarts from the manifests\n`);
       process.exit(1);

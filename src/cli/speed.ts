@@ -69,6 +69,8 @@ export async function runSpeed(config: ReckonConfig, supervised: boolean | numbe
     decoder: registryDecoder(new SchemaRegistry(schemas)),
     rules: statsRulesOf(config),
     allowedLatenessMs: config.allowedLatenessMs,
+    // On Kafka, speed processes share the partitions as one consumer group.
+    groupMembership: config.kafkaBrokers.length > 0,
     ...(config.dataCenters.length > 0
       ? {
           emissionsTopics: config.dataCenters.map((dc) => `emissions.${dc}`),

@@ -60,6 +60,10 @@ export interface ReckonConfig {
   kafkaBrokers: string[];
   /** PostgreSQL connection string; when set, relational state (schema registry, ...) lives there instead of SQLite. */
   postgresUrl: string | undefined;
+  /** Kafka consumer groups: a member silent this long loses its partitions, ms. */
+  kafkaSessionTimeoutMs: number;
+  /** Kafka consumer groups: the leader waits this long before sending its assignment, ms. */
+  kafkaLeaderSyncDelayMs: number;
   /**
    * Data centers whose events arrive on per-DC topics (`emissions.<dc>`, `clicks.<dc>`), which the
    * speed layer merges by event time. Empty: one DC, topics `emissions` and `clicks`.
@@ -213,6 +217,20 @@ export const SETTINGS = [
     doc: 'host:port,... of Kafka (distributed mode)',
     parse: hostPortList,
     default: [],
+  }),
+  def({
+    key: 'kafkaSessionTimeoutMs',
+    env: 'RECKON_KAFKA_SESSION_TIMEOUT',
+    doc: 'how soon a silent consumer group member loses its partitions (Kafka)',
+    parse: duration(1000, 300_000),
+    default: 6000,
+  }),
+  def({
+    key: 'kafkaLeaderSyncDelayMs',
+    env: 'RECKON_KAFKA_LEADER_SYNC_DELAY',
+    doc: "group leader's wait before its assignment (0; 300ms for librdkafka's mock cluster)",
+    parse: duration(0, 10_000),
+    default: 0,
   }),
   def({
     key: 'postgresUrl',

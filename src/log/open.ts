@@ -9,7 +9,12 @@ import type { Log } from './types.ts';
  * embedded log under `<dataDir>/log`, as its writer or as a reader process.
  */
 export async function openLog(config: ReckonConfig, role: 'writer' | 'reader' = 'writer'): Promise<Log> {
-  if (config.kafkaBrokers.length > 0) return KafkaLog.connect({ brokers: config.kafkaBrokers });
+  if (config.kafkaBrokers.length > 0)
+    return KafkaLog.connect({
+      brokers: config.kafkaBrokers,
+      sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+      leaderSyncDelayMs: config.kafkaLeaderSyncDelayMs,
+    });
   return openEmbeddedLog({
     dir: join(resolve(config.dataDir), 'log'),
     role,

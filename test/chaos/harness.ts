@@ -1,11 +1,14 @@
 /**
- * The whole-system resilience run (embedded mode): the collector, speed layer, archiver and
- * scheduler as separate processes, simulated traffic with every fault, and a seeded schedule of
- * SIGKILLs and restarts (and, where the machine allows mounts, a full disk under the log). At
- * the end it checks what the pipeline promises: every acknowledged event in the lake exactly
- * once, every rejected line in the dead-letter store with its reason, batch statistics equal to
- * the simulator's exact ones, and speed deviations reported. The same seed makes the same
- * traffic and the same fault schedule.
+ * The whole-system resilience run: the collector, speed layer, archiver and scheduler as separate
+ * processes, simulated traffic with every fault, and a seeded schedule of SIGKILLs and restarts.
+ * Embedded mode runs one process of each on the embedded log and SQLite, and (where the machine
+ * allows mounts) fills the log's disk for a moment. Distributed mode runs two of each on a
+ * Kafka-protocol broker and a temporary PostgreSQL cluster, so a kill moves partitions to the
+ * surviving member of the group, and freezes the brokers for a moment instead. At the end it
+ * checks what the pipeline promises: every acknowledged event in the lake exactly once, every
+ * rejected line in the dead-letter store with its reason, batch statistics equal to the
+ * simulator's exact ones, and speed deviations reported. The same seed makes the same traffic
+ * and the same fault schedule.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -15,19 +18,43 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { DEFAULT_SIMULATION, expectedStatistics, SeededRandom, simulate } from '../../src/sim/index.ts';
 import { CLI, reckonAsync, simulatorRulesEnv } from '../support/cli.ts';
+import { type MockKafka, startMockKafka } from '../support/kafka-mock.ts';
+import { startPostgres, type TemporaryPostgres } from '../support/postgres.ts';
 
 const DAY = 86_400_000;
-type Part = 'collector' | 'speed' | 'archiver' | 'scheduler';
-const PARTS: readonly Part[] = ['collector', 'speed', 'archiver', 'scheduler'];
+type Role = 'collector' | 'speed' | 'archiver' | 'scheduler';
+const ROLES: readonly Role[] = ['collector', 'speed', 'archiver', 'scheduler'];
+/** A process of the run: a role and its instance number (`speed#2`). */
+type Part = string;
+const roleOf = (part: Part) => part.split('#')[0] as Role;
+
+/** The deployment a run exercises. */
+export type ChaosMode = 'embedded' | 'distributed';
+
+/** Topics the distributed run creates up front (the mock broker has no CreateTopics). */
+const KAFKA_TOPICS: readonly [string, number][] = [
+  ['emissions', 4],
+  ['clicks', 4],
+  ['collector.rejected', 1],
+  ['speed.dead-letters', 1],
+  ['speed.gaps', 1],
+  ['archiver.dead-letters', 1],
+  ['archiver.gaps', 1],
+];
 
 /** What one run does. */
 export interface ChaosOptions {
   seed: number;
+  /** Embedded (default): one process per role. Distributed: Kafka and PostgreSQL, two per role. */
+  mode?: ChaosMode;
   /** Emissions of simulated traffic (lines are about 1.2 per emission). */
   emissions: number;
   /** SIGKILLs during the traffic. */
   kills: number;
-  /** Fill the log's disk for a moment (needs root and mount; skipped with a note otherwise). */
+  /**
+   * Embedded: fill the log's disk for a moment (needs root and mount; skipped with a note
+   * otherwise). Distributed: freeze the Kafka brokers for a moment.
+   */
   diskFull?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
@@ -36,6 +63,7 @@ export interface ChaosOptions {
 /** The figures of one run (each check that fails throws instead). */
 export interface ChaosFigures {
   seed: number;
+  mode: ChaosMode;
   lines: number;
   acked: number;
   rejected: number;
@@ -67,8 +95,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** One line of the figures, as `npm run chaos` prints it. */
 export function figuresLine(f: ChaosFigures): string {
   return (
-    `chaos seed=${f.seed} mode=embedded lines=${f.lines} acked=${f.acked} rejected=${f.rejected} kills=${f.kills} ` +
-    `disk-full=${f.diskFull} resent=${f.resent} lost=${f.lost} lake-duplicates=${f.lakeDuplicates} mismatched-rows=${f.mismatchedRows} ` +
+    `chaos seed=${f.seed} mode=${f.mode} lines=${f.lines} acked=${f.acked} rejected=${f.rejected} kills=${f.kills} ` +
+    `${f.mode === 'embedded' ? 'disk-full' : 'broker-frozen'}=${f.diskFull} resent=${f.resent} lost=${f.lost} lake-duplicates=${f.lakeDuplicates} mismatched-rows=${f.mismatchedRows} ` +
     `deviating-columns=${f.deviatingColumns} recover=${f.recoverSeconds.toFixed(1)}s total=${f.seconds.toFixed(1)}s`
   );
 }
@@ -76,6 +104,8 @@ export function figuresLine(f: ChaosFigures): string {
 /** Runs one seed; resolves with its figures, or rejects naming the broken promise. */
 export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
   const began = Date.now();
+  const mode = o.mode ?? 'embedded';
+  const distributed = mode === 'distributed';
   const say = o.log ?? (() => undefined);
   const rng = new SeededRandom(o.seed * 7919 + 13);
   const dir = mkdtempSync(join(tmpdir(), `reckon-chaos-${o.seed}-`));
@@ -83,7 +113,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
   mkdirSync(data, { recursive: true });
   // The log on a small filesystem of its own, so that its disk can be filled for a moment.
   let mounted = false;
-  if (o.diskFull) {
+  if (o.diskFull && !distributed) {
     mkdirSync(join(data, 'log'), { recursive: true });
     mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'tmpfs', join(data, 'log')]).status === 0;
     if (!mounted) say('chaos: cannot mount a filesystem here; the full-disk fault is skipped');
@@ -92,9 +122,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
   const options = { ...DEFAULT_SIMULATION, seed: o.seed, emissions: o.emissions, start, durationMs: DAY };
   const sim = simulate(options);
   const expected = expectedStatistics(sim.events, options.rules);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const env = {
+  const perRole = distributed ? 2 : 1;
+  const PARTS: Part[] = ROLES.flatMap((r) => Array.from({ length: perRole }, (_, i) => `${r}#${i + 1}`));
+  const ports = new Map<Part, number>();
+  for (const p of PARTS) if (roleOf(p) === 'collector') ports.set(p, await freePort());
+  const urls = [...ports.values()].map((p) => `http://127.0.0.1:${p}`);
+  const url = urls[0] as string;
+  let kafka: MockKafka | undefined;
+  let postgres: TemporaryPostgres | undefined;
+  const env: Record<string, string> = {
     ...simulatorRulesEnv(options.rules),
     RECKON_SCHEDULER_START_DATE: '2030-01-01',
     RECKON_SCHEDULER_POKE_INTERVAL: '500ms',
@@ -102,7 +138,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
   const procs = new Map<Part, ChildProcess>();
   const output: string[] = [];
   const launch = (part: Part) => {
-    const args = part === 'collector' ? ['collector', '--port', String(port), '--data', data] : [part, '--data', data];
+    const role = roleOf(part);
+    const args =
+      role === 'collector' ? ['collector', '--port', String(ports.get(part)), '--data', data] : [role, '--data', data];
     const child = spawn(process.execPath, [...CLI, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (c: Buffer) => {
       output.push(`[${part}] ${c.toString()}`);
@@ -122,9 +160,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
     const c = procs.get(part);
     return c !== undefined && c.exitCode === null && c.signalCode === null;
   };
-  const collectorUp = async () => {
+  const collectorUp = async (at = url) => {
     try {
-      return (await fetch(`${url}/healthz`)).ok;
+      return (await fetch(`${at}/healthz`)).ok;
     } catch {
       return false;
     }
@@ -143,9 +181,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
   let diskFull = 0;
   let resent = 0;
   try {
-    launch('collector');
-    await waitFor('the collector answers', collectorUp, 30_000);
-    for (const p of PARTS) if (p !== 'collector') launch(p);
+    if (distributed) {
+      [kafka, postgres] = await Promise.all([startMockKafka(3), startPostgres()]);
+      for (const [topic, partitions] of KAFKA_TOPICS) await kafka.createTopic(topic, partitions);
+      Object.assign(env, {
+        RECKON_KAFKA_BROKERS: kafka.brokers.join(','),
+        RECKON_POSTGRES_URL: postgres.connectionString,
+        RECKON_KAFKA_SESSION_TIMEOUT: '3s',
+        RECKON_KAFKA_LEADER_SYNC_DELAY: '300ms',
+      });
+    }
+    // The first collector registers the schemas and creates the topics before anything else starts.
+    launch(PARTS[0] as Part);
+    await waitFor('the collector answers', () => collectorUp(), 60_000);
+    for (const p of PARTS.slice(1)) launch(p);
+    for (const u of urls) await waitFor(`the collector at ${u} answers`, () => collectorUp(u), 60_000);
 
     // The fault schedule, drawn before the traffic so that a seed fixes it.
     const plan = Array.from({ length: o.kills }, () => ({
@@ -153,12 +203,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
       gapMs: 300 + rng.int(1200),
       downMs: 100 + rng.int(900),
     }));
-    const diskFullAt = mounted ? rng.int(Math.max(1, o.kills)) : -1;
+    const diskFullAt = mounted || (distributed && o.diskFull) ? rng.int(Math.max(1, o.kills)) : -1;
     let lastFault = Date.now();
     const faults = (async () => {
       for (let i = 0; i < plan.length; i++) {
         const { victim, gapMs, downMs } = plan[i] as (typeof plan)[number];
         await sleep(gapMs);
+        if (i === diskFullAt && kafka !== undefined) {
+          // Freeze the brokers for a moment: appends and fetches hang, then go on.
+          kafka.pause();
+          say(`chaos: Kafka brokers frozen for ${downMs} ms`);
+          await sleep(downMs);
+          kafka.resume();
+          diskFull++;
+          lastFault = Date.now();
+          continue;
+        }
         if (i === diskFullAt) {
           // Fill the log's disk for a moment: appends fail, the collector answers 503, producers retry.
           const filler = join(data, 'log', 'filler');
@@ -193,11 +253,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
       const sent = Date.now();
       const lines = sim.lines.slice(i, i + batchSize);
       for (let attempt = 0; ; attempt++) {
+        // Batches alternate between the collectors; a failed one goes to the next.
+        const target = urls[(i / batchSize + attempt) % urls.length] as string;
         if (attempt > 600)
           throw new Error(`chaos seed ${o.seed}: a batch was not accepted in 600 tries\n${output.slice(-30).join('')}`);
         let answer: { requestId: string; accepted: number; rejected: { line: number; reason: string }[] } | undefined;
         try {
-          const res = await fetch(`${url}/v1/events`, {
+          const res = await fetch(`${target}/v1/events`, {
             method: 'POST',
             headers: { 'content-type': 'application/x-ndjson' },
             body: lines.join('\n'),
@@ -318,6 +380,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
 
     const figures: ChaosFigures = {
       seed: o.seed,
+      mode,
       lines: sim.lines.length,
       acked: acked.size,
       rejected: answeredRejections.length,
@@ -356,6 +419,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
       ),
     );
     if (mounted) spawnSync('umount', ['-l', join(data, 'log')]);
+    await kafka?.stop();
+    await postgres?.stop();
     if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   }
 }

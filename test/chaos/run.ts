@@ -1,5 +1,6 @@
 /**
- * `npm run chaos -- --seed N [--seeds K] [--emissions E] [--kills K] [--no-disk-full]`: runs the
+ * `npm run chaos -- --seed N [--seeds K] [--mode embedded|distributed] [--emissions E] [--kills K]
+ * [--no-disk-full]`: runs the
  * whole-system resilience run for seeds N .. N+K-1, one line of figures each; exits 1 at the
  * first broken promise, printing what broke (rerun that seed to reproduce it).
  */
@@ -10,6 +11,7 @@ const { values } = parseArgs({
   options: {
     seed: { type: 'string', default: '1' },
     seeds: { type: 'string', default: '1' },
+    mode: { type: 'string', default: 'embedded' },
     emissions: { type: 'string', default: '20000' },
     kills: { type: 'string', default: '12' },
     'no-disk-full': { type: 'boolean', default: false },
@@ -24,12 +26,18 @@ const int = (name: string, text: string, min: number): number => {
   }
   return n;
 };
+if (values.mode !== 'embedded' && values.mode !== 'distributed') {
+  process.stderr.write(`chaos: --mode ${values.mode}: expected embedded or distributed\n`);
+  process.exit(2);
+}
+const mode = values.mode;
 const first = int('seed', values.seed, 0);
 const count = int('seeds', values.seeds, 1);
 for (let seed = first; seed < first + count; seed++) {
   try {
     const f = await runChaos({
       seed,
+      mode,
       emissions: int('emissions', values.emissions, 100),
       kills: int('kills', values.kills, 0),
       diskFull: !values['no-disk-full'],

@@ -14,6 +14,9 @@ import { createInterface } from 'node:readline';
 export interface MockKafka {
   brokers: string[];
   createTopic(topic: string, partitions: number): Promise<void>;
+  /** Freezes the brokers (SIGSTOP): requests hang until `resume()`, as with a stalled cluster. */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -61,7 +64,14 @@ export async function startMockKafka(brokers = 3): Promise<MockKafka> {
       const reply = await nextLine();
       if (reply !== 'ok') throw new Error(`mock broker could not create ${topic}: ${reply}`);
     },
+    pause() {
+      child.kill('SIGSTOP');
+    },
+    resume() {
+      child.kill('SIGCONT');
+    },
     async stop() {
+      child.kill('SIGCONT');
       child.stdin.end();
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exited;
