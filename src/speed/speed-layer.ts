@@ -40,11 +40,16 @@ import { StreamMerger } from './merger.ts';
 
 /** Where the speed layer writes: the serving store's speed side. */
 export interface SpeedSink {
-  /** Adds deltas and records the group's next offsets, in one transaction. */
+  /**
+   * Adds deltas and records the group's next offsets, in one transaction; with `expected`, only
+   * if each of those positions is still what the store holds (-1: none), else it fails with
+   * RECKON_STATS_OFFSETS_MOVED and writes nothing.
+   */
   applySpeedDeltas(
     group: string,
     deltas: readonly MinuteDelta[],
     offsets: readonly { topic: string; partition: number; offset: number }[],
+    expected?: readonly { topic: string; partition: number; offset: number }[],
   ): Promise<void>;
   /** The group's recorded next offsets. */
   speedOffsets(group: string, topic: string): Promise<Map<number, number>>;
@@ -142,6 +147,12 @@ export const ALIGNED_WATERMARK_TOPIC = '@aligned';
 
 /** Event time between two replay checkpoints of a source. */
 const CHECKPOINT_SPACING_MS = 60_000;
+/**
+ * In a group, how long a process waits after being given partitions before it reads their
+ * offsets: the previous owner writes its last deltas when it lets them go, at the same moment.
+ * (Should it take longer, the offset fence refuses the late writer's deltas and it restarts.)
+ */
+const HANDOVER_GRACE_MS = 1000;
 /** How long flushes keep retrying a retriable store failure before the layer stops (ms). */
 const MAX_UNWRITTEN_MS = 5 * 60_000;
 
@@ -170,6 +181,8 @@ export class SpeedLayer {
   private failed: Error | undefined;
   /** What the last flush wrote, to skip writing when nothing moved. */
   private lastWritten = '';
+  /** Per `topic/partition`: the offset this process last wrote or read (-1: none); flushes expect it. */
+  private readonly written = new Map<string, number>();
   private readonly report: (message: string, error?: Error) => void;
   private readonly engines = new Map<number, PartitionEngine>();
   private runtime: WorkerRuntime | undefined;
@@ -253,7 +266,12 @@ export class SpeedLayer {
       group: o.group,
       topics: this.topics.map((t) => t.topic),
       groupMembership: o.groupMembership,
-      sinkOffsets: { committed: (topic) => sink.speedOffsets(o.group, topic) },
+      sinkOffsets: {
+        committed: async (topic) => {
+          if (o.groupMembership === true) await new Promise((r) => setTimeout(r, HANDOVER_GRACE_MS));
+          return sink.speedOffsets(o.group, topic);
+        },
+      },
       punctuateIntervalMs: Math.min(250, o.flushIntervalMs),
       taskFactory: (tp) => this.task(tp),
       onError: this.report,
@@ -338,6 +356,7 @@ export class SpeedLayer {
     const replayGroup = `${o.group}.replay`;
     for (const { topic } of this.topics) {
       const committed = (await o.sink.speedOffsets(o.group, topic)).get(p.partition);
+      this.written.set(`${topic}/${p.partition}`, committed ?? -1);
       const source = p.sources.get(topic) as Source;
       if (committed === undefined) {
         // A first start reads from the earliest offset: a replay would start there too.
@@ -431,6 +450,10 @@ export class SpeedLayer {
         source.closed = true;
         source.context = undefined;
         merger?.dropHead(source.topic);
+        // The partition's last write from here goes at once: its next owner is about to read it.
+        if ([...p.sources.values()].every((s) => s.closed) && p.rebuilt)
+          return this.flush().catch((e: unknown) => this.fatal(e as Error));
+        return undefined;
       },
     };
   }
@@ -564,8 +587,12 @@ export class SpeedLayer {
       const written = JSON.stringify(positions);
       if (all.length === 0 && written === this.lastWritten) return;
       const started = performance.now();
+      // Fenced: where another process has moved a partition on since, nothing is written.
+      const expected = positions
+        .filter((q) => q.topic !== ALIGNED_WATERMARK_TOPIC)
+        .map((q) => ({ ...q, offset: this.written.get(`${q.topic}/${q.partition}`) ?? -1 }));
       try {
-        await this.o.sink.applySpeedDeltas(this.o.group, all, positions);
+        await this.o.sink.applySpeedDeltas(this.o.group, all, positions, expected);
       } catch (e) {
         const err = e as Error & { retriable?: boolean };
         // A busy or unreachable store (another writer holding the SQLite lock through a long
@@ -583,6 +610,8 @@ export class SpeedLayer {
         throw e;
       }
       this.unwritten = undefined;
+      for (const q of positions)
+        if (q.topic !== ALIGNED_WATERMARK_TOPIC) this.written.set(`${q.topic}/${q.partition}`, q.offset);
       try {
         // Replay starts only ever need to be early enough: written after, and a crash between the
         // two writes (or a failed write) leaves an earlier, longer, still correct replay.

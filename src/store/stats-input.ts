@@ -37,6 +37,27 @@ function isMinuteStart(ms: unknown): ms is number {
   return Number.isSafeInteger(ms) && (ms as number) >= 0 && (ms as number) % MINUTE_MS === 0;
 }
 
+/**
+ * Throws RECKON_STATS_OFFSETS_MOVED unless each expected position is the stored one (`current`,
+ * keyed `topic/partition`; -1 expected means none stored).
+ */
+export function checkExpectedOffsets(
+  group: string,
+  expected: readonly SinkOffset[],
+  current: ReadonlyMap<string, number>,
+): void {
+  for (const e of expected) {
+    const now = current.get(`${e.topic}/${e.partition}`) ?? -1;
+    if (now !== e.offset) {
+      throw new ReckonError(
+        'RECKON_STATS_OFFSETS_MOVED',
+        `speed offsets of group ${group}: ${e.topic}/${e.partition} is at ${now < 0 ? 'no offset' : now}, ` +
+          `this writer expected ${e.offset < 0 ? 'none' : e.offset}: another process has written the partition since; nothing was written`,
+      );
+    }
+  }
+}
+
 /** Throws RECKON_STATS_INVALID_ROW unless every row has a minute-aligned bucket, non-empty keys, integer counts and bigint micros. */
 export function checkMinuteRows(rows: readonly MinuteStats[], what: string): void {
   for (let i = 0; i < rows.length; i++) {

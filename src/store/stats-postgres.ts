@@ -22,6 +22,7 @@ import {
   batchColumnsOf,
   checkBatchInterval,
   checkMinuteRows,
+  checkExpectedOffsets,
   checkOffsets,
   checkQuery,
   GRANULARITY_MS,
@@ -74,6 +75,10 @@ const SET_OFFSETS = `INSERT INTO stats_speed_offsets AS t (group_id, topic, "par
   SELECT $1, u.topic, u.p, u.o, $5::bigint FROM unnest($2::text[], $3::integer[], $4::bigint[]) WITH ORDINALITY AS u(topic, p, o, n)
   ORDER BY u.n
   ON CONFLICT (group_id, topic, "partition") DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at`;
+
+const LOCK_OFFSETS = `SELECT t.topic, t."partition" AS partition, t.next_offset FROM stats_speed_offsets t
+  JOIN unnest($2::text[], $3::integer[]) AS u(topic, p) ON t.topic = u.topic AND t."partition" = u.p
+  WHERE t.group_id = $1 ORDER BY t.topic, t."partition" FOR UPDATE OF t`;
 
 const SUMS = `sum(emissions)::bigint AS emissions, sum(clicks)::bigint AS clicks, sum(click_cost)::bigint AS click_cost,
   sum(duplicate_clicks)::bigint AS duplicate_clicks, sum(fraud_clicks)::bigint AS fraud_clicks,
@@ -218,7 +223,7 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
 
   return {
     kind: 'postgres',
-    async applySpeedDeltas(group, deltas, offsets) {
+    async applySpeedDeltas(group, deltas, offsets, expected = []) {
       checkOffsets(group, offsets);
       checkMinuteRows(deltas, 'deltas');
       if (deltas.length === 0 && offsets.length === 0) return;
@@ -234,6 +239,19 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
             }
             for (let i = 0; i < days.length; i += CHUNK_ROWS) {
               await client.query(ADD_SPEED_DAY, columnArrays(days.slice(i, i + CHUNK_ROWS)));
+            }
+            if (expected.length > 0) {
+              // Locked after the minute rows, in key order, as every writer does: no deadlock.
+              const held = await client.query<{ topic: string; partition: number; next_offset: string }>(LOCK_OFFSETS, [
+                group,
+                expected.map((e) => e.topic),
+                expected.map((e) => e.partition),
+              ]);
+              checkExpectedOffsets(
+                group,
+                expected,
+                new Map(held.rows.map((r) => [`${r.topic}/${r.partition}`, Number(r.next_offset)])),
+              );
             }
             if (positions.length > 0) {
               await client.query(SET_OFFSETS, [

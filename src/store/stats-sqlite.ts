@@ -14,6 +14,7 @@ import {
   batchColumnsOf,
   checkBatchInterval,
   checkMinuteRows,
+  checkExpectedOffsets,
   checkOffsets,
   checkQuery,
   GRANULARITY_MS,
@@ -112,6 +113,9 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     offsets: db.prepare(
       'SELECT "partition" AS partition, next_offset FROM stats_speed_offsets WHERE group_id = ? AND topic = ?',
     ),
+    offset: db.prepare(
+      'SELECT next_offset FROM stats_speed_offsets WHERE group_id = ? AND topic = ? AND "partition" = ?',
+    ),
     deleteBatchRows: db.prepare('DELETE FROM stats_batch_minute WHERE bucket_start >= ? AND bucket_start < ?'),
     deleteIntervalsInside: db.prepare('DELETE FROM stats_batch_intervals WHERE from_ms >= ? AND to_ms <= ?'),
     insertInterval: db.prepare(
@@ -147,7 +151,20 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     }));
 
   const applySpeedDeltas = db.transaction(
-    (group: string, deltas: readonly MinuteStats[], offsets: readonly SinkOffset[]) => {
+    (
+      group: string,
+      deltas: readonly MinuteStats[],
+      offsets: readonly SinkOffset[],
+      expected: readonly SinkOffset[],
+    ) => {
+      if (expected.length > 0) {
+        const current = new Map<string, number>();
+        for (const e of expected) {
+          const row = s.offset.get(group, e.topic, e.partition) as { next_offset: number } | undefined;
+          if (row !== undefined) current.set(`${e.topic}/${e.partition}`, row.next_offset);
+        }
+        checkExpectedOffsets(group, expected, current);
+      }
       for (const d of deltas) runRow(s.addSpeed, d);
       for (const d of sumByDay(deltas)) runRow(s.addSpeedDay, d);
       const now = Date.now();
@@ -269,12 +286,12 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
 
   return {
     kind: 'sqlite',
-    async applySpeedDeltas(group, deltas, offsets) {
+    async applySpeedDeltas(group, deltas, offsets, expected = []) {
       checkOffsets(group, offsets);
       checkMinuteRows(deltas, 'deltas');
       if (deltas.length === 0 && offsets.length === 0) return;
       try {
-        applySpeedDeltas.immediate(group, sumDeltasByKey(deltas), offsets);
+        applySpeedDeltas.immediate(group, sumDeltasByKey(deltas), offsets, expected);
       } catch (err) {
         throw busyToRetriable(err);
       }

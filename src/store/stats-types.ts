@@ -149,8 +149,19 @@ export interface SeriesPoint {
 export interface StatsStore {
   /** Which implementation this is. */
   readonly kind: 'sqlite' | 'postgres';
-  /** Adds speed-layer minute deltas and records the group's next offsets, in ONE transaction (a crash leaves both or neither). */
-  applySpeedDeltas(group: string, deltas: readonly MinuteStats[], offsets: readonly SinkOffset[]): Promise<void>;
+  /**
+   * Adds speed-layer minute deltas and records the group's next offsets, in ONE transaction (a
+   * crash leaves both or neither). With `expected`, each of those positions must be what the
+   * store holds now (offset -1: none recorded), or nothing is written and the call fails with
+   * RECKON_STATS_OFFSETS_MOVED: another writer has moved the partition on (a hand-over between
+   * speed processes), and the deltas would count its records twice.
+   */
+  applySpeedDeltas(
+    group: string,
+    deltas: readonly MinuteStats[],
+    offsets: readonly SinkOffset[],
+    expected?: readonly SinkOffset[],
+  ): Promise<void>;
   /** The next offsets the speed group recorded for `topic` (partitions never recorded are absent). */
   speedOffsets(group: string, topic: string): Promise<Map<number, number>>;
   /**

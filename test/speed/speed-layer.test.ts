@@ -58,6 +58,52 @@ describe('SpeedLayer', () => {
     }
   });
 
+  it('two speed processes of a group hand partitions over both ways without counting a record twice or losing one', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'reckon-speed-group-'));
+    const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
+    const store = await openSqliteStatsStore(join(dir, 'reckon.sqlite'));
+    const options = { ...DEFAULT_SIMULATION, seed: 28, emissions: 6_000, faults: NO_FAULTS };
+    const sim = simulate(options);
+    const expected = expectedStatistics(sim.events, options.rules);
+    await log.createTopic({ name: 'emissions', partitions: 4 });
+    await log.createTopic({ name: 'clicks', partitions: 4 });
+    const member = () =>
+      new SpeedLayer({
+        log,
+        sink: store,
+        decoder: plainDecoder,
+        rules: options.rules,
+        allowedLatenessMs: 3_600_000,
+        flushIntervalMs: 50,
+        groupMembership: true,
+      });
+    const a = member();
+    const b = member();
+    const third = Math.ceil(sim.lines.length / 3);
+    try {
+      await a.start();
+      await appendLines(log, sim.lines.slice(0, third), 50);
+      // B joins while A is busy: half of A's partitions move to B.
+      await b.start();
+      await appendLines(log, sim.lines.slice(third, 2 * third), 50);
+      // A leaves: every partition moves to B.
+      await a.stop();
+      await appendLines(log, sim.lines.slice(2 * third), 50);
+      await waitFor('the group to record every offset', () => caughtUp(log, store), 60_000, 50);
+      await b.stop();
+      const from = options.start;
+      const to = options.start + 2 * DAY;
+      assert.deepEqual(sortRows(await storeRows(store, from, to, 'minute')), expected.minute);
+      assert.deepEqual(sortRows(await storeRows(store, from, to, 'day')), expected.day);
+      t.diagnostic(`${sim.lines.length} lines; flushes: A ${a.figures.flushes}, B ${b.figures.flushes}`);
+    } finally {
+      await a.stop().catch(() => undefined);
+      await b.stop().catch(() => undefined);
+      await store.close();
+      await log.close();
+    }
+  });
+
   it('keeps what a flush could not write when the store is busy and writes it with a later flush, exactly', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'reckon-speed-busy-'));
     const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
@@ -72,14 +118,14 @@ describe('SpeedLayer', () => {
     let calls = 0;
     let refused = 0;
     const busy: StatsStore = Object.create(store) as StatsStore;
-    busy.applySpeedDeltas = async (group, deltas, offsets) => {
+    busy.applySpeedDeltas = async (group, deltas, offsets, expected) => {
       if (group === 'speed' && calls++ < 3) {
         refused++;
         throw new ReckonError('RECKON_STORE_BUSY', 'the SQLite database is locked by another writer: retry', {
           retriable: true,
         });
       }
-      return store.applySpeedDeltas(group, deltas, offsets);
+      return store.applySpeedDeltas(group, deltas, offsets, expected);
     };
     const speed = new SpeedLayer({
       log,

@@ -303,6 +303,31 @@ export function statsStoreContract(
       assert.deepEqual(await store.speedOffsets('nobody', 'clicks'), new Map());
     });
 
+    it('fences a hand-over: deltas whose expected offsets were moved on by another writer are refused whole', async () => {
+      const store = await fresh();
+      const c3 = (offset: number) => [{ topic: 'clicks', partition: 3, offset }];
+      // The first owner: nothing recorded yet (-1), then its own positions.
+      await store.applySpeedDeltas('speed', [row(at(1), 'of-1', 'home', { clicks: 2 })], c3(10), c3(-1));
+      await store.applySpeedDeltas('speed', [row(at(1), 'of-1', 'home', { clicks: 1 })], c3(15), c3(10));
+      // A second owner that read 10 before the first wrote 15 would count 10..14 again: refused.
+      await assert.rejects(
+        store.applySpeedDeltas('speed', [row(at(1), 'of-1', 'home', { clicks: 5 })], c3(20), c3(10)),
+        (e: Error & { code?: string }) =>
+          e.code === 'RECKON_STATS_OFFSETS_MOVED' && /clicks\/3 is at 15, this writer expected 10/.test(e.message),
+      );
+      assert.equal((await store.speedOffsets('speed', 'clicks')).get(3), 15, 'offsets unchanged');
+      const rows = await queryAll(store, { from: at(0), to: at(2), granularity: 'minute' });
+      assert.deepEqual(
+        rows.map((r) => r.clicks),
+        [3],
+        'the refused deltas were not added',
+      );
+      // Expecting none where an offset is recorded is refused too; the right expectation goes in.
+      await assert.rejects(store.applySpeedDeltas('speed', [], c3(20), c3(-1)), { code: 'RECKON_STATS_OFFSETS_MOVED' });
+      await store.applySpeedDeltas('speed', [row(at(1), 'of-1', 'home', { clicks: 5 })], c3(20), c3(15));
+      assert.equal((await store.speedOffsets('speed', 'clicks')).get(3), 20);
+    });
+
     it('replaces batch intervals: a rerun gives identical results, and replaces, never adds', async () => {
       const store = await fresh();
       const run1 = [
