@@ -10,7 +10,7 @@ import { UsageError } from './errors.ts';
 import { parseInterval, runBatch } from './batch.ts';
 import { registerDemo } from './demo.ts';
 import { registerDags } from './scheduler.ts';
-import { runSpeed } from './speed.ts';
+import { exitWhenOrphaned, runSpeed } from './speed.ts';
 import { start } from './start.ts';
 import { VERSION } from './version.ts';
 
@@ -68,8 +68,11 @@ export function buildProgram(): Command {
       .command('collector')
       .description(
         'run only the HTTP server (collector, registry, query API): the speed layer and archiver run elsewhere on the same log',
-      ),
-  ).action(async (flags: ServerFlags) => {
+      )
+      .option('--supervised [pid]', 'exit when the supervising process (by default the parent) is gone'),
+  ).action(async (flags: ServerFlags & { supervised?: boolean | string }) => {
+    const supervised = supervisedOf(flags.supervised);
+    if (supervised !== false) exitWhenOrphaned(supervised === true ? undefined : supervised);
     await start(configOf(flags).config, process.stdout, { workers: false });
   });
 

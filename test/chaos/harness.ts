@@ -139,8 +139,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
   const output: string[] = [];
   const launch = (part: Part) => {
     const role = roleOf(part);
-    const args =
-      role === 'collector' ? ['collector', '--port', String(ports.get(part)), '--data', data] : [role, '--data', data];
+    // Supervised by this run: a part exits when the run is gone (interrupted), never left behind.
+    const args = [
+      ...(role === 'collector' ? ['collector', '--port', String(ports.get(part))] : [role]),
+      '--data',
+      data,
+      '--supervised',
+      String(process.pid),
+    ];
     const child = spawn(process.execPath, [...CLI, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (c: Buffer) => {
       output.push(`[${part}] ${c.toString()}`);
