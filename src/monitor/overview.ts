@@ -137,6 +137,11 @@ export async function pipelineOverview(s: MonitorSources, sampler: RateSampler):
     if (lag > LAGGING_RECORDS || extraLagging) return 'lagging';
     return lag === 0 && (rates[part === 'speed' ? 'speedEvents' : 'archiverEvents'] ?? 0) === 0 ? 'idle' : 'ok';
   };
+  /** How many processes of a part run (a group may run several), as the start of its detail. */
+  const running = (part: string) => {
+    const n = status(part)?.processes ?? 0;
+    return n > 1 ? `${n} processes: ` : '';
+  };
   const flushAge = fig('speed', 'last_flush_end_seconds') > 0 ? now / 1000 - fig('speed', 'last_flush_end_seconds') : 0;
   const speedLag = lagOf('speed');
   const archiverLag = lagOf('archiver');
@@ -167,10 +172,11 @@ export async function pipelineOverview(s: MonitorSources, sampler: RateSampler):
       // stored offset one short until the next record; nothing waits then.)
       health: consumerHealth('speed', speedLag, flushAge > LAGGING_FLUSH_S && speedLag > 0 && waiting('speed') > 0),
       detail: status('speed')?.up
-        ? `${speedLag} records behind, last write ${flushAge.toFixed(1)} s ago, ${fig('speed', 'joiner_emissions')} emissions held`
+        ? `${running('speed')}${speedLag} records behind, last write ${flushAge.toFixed(1)} s ago, ${fig('speed', 'joiner_emissions')} emissions held`
         : 'not running',
       figures: {
         lagRecords: speedLag,
+        processes: status('speed')?.processes ?? 0,
         eventsPerSecond: rates.speedEvents ?? 0,
         lastFlushAgeSeconds: flushAge,
         joinerEmissions: fig('speed', 'joiner_emissions'),
@@ -183,10 +189,11 @@ export async function pipelineOverview(s: MonitorSources, sampler: RateSampler):
       label: 'Archiver (lake)',
       health: consumerHealth('archiver', archiverLag),
       detail: status('archiver')?.up
-        ? `${archiverLag} records behind; sealed until ${lake.sealedUntil === null ? 'none yet' : new Date(lake.sealedUntil).toISOString()}`
+        ? `${running('archiver')}${archiverLag} records behind; sealed until ${lake.sealedUntil === null ? 'none yet' : new Date(lake.sealedUntil).toISOString()}`
         : 'not running',
       figures: {
         lagRecords: archiverLag,
+        processes: status('archiver')?.processes ?? 0,
         eventsPerSecond: rates.archiverEvents ?? 0,
         sealedUntil: lake.sealedUntil ?? 0,
         lateArrivals: lake.lateArrivals,

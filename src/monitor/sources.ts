@@ -93,8 +93,46 @@ export async function lakeState(s: MonitorSources): Promise<{ sealedUntil: numbe
   };
 }
 
-/** The workers' status files, each marked up when fresh. */
-export function workerStatuses(s: MonitorSources): (PartStatus & { up: boolean })[] {
+/** A part's status as the monitor shows it: `processes` of them are up (a group may run several). */
+export type WorkerStatus = PartStatus & { up: boolean; processes: number };
+
+/**
+ * The workers' status, one per part, marked up when fresh. The fresh files of a part's processes
+ * (the members of a group) are merged: counts add up, `*_seconds` figures (times) take the
+ * latest, per-partition series are put together (members hold different partitions). A part with
+ * no fresh file shows its newest one, down.
+ */
+export function workerStatuses(s: MonitorSources): WorkerStatus[] {
   const now = (s.clock ?? Date.now)();
-  return readStatuses(s.statusDir).map((st) => ({ ...st, up: now - st.at < STATUS_STALE_MS }));
+  const byPart = new Map<string, PartStatus[]>();
+  for (const st of readStatuses(s.statusDir)) byPart.set(st.part, [...(byPart.get(st.part) ?? []), st]);
+  const out: WorkerStatus[] = [];
+  for (const all of byPart.values()) {
+    const up = all.filter((st) => now - st.at < STATUS_STALE_MS);
+    if (up.length === 0) {
+      const newest = all.reduce((a, b) => (b.at > a.at ? b : a));
+      out.push({ ...newest, up: false, processes: 0 });
+      continue;
+    }
+    out.push({ ...mergeStatuses(up), up: true, processes: up.length });
+  }
+  return out;
+}
+
+/** One status of several processes of a part (see `workerStatuses`). */
+export function mergeStatuses(list: readonly PartStatus[]): PartStatus {
+  const first = list[0] as PartStatus;
+  const figures: PartStatus['figures'] = {};
+  for (const st of list) {
+    for (const [name, v] of Object.entries(st.figures)) {
+      const had = figures[name];
+      if (typeof v === 'number') {
+        const prior = typeof had === 'number' ? had : undefined;
+        figures[name] = prior === undefined ? v : name.endsWith('_seconds') ? Math.max(prior, v) : prior + v;
+      } else {
+        figures[name] = [...(Array.isArray(had) ? had : []), ...v];
+      }
+    }
+  }
+  return { part: first.part, pid: first.pid, at: Math.max(...list.map((st) => st.at)), figures };
 }

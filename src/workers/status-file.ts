@@ -2,10 +2,13 @@
  * Status files: a worker process (speed layer, archiver, scheduler) publishes figures that only
  * it knows (queues, state sizes, watermarks) as a small JSON file, rewritten every second by
  * rename, so that the process serving `/metrics` and the dashboard can read them without
- * talking to it. A file older than a few seconds means the process is not running.
+ * talking to it. A file older than a few seconds means the process is not running. Each process
+ * writes its own file, `<part>.<pid>.json`, so that the processes of a group (two speed layers)
+ * are all seen; a starting process removes the files of its part left by processes now dead.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processAlive } from '../log/index.ts';
 
 /** What a status file holds. */
 export interface PartStatus {
@@ -19,8 +22,8 @@ export interface PartStatus {
 }
 
 /**
- * Writes `<dir>/<part>.json` now and every `intervalMs` with what `collect` returns (a failing
- * `collect` skips that write); returns a function that stops it.
+ * Writes `<dir>/<part>.<pid>.json` now and every `intervalMs` with what `collect` returns (a
+ * failing `collect` skips that write); returns a function that stops it.
  */
 export function publishStatus(
   dir: string,
@@ -29,7 +32,8 @@ export function publishStatus(
   intervalMs = 1000,
 ): () => void {
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, `${part}.json`);
+  removeDeadStatuses(dir, part);
+  const path = join(dir, `${part}.${process.pid}.json`);
   const write = () => {
     try {
       const status: PartStatus = { part, pid: process.pid, at: Date.now(), figures: collect() };
@@ -62,4 +66,13 @@ export function readStatuses(dir: string): PartStatus[] {
     }
   }
   return out;
+}
+
+/** Removes the status files of `part` whose process is gone (and any of the older one-per-part name). */
+function removeDeadStatuses(dir: string, part: string): void {
+  for (const st of readStatuses(dir)) {
+    if (st.part !== part || st.pid === process.pid || processAlive(st.pid)) continue;
+    rmSync(join(dir, `${part}.${st.pid}.json`), { force: true });
+  }
+  rmSync(join(dir, `${part}.json`), { force: true });
 }
