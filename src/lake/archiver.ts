@@ -492,11 +492,8 @@ export class Archiver {
       this.states.delete(key(state.topic, state.partition));
       await state.manifest.close();
       const writer = this.writer as LakeWriter;
-      for (const t of [state.current, state.spare, ...state.closed]) {
-        if (t === undefined) continue;
-        t.close();
-        await writer.drop(t).catch(() => undefined);
-      }
+      for (const t of [state.current, state.spare, ...state.closed])
+        if (t !== undefined) await writer.drop(t).catch(() => undefined);
       // What was not committed is the next owner's to write again, from the manifest.
       if (this.failed === undefined) await state.lease.release();
     });
