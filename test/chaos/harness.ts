@@ -11,7 +11,7 @@
  * and the same fault schedule.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,6 +118,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
     mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'tmpfs', join(data, 'log')]).status === 0;
     if (!mounted) say('chaos: cannot mount a filesystem here; the full-disk fault is skipped');
   }
+  // An interrupted run (its parts exit by themselves: supervised) leaves no mount or files behind.
+  const cleanUp = () => {
+    if (mounted) spawnSync('umount', ['-l', join(data, 'log')]);
+    mounted = false;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', cleanUp);
   const start = Date.UTC(2026, 10, 1);
   const options = { ...DEFAULT_SIMULATION, seed: o.seed, emissions: o.emissions, start, durationMs: DAY };
   const sim = simulate(options);
@@ -424,9 +431,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
         c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)),
       ),
     );
-    if (mounted) spawnSync('umount', ['-l', join(data, 'log')]);
     await kafka?.stop();
     await postgres?.stop();
-    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+    process.removeListener('exit', cleanUp);
+    cleanUp();
   }
 }

@@ -31,6 +31,8 @@ if (values.mode !== 'embedded' && values.mode !== 'distributed') {
   process.exit(2);
 }
 const mode = values.mode;
+// Interrupted: exit handlers stop the PostgreSQL cluster and remove the run's files.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 const first = int('seed', values.seed, 0);
 const count = int('seeds', values.seeds, 1);
 for (let seed = first; seed < first + count; seed++) {
