@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type Log, openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
-import { SpeedLayer } from '../../src/speed/index.ts';
+import { SpeedLayer, type SpeedLayerOptions } from '../../src/speed/index.ts';
 import { ReckonError } from '../../src/events/index.ts';
 import { openSqliteStatsStore, type StatsStore } from '../../src/store/index.ts';
 import { appendLines, plainDecoder, sortRows, storeRows, type TopicOf } from '../support/speed.ts';
@@ -22,25 +22,34 @@ async function caughtUp(log: Log, store: StatsStore, topics = ['emissions', 'cli
   return true;
 }
 
-describe('SpeedLayer', () => {
-  it('writes statistics equal to the expected ones on clean input, at minute, hour and day, with offsets in the store', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'reckon-speed-'));
-    const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
-    const store = await openSqliteStatsStore(join(dir, 'reckon.sqlite'));
-    const options = { ...DEFAULT_SIMULATION, seed: 8, emissions: 10_000, faults: NO_FAULTS };
-    const sim = simulate(options);
-    const expected = expectedStatistics(sim.events, options.rules);
-    await log.createTopic({ name: 'emissions', partitions: 4 });
-    await log.createTopic({ name: 'clicks', partitions: 4 });
-    const events = await appendLines(log, sim.lines);
-    const speed = new SpeedLayer({
+/** A log with `emissions` and `clicks` (4 partitions each), a SQLite store, and clean simulated traffic with its exact statistics. */
+async function cleanSetUp(name: string, seed: number, emissions: number) {
+  const dir = mkdtempSync(join(tmpdir(), `reckon-speed-${name}-`));
+  const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
+  const store = await openSqliteStatsStore(join(dir, 'reckon.sqlite'));
+  const options = { ...DEFAULT_SIMULATION, seed, emissions, faults: NO_FAULTS };
+  const sim = simulate(options);
+  await log.createTopic({ name: 'emissions', partitions: 4 });
+  await log.createTopic({ name: 'clicks', partitions: 4 });
+  /** A speed layer on them, flushing every 50 ms. */
+  const layer = (extra: Partial<SpeedLayerOptions> = {}) =>
+    new SpeedLayer({
       log,
       sink: store,
       decoder: plainDecoder,
       rules: options.rules,
       allowedLatenessMs: 3_600_000,
       flushIntervalMs: 50,
+      ...extra,
     });
+  return { log, store, options, sim, layer, expected: expectedStatistics(sim.events, options.rules) };
+}
+
+describe('SpeedLayer', () => {
+  it('writes statistics equal to the expected ones on clean input, at minute, hour and day, with offsets in the store', async (t) => {
+    const { log, store, options, sim, expected, layer } = await cleanSetUp('clean', 8, 10_000);
+    const events = await appendLines(log, sim.lines);
+    const speed = layer();
     try {
       await speed.start();
       await waitFor('the speed layer to record every offset', () => caughtUp(log, store), 60_000, 50);
@@ -59,26 +68,9 @@ describe('SpeedLayer', () => {
   });
 
   it('two speed processes of a group hand partitions over both ways without counting a record twice or losing one', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'reckon-speed-group-'));
-    const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
-    const store = await openSqliteStatsStore(join(dir, 'reckon.sqlite'));
-    const options = { ...DEFAULT_SIMULATION, seed: 28, emissions: 6_000, faults: NO_FAULTS };
-    const sim = simulate(options);
-    const expected = expectedStatistics(sim.events, options.rules);
-    await log.createTopic({ name: 'emissions', partitions: 4 });
-    await log.createTopic({ name: 'clicks', partitions: 4 });
-    const member = () =>
-      new SpeedLayer({
-        log,
-        sink: store,
-        decoder: plainDecoder,
-        rules: options.rules,
-        allowedLatenessMs: 3_600_000,
-        flushIntervalMs: 50,
-        groupMembership: true,
-      });
-    const a = member();
-    const b = member();
+    const { log, store, options, sim, expected, layer } = await cleanSetUp('group', 28, 6_000);
+    const a = layer({ groupMembership: true });
+    const b = layer({ groupMembership: true });
     const third = Math.ceil(sim.lines.length / 3);
     try {
       await a.start();
@@ -105,14 +97,7 @@ describe('SpeedLayer', () => {
   });
 
   it('keeps what a flush could not write when the store is busy and writes it with a later flush, exactly', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'reckon-speed-busy-'));
-    const log = await openEmbeddedLog({ dir: join(dir, 'log'), retentionIntervalMs: 0 });
-    const store = await openSqliteStatsStore(join(dir, 'reckon.sqlite'));
-    const options = { ...DEFAULT_SIMULATION, seed: 18, emissions: 5_000, faults: NO_FAULTS };
-    const sim = simulate(options);
-    const expected = expectedStatistics(sim.events, options.rules);
-    await log.createTopic({ name: 'emissions', partitions: 4 });
-    await log.createTopic({ name: 'clicks', partitions: 4 });
+    const { log, store, options, sim, expected } = await cleanSetUp('busy', 18, 5_000);
     await appendLines(log, sim.lines);
     // The first three writes of deltas find the database locked, as during a long batch write.
     let calls = 0;
