@@ -40,6 +40,10 @@ int main(int argc, char **argv) {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         /* keep the bookkeeping client quiet; it never connects anywhere */
         rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+        if (getenv("MOCK_BROKER_DEBUG")) { /* e.g. "mock": the cluster's own trace, on stderr */
+                rd_kafka_conf_set(conf, "log_level", "7", errstr, sizeof(errstr));
+                rd_kafka_conf_set(conf, "debug", getenv("MOCK_BROKER_DEBUG"), errstr, sizeof(errstr));
+        }
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
         if (!rk) { fprintf(stderr, "rd_kafka_new: %s\n", errstr); return 1; }
 
