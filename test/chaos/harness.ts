@@ -75,6 +75,10 @@ export interface ChaosFigures {
   lakeDuplicates: number;
   mismatchedRows: number;
   deviatingColumns: number;
+  /** Hand-overs in which a new archiver waited for the old owner of a partition to let go. */
+  leaseWaits: number;
+  /** Speed writes refused because another process had moved the partition on (the writer restarted). */
+  fencedWrites: number;
   recoverSeconds: number;
   seconds: number;
 }
@@ -97,7 +101,7 @@ export function figuresLine(f: ChaosFigures): string {
   return (
     `chaos seed=${f.seed} mode=${f.mode} lines=${f.lines} acked=${f.acked} rejected=${f.rejected} kills=${f.kills} ` +
     `${f.mode === 'embedded' ? 'disk-full' : 'broker-frozen'}=${f.diskFull} resent=${f.resent} lost=${f.lost} lake-duplicates=${f.lakeDuplicates} mismatched-rows=${f.mismatchedRows} ` +
-    `deviating-columns=${f.deviatingColumns} recover=${f.recoverSeconds.toFixed(1)}s total=${f.seconds.toFixed(1)}s`
+    `deviating-columns=${f.deviatingColumns} lease-waits=${f.leaseWaits} fenced-writes=${f.fencedWrites} recover=${f.recoverSeconds.toFixed(1)}s total=${f.seconds.toFixed(1)}s`
   );
 }
 
@@ -143,6 +147,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
     RECKON_SCHEDULER_POKE_INTERVAL: '500ms',
   };
   const procs = new Map<Part, ChildProcess>();
+  let leaseWaits = 0;
+  let fencedWrites = 0;
   const output: string[] = [];
   const launch = (part: Part) => {
     const role = roleOf(part);
@@ -156,7 +162,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
     ];
     const child = spawn(process.execPath, [...CLI, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (c: Buffer) => {
-      output.push(`[${part}] ${c.toString()}`);
+      const text = c.toString();
+      leaseWaits += text.split('to hand the partition over').length - 1;
+      fencedWrites += text.match(/writing speed deltas failed: [^\n]*another process has written/g)?.length ?? 0;
+      output.push(`[${part}] ${text}`);
       if (output.length > 400) output.shift();
     };
     child.stdout?.on('data', keep);
@@ -408,6 +417,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
       lakeDuplicates,
       mismatchedRows,
       deviatingColumns: deviating.length,
+      leaseWaits,
+      fencedWrites,
       recoverSeconds,
       seconds: (Date.now() - began) / 1000,
     };
