@@ -17,7 +17,7 @@
  * topic's partition 0 seals hours and records late arrivals (see `sealing.ts`), from the
  * manifests of every partition.
  */
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Click, Emission } from '../events/index.ts';
 import type { Log } from '../log/index.ts';
@@ -31,8 +31,8 @@ import {
   type PartStatus,
   type PartitionStatus,
 } from '../workers/index.ts';
-import { mkdirDurable, syncDirectory, syncFile } from './durable-files.ts';
-import { hourDirectory, hourPartition, manifestDirectory, partFileName, tmpDirectory } from './layout.ts';
+import { mkdirDurable, replaceJsonFile, syncDirectory, syncFile } from './durable-files.ts';
+import { consumedPath, hourDirectory, hourPartition, manifestDirectory, partFileName, tmpDirectory } from './layout.ts';
 import { PartitionLease } from './lease.ts';
 import { lakeOffsets, PartitionManifest } from './manifest.ts';
 import { LakeWriter } from './parquet.ts';
@@ -220,12 +220,8 @@ export class Archiver {
       await this.runtime?.stop();
       if (this.failed === undefined) await this.flush();
       await this.chain;
-      for (const s of this.states.values()) {
-        await s.manifest.close();
-        for (const t of [s.current, s.spare]) t?.close();
-        // Handed over at once: whoever takes the partition next need not wait for this one.
-        if (this.failed === undefined) await s.lease.release().catch(() => undefined);
-      }
+      // Handed over at once: whoever takes a partition next need not wait for this one.
+      for (const s of [...this.states.values()]) await this.closePartition(s);
       await this.sealer?.close();
       this.writer?.close();
     })();
@@ -264,9 +260,7 @@ export class Archiver {
   private async publishConsumed(s: PartitionState, st: PartitionStatus | undefined): Promise<void> {
     const consumed = this.consumedOf(s, st);
     if (consumed <= s.durableNext || consumed <= s.publishedConsumed) return;
-    const path = join(manifestDirectory(this.o.lakeDir, s.topic), `${s.partition}.consumed`);
-    await writeFile(`${path}.tmp`, JSON.stringify({ next: consumed }));
-    await rename(`${path}.tmp`, path);
+    await replaceJsonFile(consumedPath(this.o.lakeDir, s.topic, s.partition), { next: consumed });
     s.publishedConsumed = consumed;
   }
 
@@ -489,14 +483,22 @@ export class Archiver {
       if (this.states.get(key(state.topic, state.partition)) !== state) return;
       for (let attempt = 0; unflushedRows(state) > 0 && attempt < 3 && this.failed === undefined; attempt++)
         await this.flushPartition(state);
-      this.states.delete(key(state.topic, state.partition));
-      await state.manifest.close();
-      const writer = this.writer as LakeWriter;
-      for (const t of [state.current, state.spare, ...state.closed])
-        if (t !== undefined) await writer.drop(t).catch(() => undefined);
       // What was not committed is the next owner's to write again, from the manifest.
-      if (this.failed === undefined) await state.lease.release();
+      await this.closePartition(state);
     });
+  }
+
+  /**
+   * Forgets a partition: closes its manifest, drops its staging tables and releases its lease
+   * (after a failure the lease is left: the next owner takes it over, as from a crash).
+   */
+  private async closePartition(state: PartitionState): Promise<void> {
+    this.states.delete(key(state.topic, state.partition));
+    await state.manifest.close();
+    const writer = this.writer as LakeWriter;
+    for (const t of [state.current, state.spare, ...state.closed])
+      if (t !== undefined) await writer.drop(t).catch(() => undefined);
+    if (this.failed === undefined) await state.lease.release().catch(() => undefined);
   }
 
   /** Creates an hour directory durably, once per process. */
@@ -512,11 +514,13 @@ export class Archiver {
     const runtime = this.runtime;
     if (sealer === undefined || runtime === undefined) return;
     const topics = [...this.kinds.keys()];
+    const partitions: Record<string, number> = {};
+    for (const topic of topics) partitions[topic] = await this.o.log.partitionCount(topic);
     const sealed = await sealer.pass(this.o.now(), {
       logEnds: async () => {
         const ends: Record<string, number[]> = {};
         for (const topic of topics) {
-          const n = await this.o.log.partitionCount(topic);
+          const n = partitions[topic] as number;
           ends[topic] = [];
           for (let p = 0; p < n; p++) (ends[topic] as number[]).push(await this.o.log.latestOffset(topic, p));
         }
@@ -528,8 +532,7 @@ export class Archiver {
         const status = new Map(runtime.status().map((s) => [key(s.topic, s.partition), s]));
         const out: Record<string, number[]> = {};
         for (const topic of topics) {
-          const n = await this.o.log.partitionCount(topic);
-          const all = Array.from({ length: n }, (_, p) => p);
+          const all = Array.from({ length: partitions[topic] as number }, (_, p) => p);
           const inLake = await lakeOffsets(this.o.lakeDir, topic, all);
           out[topic] = [];
           for (const p of all) {
@@ -545,8 +548,6 @@ export class Archiver {
       earliestDataHour: () => earliestLakeHour(this.o.lakeDir, topics),
     });
     this.figures.sealedHours += sealed.length;
-    const partitions: Record<string, number> = {};
-    for (const topic of topics) partitions[topic] = await this.o.log.partitionCount(topic);
     const late = await sealer.scanLate(partitions, this.o.now());
     for (const l of late) this.figures.lateRows += l.count;
   }
@@ -554,9 +555,9 @@ export class Archiver {
   /** What another archiver published as dealt with in a partition (0 when nothing). */
   private async publishedConsumedOf(topic: string, partition: number): Promise<number> {
     try {
-      const v = JSON.parse(
-        await readFile(join(manifestDirectory(this.o.lakeDir, topic), `${partition}.consumed`), 'utf8'),
-      ) as { next?: unknown };
+      const v = JSON.parse(await readFile(consumedPath(this.o.lakeDir, topic, partition), 'utf8')) as {
+        next?: unknown;
+      };
       return typeof v.next === 'number' ? v.next : 0;
     } catch {
       return 0;

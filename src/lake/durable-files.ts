@@ -2,7 +2,7 @@
  * Small durable-file helpers: fsync of files and directories, and append-only JSON-lines files
  * whose last line may be torn by a crash (a line counts only once its newline is on disk).
  */
-import { type FileHandle, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Flushes a file's data and metadata to disk. */
@@ -189,6 +189,12 @@ async function completeLength(fh: FileHandle, size: number): Promise<number> {
     }
     if (start === 0) return 0;
   }
+}
+
+/** Replaces a small JSON file whole (written aside, then renamed over it): a reader sees the old or the new. */
+export async function replaceJsonFile(path: string, value: unknown): Promise<void> {
+  await writeFile(`${path}.tmp`, JSON.stringify(value));
+  await rename(`${path}.tmp`, path);
 }
 
 /** Size of a file, or undefined when it does not exist. */

@@ -63,6 +63,21 @@ export function pendingPath(lakeDir: string, topic: string, partition: number): 
   return join(manifestDirectory(lakeDir, topic), `${partition}.pending.json`);
 }
 
+/** The owner file of a partition's manifest (see `lease.ts`). */
+export function leasePath(lakeDir: string, topic: string, partition: number): string {
+  return join(manifestDirectory(lakeDir, topic), `${partition}.owner`);
+}
+
+/** How far a partition is dealt with beyond its manifest (its last records dead-lettered or skipped), for the sealer. */
+export function consumedPath(lakeDir: string, topic: string, partition: number): string {
+  return join(manifestDirectory(lakeDir, topic), `${partition}.consumed`);
+}
+
+/** Where the sealer's scan for late arrivals stopped in each manifest. */
+export function lateScanPath(lakeDir: string): string {
+  return join(stateDirectory(lakeDir), 'late-scan.json');
+}
+
 /** Where files are written before being renamed into place (same file system as the lake). */
 export function tmpDirectory(lakeDir: string, topic: string, partition: number): string {
   return join(lakeDir, '_tmp', topic, String(partition));

@@ -13,9 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { processAlive } from '../log/index.ts';
-import { manifestDirectory } from './layout.ts';
+import { leasePath } from './layout.ts';
 
 /** This process, as lease files name it: host, pid and a nonce (a reused pid is another owner). */
 export const LEASE_OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
@@ -27,11 +26,6 @@ interface LeaseFile {
   owner: string;
   /** Last refresh (epoch ms). */
   at: number;
-}
-
-/** The owner file of a partition's manifest. */
-export function leasePath(lakeDir: string, topic: string, partition: number): string {
-  return join(manifestDirectory(lakeDir, topic), `${partition}.owner`);
 }
 
 async function readLease(path: string): Promise<LeaseFile | 'missing' | 'unreadable'> {

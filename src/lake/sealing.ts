@@ -15,7 +15,7 @@
  * hour (a crash, or two sealers for a moment during a rebalance, can repeat a record; a rerun
  * replaces, so that is harmless).
  */
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   JsonLinesFile,
@@ -23,9 +23,19 @@ import {
   readJsonLines,
   readJsonLinesFrom,
   readLastJsonLine,
+  replaceJsonFile,
   syncDirectory,
 } from './durable-files.ts';
-import { HOUR_MS, hourPartition, hourStartOf, latePath, manifestPath, sealedPath, stateDirectory } from './layout.ts';
+import {
+  HOUR_MS,
+  hourPartition,
+  hourStartOf,
+  latePath,
+  lateScanPath,
+  manifestPath,
+  sealedPath,
+  stateDirectory,
+} from './layout.ts';
 import type { ManifestEntry } from './manifest.ts';
 
 /** The allowed lateness of DESIGN.md: an hour is sealed this long after its end. */
@@ -245,7 +255,7 @@ export class HourSealer {
    */
   async scanLate(partitions: Record<string, number>, now: number): Promise<LateArrival[]> {
     await this.readSeals();
-    const cursorFile = join(stateDirectory(this.lakeDir), 'late-scan.json');
+    const cursorFile = lateScanPath(this.lakeDir);
     if (this.cursors === undefined) {
       try {
         this.cursors = JSON.parse(await readFile(cursorFile, 'utf8')) as ScanCursors;
@@ -291,10 +301,7 @@ export class HourSealer {
     }
     // The records first, then the cursors: a crash in between repeats records, never loses one.
     await this.lateFile.append(late);
-    if (moved) {
-      await writeFile(`${cursorFile}.tmp`, JSON.stringify(cursors));
-      await rename(`${cursorFile}.tmp`, cursorFile);
-    }
+    if (moved) await replaceJsonFile(cursorFile, cursors);
     return late;
   }
 
