@@ -201,12 +201,15 @@ export class Archiver {
       group: o.group,
       topics: [...this.kinds.keys()],
       groupMembership: o.groupMembership,
-      sinkOffsets: { committed: (topic, partitions) => this.recover(topic, partitions) },
+      sinkOffsets: {
+        committed: (topic, partitions, stillAssigned) => this.recover(topic, partitions, stillAssigned),
+      },
       taskFactory: (tp) => this.task(tp),
       // A record waits for its partition's flush when the buffer is full; a slow disk is not a failure.
       processingTimeoutMs: 10 * 60_000,
       ...(o.retry !== undefined ? { retry: o.retry } : {}),
       onError: this.report,
+      onFatal: (e) => this.fatal(e),
     });
     await this.runtime.start();
     this.timer = setInterval(() => this.tick(), o.flushIntervalMs);
@@ -293,18 +296,26 @@ export class Archiver {
   }
 
   /** The runtime's start positions, after undoing what a crash left half done in each partition. */
-  private async recover(topic: string, partitions: number[]): Promise<Map<number, number>> {
+  private async recover(
+    topic: string,
+    partitions: number[],
+    stillAssigned: (partition: number) => boolean,
+  ): Promise<Map<number, number | 'declined'>> {
     const kind = this.kinds.get(topic) as ArchivedKind;
     const writer = this.writer as LakeWriter;
-    const out = new Map<number, number>();
+    const out = new Map<number, number | 'declined'>();
     for (const partition of partitions) {
       await mkdirDurable(manifestDirectory(this.o.lakeDir, topic));
-      // A partition just handed over may still be committing its last flush elsewhere: wait for it.
+      // A partition just handed over may still be committing its last flush elsewhere: wait for it,
+      // unless the group moves it on meanwhile (its holder may be waiting for one of ours).
       const lease = await PartitionLease.acquire(this.o.lakeDir, topic, partition, {
         report: (m) => this.report(m),
-        cancelled: () => this.stopping,
+        cancelled: () => this.stopping || !stillAssigned(partition),
       });
-      if (lease === undefined) continue;
+      if (lease === undefined) {
+        out.set(partition, 'declined');
+        continue;
+      }
       const manifest = await PartitionManifest.recover(this.o.lakeDir, topic, partition);
       const start = manifest.committedNext ?? (await this.o.log.earliestOffset(topic, partition));
       this.states.set(key(topic, partition), {

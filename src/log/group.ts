@@ -50,7 +50,8 @@ export async function joinEmbeddedGroup(
   }
   let current = '';
   let stopped = false;
-  let chain: Promise<void> = Promise.resolve();
+  // Every assignment applied or being applied; `leave` waits for them.
+  let applying: Promise<unknown> = Promise.resolve();
 
   const renew = (): void => {
     const tmp = join(dir, `.${memberId}.tmp`);
@@ -74,31 +75,43 @@ export async function joinEmbeddedGroup(
     }
     return members;
   };
+  // The heartbeat never waits for an assignment to be applied (that may wait for another member to
+  // hand a partition over): the member stays alive, and the listener hears of newer assignments.
   const tick = (): Promise<void> => {
-    chain = chain.then(async () => {
-      if (stopped) return;
-      renew();
-      const assigned = assignRoundRobin(liveMembers(), partitions, memberId);
-      const key = JSON.stringify(assigned);
-      if (key !== current) {
-        current = key;
-        await onAssignment(assigned);
-      }
-    });
-    return chain;
+    if (stopped) return Promise.resolve();
+    renew();
+    const assigned = assignRoundRobin(liveMembers(), partitions, memberId);
+    const key = JSON.stringify(assigned);
+    if (key === current) return Promise.resolve();
+    current = key;
+    const applied = onAssignment(assigned);
+    applying = Promise.allSettled([applying, applied]);
+    return applied;
   };
-  await tick();
+  const first = tick();
   const timer = setInterval(() => {
-    tick().catch(() => undefined);
+    try {
+      tick().catch(() => undefined);
+    } catch {
+      // A failed renewal is retried at the next beat; a member that cannot renew drops out of the group.
+    }
   }, GROUP_HEARTBEAT_MS);
   timer.unref();
+  try {
+    await first;
+  } catch (e) {
+    stopped = true;
+    clearInterval(timer);
+    rmSync(join(dir, `${memberId}.json`), { force: true });
+    throw e;
+  }
   return {
     memberId,
     commit: (topic: string, offsets: readonly PartitionOffset[]) => log.commitOffsets(group, topic, offsets),
     leave: async () => {
       stopped = true;
       clearInterval(timer);
-      await chain.catch(() => undefined);
+      await applying;
       if (existsSync(join(dir, `${memberId}.json`))) rmSync(join(dir, `${memberId}.json`), { force: true });
     },
   };

@@ -369,7 +369,7 @@ export class KafkaLog implements Log {
       // A crashed consumer (e.g. a protocol error during a rebalance) rejoins instead of leaving the group for good.
       retry: { retries: 10, restartOnFailure: async () => true },
     });
-    let chain: Promise<void> = Promise.resolve();
+    let chain: Promise<unknown> = Promise.resolve();
     let memberId = '';
     const pauseFetching = (): void => consumer.pause(topics.map((topic) => ({ topic })));
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
@@ -380,7 +380,8 @@ export class KafkaLog implements Log {
       for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
         for (const partition of partitions as number[]) assigned.push({ topic, partition });
       }
-      chain = chain.then(() => onAssignment(assigned)).catch(() => undefined);
+      // At once, also while an earlier assignment is still being applied: the listener orders its work.
+      chain = Promise.allSettled([chain, onAssignment(assigned)]);
     });
     await consumer.connect();
     for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });

@@ -70,7 +70,10 @@ export interface TopicPartition {
   partition: number;
 }
 
-/** Called with a member's whole new assignment whenever it changes. */
+/**
+ * Called with a member's whole new assignment whenever it changes: at once, also while an earlier
+ * call is still applying its assignment. The listener orders its own work (and may skip to the newest).
+ */
 export type AssignmentListener = (assigned: TopicPartition[]) => Promise<void>;
 
 /** A member of a consumer group: the log decides which partitions each member owns. */

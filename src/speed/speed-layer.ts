@@ -275,6 +275,7 @@ export class SpeedLayer {
       punctuateIntervalMs: Math.min(250, o.flushIntervalMs),
       taskFactory: (tp) => this.task(tp),
       onError: this.report,
+      onFatal: (e) => this.fatal(e),
     });
     await this.runtime.start();
     this.flushTimer = setInterval(() => {

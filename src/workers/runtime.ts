@@ -186,6 +186,9 @@ export class WorkerRuntime {
   private parts: PartitionState[] = [];
   private member: GroupMember | undefined;
   private rebalancing: Promise<void> = Promise.resolve();
+  /** The group's newest assignment to this member (applied by the `rebalancing` chain). */
+  private newestAssignment: TopicPartition[] = [];
+  private wanted = new Set<string>();
   private running = false;
   private stopping = false;
   private fatal: Error | undefined;
@@ -201,10 +204,20 @@ export class WorkerRuntime {
   private readonly o: Required<
     Omit<
       WorkerOptions,
-      'partitioner' | 'assignment' | 'sinkOffsets' | 'retry' | 'catchUp' | 'groupMembership' | 'revokeTimeoutMs'
+      | 'partitioner'
+      | 'assignment'
+      | 'sinkOffsets'
+      | 'retry'
+      | 'catchUp'
+      | 'groupMembership'
+      | 'revokeTimeoutMs'
+      | 'onFatal'
     >
   > &
-    Pick<WorkerOptions, 'partitioner' | 'assignment' | 'sinkOffsets' | 'groupMembership' | 'revokeTimeoutMs'> & {
+    Pick<
+      WorkerOptions,
+      'partitioner' | 'assignment' | 'sinkOffsets' | 'groupMembership' | 'revokeTimeoutMs' | 'onFatal'
+    > & {
       maxAttempts: number;
       initialBackoffMs: number;
       maxBackoffMs: number;
@@ -262,19 +275,37 @@ export class WorkerRuntime {
     this.punctuateTimer = setInterval(() => void this.punctuate(), o.punctuateIntervalMs);
   }
 
-  /** Applies a new assignment from the group: hands over lost partitions, then takes the new ones. */
+  /**
+   * Applies a new assignment from the group: hands over lost partitions, then takes the new ones.
+   * The log calls this at once for every new assignment, also while an earlier one is still being
+   * applied (a sink may be waiting for another process to hand a partition over). The work is done
+   * one assignment at a time, each time for the newest: superseded ones are skipped, and a sink
+   * waiting for a partition the group has since moved elsewhere is told to stop waiting.
+   */
   private rebalance(assigned: TopicPartition[]): Promise<void> {
-    this.rebalancing = this.rebalancing.then(async () => {
+    this.wanted = new Set(assigned.map(partitionKey));
+    this.newestAssignment = assigned;
+    const applied = this.rebalancing.then(async () => {
       if (!this.running) return;
-      const key = (tp: TopicPartition) => `${tp.topic}/${tp.partition}`;
-      const wanted = new Set(assigned.map(key));
-      const lost = this.parts.filter((p) => !wanted.has(key(p)));
+      const target = this.newestAssignment;
+      const wanted = new Set(target.map(partitionKey));
+      const lost = this.parts.filter((p) => !wanted.has(partitionKey(p)));
       await this.revoke(lost);
-      const held = new Set(this.parts.map(key));
-      await this.assign(assigned.filter((tp) => !held.has(key(tp))));
+      const held = new Set(this.parts.map(partitionKey));
+      await this.assign(target.filter((tp) => !held.has(partitionKey(tp))));
       this.wake();
     });
+    // A failed rebalance stops the runtime (its partitions would otherwise sit unprocessed).
+    this.rebalancing = applied.catch((e: unknown) => {
+      if (this.running) this.die(e as Error);
+    });
     return this.rebalancing;
+  }
+
+  /** Whether a partition is still this runtime's to take: it is running and (in a group) still assigned it. */
+  private stillAssigned(tp: TopicPartition): boolean {
+    if (!this.running) return false;
+    return this.o.groupMembership !== true || this.o.assignment !== undefined || this.wanted.has(partitionKey(tp));
   }
 
   /** Stops taking records of `lost` partitions, lets in-flight ones finish, commits, closes their tasks. */
@@ -302,18 +333,23 @@ export class WorkerRuntime {
   /** Takes partitions: resolves where each starts, creates and initialises its tasks. */
   private async assign(assignment: TopicPartition[]): Promise<void> {
     const { log, o } = this;
-    const committedByTopic = new Map<string, Map<number, number>>();
+    const committedByTopic = new Map<string, Map<number, number | 'declined'>>();
     for (const topic of new Set(assignment.map((a) => a.topic))) {
       const parts = assignment.filter((a) => a.topic === topic).map((a) => a.partition);
       committedByTopic.set(
         topic,
-        o.sinkOffsets ? await o.sinkOffsets.committed(topic, parts) : await log.committedOffsets(o.group, topic),
+        o.sinkOffsets
+          ? await o.sinkOffsets.committed(topic, parts, (p) => this.stillAssigned({ topic, partition: p }))
+          : await log.committedOffsets(o.group, topic),
       );
     }
     for (const tp of assignment) {
+      const committed = committedByTopic.get(tp.topic)?.get(tp.partition);
+      // The sink let it go while waiting for it: the group gave it to another member meanwhile.
+      if (committed === 'declined') continue;
       const earliest = await log.earliestOffset(tp.topic, tp.partition);
       const latest = await log.latestOffset(tp.topic, tp.partition);
-      let start = committedByTopic.get(tp.topic)?.get(tp.partition) ?? (o.startFrom === 'earliest' ? earliest : latest);
+      let start = committed ?? (o.startFrom === 'earliest' ? earliest : latest);
       if (start < earliest) {
         await recordGap(log, o.group, { ...tp, from: start, to: earliest, reason: 'retention', at: Date.now() });
         this.report(
@@ -336,7 +372,7 @@ export class WorkerRuntime {
         pausedByPressure: false,
         pausedByTask: false,
         revoked: false,
-        lastCommitted: committedByTopic.get(tp.topic)?.get(tp.partition) ?? -1,
+        lastCommitted: committed ?? -1,
       };
       const count = o.partitioner?.count(tp) ?? 1;
       for (let i = 0; i < count; i++) {
@@ -395,6 +431,7 @@ export class WorkerRuntime {
     this.report(`stopping: ${error.message}`, error);
     this.running = false;
     this.wake();
+    this.o.onFatal?.(error);
   }
 
   /** The error that stopped the runtime, if one did. */
@@ -761,4 +798,8 @@ export function stopOnSignals(runtime: WorkerRuntime, exit: (code: number) => vo
   };
   process.once('SIGTERM', handler);
   process.once('SIGINT', handler);
+}
+
+function partitionKey(tp: TopicPartition): string {
+  return `${tp.topic}/${tp.partition}`;
 }

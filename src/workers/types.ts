@@ -61,8 +61,16 @@ export interface WorkerTask {
 
 /** Offsets kept by the task's sink (committed with its results in one transaction). */
 export interface SinkOffsets {
-  /** The next offset to process for each partition the sink has seen. */
-  committed(topic: string, partitions: number[]): Promise<Map<number, number>>;
+  /**
+   * The next offset to process for each partition the sink has seen. A sink that must wait before
+   * it may take a partition (another process is still handing it over) stops waiting once
+   * `stillAssigned` turns false for it, and answers `'declined'` for it: the runtime leaves it out.
+   */
+  committed(
+    topic: string,
+    partitions: number[],
+    stillAssigned: (partition: number) => boolean,
+  ): Promise<Map<number, number | 'declined'>>;
 }
 
 /** Where to start a partition with no committed offset. */
@@ -120,4 +128,9 @@ export interface WorkerOptions {
   punctuateIntervalMs?: number;
   /** Where failures and warnings are reported. Default: stderr. */
   onError?: (message: string, error?: Error) => void;
+  /**
+   * Called once if the runtime stops itself on an error (it processes nothing more): its owner
+   * should stop too, so that a supervisor restarts the process.
+   */
+  onFatal?: (error: Error) => void;
 }

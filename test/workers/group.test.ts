@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { describe, it, type TestContext } from 'node:test';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assignRoundRobin, KafkaLog, type Log, openEmbeddedLog } from '../../src/log/index.ts';
+import { assignRoundRobin, KafkaLog, type Log, openEmbeddedLog, type TopicPartition } from '../../src/log/index.ts';
 import { startMockKafka } from '../support/kafka-mock.ts';
 import { ensureGroupTopics } from '../../src/workers/index.ts';
 import { waitFor } from '../support/wait.ts';
@@ -101,6 +101,53 @@ describe('consumer groups', () => {
     const log = await openEmbeddedLog({ dir, retentionIntervalMs: 0 });
     try {
       await shareAndTakeOver(t, log, 'embedded', dir);
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('on the embedded log, a member applying an assignment keeps its heartbeat and hears newer assignments at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'reckon-group-'));
+    const log = await openEmbeddedLog({ dir, retentionIntervalMs: 0 });
+    try {
+      await log.createTopic({ name: 'events', partitions: 4 });
+      const partitionsOf = (tps: TopicPartition[]) => tps.map((tp) => tp.partition);
+      let aHolds: number[] = [];
+      const a = await log.joinGroup('g', ['events'], async (tps) => {
+        aHolds = partitionsOf(tps);
+      });
+      assert.deepEqual(aHolds, [0, 1, 2, 3]);
+      // B's first assignment takes as long as the test says (a partition still being handed over).
+      const bHeard: number[][] = [];
+      let finishFirst: () => void = () => undefined;
+      const firstApplied = new Promise<void>((r) => (finishFirst = r));
+      const bJoined = log.joinGroup('g', ['events'], (tps) => {
+        bHeard.push(partitionsOf(tps));
+        return bHeard.length === 1 ? firstApplied : Promise.resolve();
+      });
+      await waitFor('B to hear its first assignment', () => bHeard.length === 1, 5_000);
+      await waitFor('A to give B half the partitions', () => aHolds.length === 2, 5_000);
+      const members = join(dir, 'groups', 'g', 'members');
+      const bFile = () => readdirSync(members).find((f) => f.endsWith('.json') && !f.startsWith(`${a.memberId}.`));
+      const beatOf = () =>
+        (JSON.parse(readFileSync(join(members, bFile() as string), 'utf8')) as { heartbeatAt: number }).heartbeatAt;
+      const firstBeat = beatOf();
+      await waitFor(
+        'B to renew its membership while its first assignment is unfinished',
+        () => beatOf() > firstBeat,
+        5_000,
+      );
+      await a.leave();
+      await waitFor(
+        'B to hear, before its first assignment is done, that it now has every partition',
+        () => bHeard.length === 2,
+        5_000,
+      );
+      assert.equal(bHeard[0]?.length, 2);
+      assert.deepEqual(bHeard[1], [0, 1, 2, 3]);
+      finishFirst();
+      const b = await bJoined;
+      await b.leave();
     } finally {
       await log.close();
     }

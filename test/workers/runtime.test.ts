@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { type EmbeddedLog, type Log, openEmbeddedLog } from '../../src/log/index.ts';
+import { type AssignmentListener, type EmbeddedLog, type Log, openEmbeddedLog } from '../../src/log/index.ts';
 import {
   listDeadLetters,
   listGaps,
@@ -203,7 +203,7 @@ describe('worker runtime', () => {
     assert.equal((await log.committedOffsets('g', 'events')).get(0), 3);
   });
 
-  it('retries with back-off and succeeds; with onExhausted=stop it stops without committing past the record', async () => {
+  it('retries with back-off and succeeds; with onExhausted=stop it stops without committing past the record, and tells its owner', async () => {
     const log = await logWith(4, 1);
     let tries = 0;
     const rt = runtime(
@@ -219,13 +219,16 @@ describe('worker runtime', () => {
     assert.equal(rt.stats.retried, 2);
 
     const log2 = await logWith(4, 1);
+    const fatal: Error[] = [];
     const rt2 = runtime(log2, (r) => (r.offset === 2 ? (_, o) => o.failure(new Error('poison')) : undefined), {
       retry: { maxAttempts: 2, initialBackoffMs: 1 },
       onExhausted: 'stop',
+      onFatal: (e) => fatal.push(e),
     });
     await rt2.start();
     await waitFor('the runtime to stop', () => rt2.error);
     await rt2.stop();
+    assert.deepEqual(fatal, [rt2.error]);
     assert.match(rt2.error?.message ?? '', /events\/0@2 failed 2 times: poison/);
     assert.equal((await log2.committedOffsets('g', 'events')).get(0), 2);
   });
@@ -408,6 +411,64 @@ describe('worker runtime', () => {
     await rt.stop();
     assert.deepEqual(seen, [7, 8, 9]);
     assert.equal((await log.committedOffsets('g', 'events')).size, 0);
+  });
+
+  it('in a group, stops waiting for a partition the group has moved elsewhere meanwhile, and applies the newest assignment', async () => {
+    const log = await logWith(100, 2);
+    const both = [0, 1].map((partition) => ({ topic: 'events', partition }));
+    let deliver: AssignmentListener = async () => undefined;
+    // The group first gives this member both partitions, then (test's choice) only partition 0.
+    log.joinGroup = async (_group, _topics, listener) => {
+      deliver = listener;
+      void listener(both);
+      return {
+        memberId: 'm',
+        commit: (topic, offsets) => log.commitOffsets('g', topic, offsets),
+        leave: async () => {},
+      };
+    };
+    let waitingFor1 = false;
+    let heldElsewhere = true;
+    const declined: number[] = [];
+    const seen = new Set<number>();
+    const rt = runtime(
+      log,
+      (r) => {
+        seen.add(r.partition);
+        return undefined;
+      },
+      {
+        groupMembership: true,
+        sinkOffsets: {
+          // Partition 1 is first held by another member, until this one is no longer assigned it.
+          committed: async (_topic, partitions, stillAssigned) => {
+            const out = new Map<number, number | 'declined'>();
+            for (const p of partitions) {
+              if (p === 1 && heldElsewhere) {
+                waitingFor1 = true;
+                while (stillAssigned(1)) await new Promise((r) => setTimeout(r, 10));
+                declined.push(p);
+                heldElsewhere = false;
+                out.set(p, 'declined');
+              } else out.set(p, 0);
+            }
+            return out;
+          },
+        },
+      },
+    );
+    await rt.start();
+    await waitFor('the sink to wait for partition 1', () => waitingFor1);
+    void deliver([{ topic: 'events', partition: 0 }]);
+    await waitFor('partition 0 to be processed', () => rt.stats.processed === 50);
+    assert.deepEqual(declined, [1]);
+    assert.deepEqual(rt.assignment, [{ topic: 'events', partition: 0 }]);
+    assert.deepEqual([...seen], [0]);
+    // Given back once its holder has let go, the partition is taken up.
+    void deliver(both);
+    await waitFor('partition 1 to be processed too', () => rt.stats.processed === 100);
+    assert.deepEqual([...seen].sort(), [0, 1]);
+    await rt.stop();
   });
 
   it('uses the batch form when a task offers it', async () => {
