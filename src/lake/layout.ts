@@ -27,6 +27,11 @@ export function hourPartition(hourStartMs: number): { date: string; hour: string
   return { date: iso.slice(0, 10), hour: iso.slice(11, 13) };
 }
 
+/** The start (epoch ms) of the hour named by Hive partition values (`hourPartition`'s inverse); NaN if malformed. */
+export function hourStartOfPartition(date: string, hour: string): number {
+  return /^\d{4}-\d{2}-\d{2}$/.test(date) && /^\d{2}$/.test(hour) ? Date.parse(`${date}T${hour}:00:00.000Z`) : NaN;
+}
+
 /** The directory of one topic's hour, relative to the lake: `<topic>/date=YYYY-MM-DD/hour=HH`. */
 export function hourDirectory(topic: string, hourStartMs: number): string {
   const { date, hour } = hourPartition(hourStartMs);

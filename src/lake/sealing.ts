@@ -30,6 +30,7 @@ import {
   HOUR_MS,
   hourPartition,
   hourStartOf,
+  hourStartOfPartition,
   latePath,
   lateScanPath,
   manifestPath,
@@ -113,7 +114,7 @@ export async function earliestLakeHour(lakeDir: string, topics: readonly string[
       const hours = await names(join(lakeDir, topic, date), 'hour=');
       const first = hours[0];
       if (first === undefined) continue;
-      const ms = Date.parse(`${date.slice(5)}T${first.slice(5)}:00:00.000Z`);
+      const ms = hourStartOfPartition(date.slice(5), first.slice(5));
       if (Number.isFinite(ms) && (earliest === undefined || ms < earliest)) earliest = ms;
       break;
     }
@@ -146,7 +147,7 @@ function flushHours(e: ManifestEntry): { hourStartMs: number; rows: number; firs
     const m = /date=(\d{4}-\d{2}-\d{2})\/hour=(\d{2})\//.exec(f);
     return m === null
       ? []
-      : [{ hourStartMs: Date.parse(`${m[1]}T${m[2]}:00:00.000Z`), rows: e.rows, firstSeenAt: e.at }];
+      : [{ hourStartMs: hourStartOfPartition(m[1] as string, m[2] as string), rows: e.rows, firstSeenAt: e.at }];
   });
 }
 

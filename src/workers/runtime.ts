@@ -288,7 +288,7 @@ export class WorkerRuntime {
     const applied = this.rebalancing.then(async () => {
       if (!this.running) return;
       const target = this.newestAssignment;
-      const wanted = new Set(target.map(partitionKey));
+      const wanted = this.wanted;
       const lost = this.parts.filter((p) => !wanted.has(partitionKey(p)));
       await this.revoke(lost);
       const held = new Set(this.parts.map(partitionKey));

@@ -40,14 +40,19 @@ async function leftBehind(lakeDir: string): Promise<{ tmp: boolean; uncommitted:
   return { tmp, uncommitted };
 }
 
+/** A log with the lake's topics, where a lake directory goes, and simulated traffic to stream. */
+async function lakeSetUp(name: string, seed: number, emissions: number) {
+  const dir = mkdtempSync(join(tmpdir(), `reckon-lake-${name}-`));
+  const logDir = join(dir, 'log');
+  const lakeDir = join(dir, 'lake');
+  const log = await openEmbeddedLog({ dir: logDir, retentionIntervalMs: 0 });
+  for (const topic of TOPICS) await log.createTopic({ name: topic, partitions: PARTITIONS });
+  return { logDir, lakeDir, log, sim: simulate({ ...DEFAULT_SIMULATION, seed, emissions }) };
+}
+
 describe('Archiver under SIGKILL', () => {
   it(`archives every record exactly once across ${KILLS} SIGKILLs of its process during a stream`, async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'reckon-lake-kill-'));
-    const logDir = join(dir, 'log');
-    const lakeDir = join(dir, 'lake');
-    const log = await openEmbeddedLog({ dir: logDir, retentionIntervalMs: 0 });
-    for (const topic of TOPICS) await log.createTopic({ name: topic, partitions: PARTITIONS });
-    const sim = simulate({ ...DEFAULT_SIMULATION, seed: 11, emissions: 6_000 });
+    const { logDir, lakeDir, log, sim } = await lakeSetUp('kill', 11, 6_000);
     const rng = new SeededRandom(21);
     const per = Math.ceil(sim.lines.length / KILLS);
     let appended = 0;
@@ -100,12 +105,7 @@ describe('Archiver under SIGKILL', () => {
   });
 
   it('two archivers of one group share the partitions: SIGKILLs and hand-overs leave every record once, and hours sealed', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'reckon-lake-group-'));
-    const logDir = join(dir, 'log');
-    const lakeDir = join(dir, 'lake');
-    const log = await openEmbeddedLog({ dir: logDir, retentionIntervalMs: 0 });
-    for (const topic of TOPICS) await log.createTopic({ name: topic, partitions: PARTITIONS });
-    const sim = simulate({ ...DEFAULT_SIMULATION, seed: 12, emissions: 4_000 });
+    const { logDir, lakeDir, log, sim } = await lakeSetUp('group', 12, 4_000);
     const rng = new SeededRandom(22);
     const rounds = 8;
     const per = Math.ceil(sim.lines.length / rounds);

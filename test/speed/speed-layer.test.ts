@@ -45,6 +45,17 @@ async function cleanSetUp(name: string, seed: number, emissions: number) {
   return { log, store, options, sim, layer, expected: expectedStatistics(sim.events, options.rules) };
 }
 
+/** Asserts that the store's speed rows over the simulated two days equal the expected ones at each grain. */
+async function assertExactRows(
+  store: StatsStore,
+  start: number,
+  expected: ReturnType<typeof expectedStatistics>,
+  grains: readonly ('minute' | 'hour' | 'day')[],
+): Promise<void> {
+  for (const grain of grains)
+    assert.deepEqual(sortRows(await storeRows(store, start, start + 2 * DAY, grain)), expected[grain], grain);
+}
+
 describe('SpeedLayer', () => {
   it('writes statistics equal to the expected ones on clean input, at minute, hour and day, with offsets in the store', async (t) => {
     const { log, store, options, sim, expected, layer } = await cleanSetUp('clean', 8, 10_000);
@@ -54,11 +65,7 @@ describe('SpeedLayer', () => {
       await speed.start();
       await waitFor('the speed layer to record every offset', () => caughtUp(log, store), 60_000, 50);
       await speed.stop();
-      const from = options.start;
-      const to = options.start + 2 * DAY;
-      assert.deepEqual(sortRows(await storeRows(store, from, to, 'minute')), expected.minute);
-      assert.deepEqual(sortRows(await storeRows(store, from, to, 'hour')), expected.hour);
-      assert.deepEqual(sortRows(await storeRows(store, from, to, 'day')), expected.day);
+      await assertExactRows(store, options.start, expected, ['minute', 'hour', 'day']);
       t.diagnostic(`${events} events; ${speed.figures.flushes} flushes, ${speed.figures.deltas} deltas`);
     } finally {
       await speed.stop().catch(() => undefined);
@@ -83,10 +90,7 @@ describe('SpeedLayer', () => {
       await appendLines(log, sim.lines.slice(2 * third), 50);
       await waitFor('the group to record every offset', () => caughtUp(log, store), 60_000, 50);
       await b.stop();
-      const from = options.start;
-      const to = options.start + 2 * DAY;
-      assert.deepEqual(sortRows(await storeRows(store, from, to, 'minute')), expected.minute);
-      assert.deepEqual(sortRows(await storeRows(store, from, to, 'day')), expected.day);
+      await assertExactRows(store, options.start, expected, ['minute', 'day']);
       t.diagnostic(`${sim.lines.length} lines; flushes: A ${a.figures.flushes}, B ${b.figures.flushes}`);
     } finally {
       await a.stop().catch(() => undefined);
@@ -126,10 +130,7 @@ describe('SpeedLayer', () => {
       await waitFor('the speed layer to record every offset', () => caughtUp(log, store), 60_000, 50);
       await speed.stop();
       assert.deepEqual([refused, speed.figures.retriedFlushes], [3, 3]);
-      const from = options.start;
-      const to = options.start + 2 * DAY;
-      assert.deepEqual(sortRows(await storeRows(store, from, to, 'minute')), expected.minute);
-      assert.deepEqual(sortRows(await storeRows(store, from, to, 'day')), expected.day);
+      await assertExactRows(store, options.start, expected, ['minute', 'day']);
       t.diagnostic(`${refused} writes refused, ${speed.figures.flushes} flushes written`);
     } finally {
       await speed.stop().catch(() => undefined);
@@ -207,10 +208,7 @@ describe('SpeedLayer', () => {
           `${key}: the merged stream is out of event-time order beyond its inputs`,
         );
       }
-      const from = options.start;
-      const to = options.start + 2 * DAY;
-      assert.deepEqual(sortRows(await storeRows(store, from, to, 'minute')), expected.minute);
-      assert.deepEqual(sortRows(await storeRows(store, from, to, 'day')), expected.day);
+      await assertExactRows(store, options.start, expected, ['minute', 'day']);
       t.diagnostic(
         `${events} events from 3 DCs merged in event-time order per partition and kind (${within} inversions within a DC kept)`,
       );
