@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lakeFiles, openBatchDatabase, runRecalculation } from '../src/batch/index.ts';
 import { DEFAULT_SIMULATION } from '../src/sim/index.ts';
-import { openSqliteStatsStore } from '../src/store/index.ts';
+import { openSqliteStatsStore } from '../src/stats/index.ts';
 import type { BenchResult } from './harness.ts';
 
 const DAY = 86_400_000;

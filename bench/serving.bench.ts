@@ -29,7 +29,7 @@ import { parseEventLine } from '../src/events/index.ts';
 import { openEmbeddedLog } from '../src/log/index.ts';
 import { DEFAULT_LIMIT } from '../src/serving/index.ts';
 import { DEFAULT_SIMULATION, SeededRandom, simulate } from '../src/sim/index.ts';
-import { openSqliteStatsStore, type StatsQuery, type StatsStore } from '../src/store/index.ts';
+import { openSqliteStatsStore, type StatsQuery, type StatsStore } from '../src/stats/index.ts';
 import { type BenchResult, percentile, type ReckonProcess, startReckon } from './harness.ts';
 
 const MINUTE = 60_000;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { decodeClick, decodeEmission } from '../src/events/index.ts';
 import { DEFAULT_SIMULATION } from '../src/sim/index.ts';
 import { SpeedLayer } from '../src/speed/index.ts';
-import { openSqliteStatsStore } from '../src/store/index.ts';
+import { openSqliteStatsStore } from '../src/stats/index.ts';
 import { type BenchResult, simulatedEventLog } from './harness.ts';
 
 const PARTITIONS = 4;

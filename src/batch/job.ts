@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { StatsRules } from '../events/index.ts';
-import { STATS_COLUMNS, type StatsColumn, type StatsStore } from '../store/index.ts';
+import { STATS_COLUMNS, type StatsColumn, type StatsStore } from '../stats/index.ts';
 import { openBatchDatabase, type RecalculationFigures, recalculateIntoTable } from './recalculate.ts';
 import { resultTotals } from './result-table.ts';
 import { safeWriteResult } from './safe-write.ts';

@@ -23,7 +23,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ipBlocklistMatcher, ReckonError, type StatsRules } from '../events/index.ts';
-import type { MinuteStats } from '../store/index.ts';
+import type { MinuteStats } from '../stats/index.ts';
 import { createKeyTypes, OFFER_KEY, PLACEMENT_KEY, RESULT_TABLE, resultRows } from './result-table.ts';
 
 /** Placement of invalid clicks whose emission is unknown (DESIGN.md). */

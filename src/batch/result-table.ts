@@ -12,7 +12,7 @@
  * order while `preserve_insertion_order` is on (DuckDB's default).
  */
 import type { DuckDBConnection, DuckDBListValue, DuckDBValue, DuckDBVector } from '@duckdb/node-api';
-import { type MinuteStats, type MinuteStatsColumns, type StatsColumns, zeroColumns } from '../store/index.ts';
+import { type MinuteStats, type MinuteStatsColumns, type StatsColumns, zeroColumns } from '../stats/index.ts';
 
 /** Name of the result table. */
 export const RESULT_TABLE = 'stats';

@@ -12,7 +12,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { MinuteStats, StatsStore } from '../store/index.ts';
+import type { MinuteStats, StatsStore } from '../stats/index.ts';
 import { checkInterval, openBatchDatabase, sqlString } from './recalculate.ts';
 import { loadResultRows, RESULT_TABLE, resultColumns } from './result-table.ts';
 

@@ -21,13 +21,8 @@ import {
   type SchedulerOptions,
   webhookAlertSink,
 } from '../scheduler/index.ts';
-import {
-  type DagRunRecord,
-  openPostgresSchedulerStore,
-  openSqliteSchedulerStore,
-  type SchedulerStore,
-  type StatsStore,
-} from '../store/index.ts';
+import { type DagRunRecord, openPostgresSchedulerStore, openSqliteSchedulerStore, type SchedulerStore } from '../store/index.ts';
+import { type StatsStore } from '../stats/index.ts';
 import { UsageError } from './errors.ts';
 import { createProgress } from './progress.ts';
 import { publishStatus } from '../workers/index.ts';

@@ -9,13 +9,8 @@ import { SchemaRegistry, type SchemaStore } from '../events/index.ts';
 import { openLog } from '../log/index.ts';
 import { registryDecoder, SpeedLayer } from '../speed/index.ts';
 import { publishStatus } from '../workers/index.ts';
-import {
-  openPostgresSchemaStore,
-  openPostgresStatsStore,
-  openSqliteSchemaStore,
-  openSqliteStatsStore,
-  type StatsStore,
-} from '../store/index.ts';
+import { openPostgresSchemaStore, openSqliteSchemaStore } from '../store/index.ts';
+import { openPostgresStatsStore, openSqliteStatsStore, type StatsStore } from '../stats/index.ts';
 
 /** The relational stores of the configured mode: SQLite under the data directory, or PostgreSQL. */
 export async function openStores(config: ReckonConfig): Promise<{ schemas: SchemaStore; stats: StatsStore }> {

@@ -25,7 +25,7 @@ import {
 import { schedulerRoutes } from '../scheduler/index.ts';
 import { uiRoutes } from '../ui/index.ts';
 import { registerReconciliationMetrics, statsRoutes } from '../serving/index.ts';
-import type { StatsStore } from '../store/index.ts';
+import type { StatsStore } from '../stats/index.ts';
 import { WorkerSupervisor } from '../workers/index.ts';
 import { openScheduling, type Scheduling } from './scheduler.ts';
 import { openStores, statusDirOf } from './speed.ts';

@@ -7,7 +7,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { listRejected, REJECTED_TOPIC } from '../collector/index.ts';
 import { formatMoney, formatTimestamp, parseTimestamp, ReckonError } from '../events/index.ts';
-import { type Granularity, type StatsColumns, zeroColumns } from '../store/index.ts';
+import { type Granularity, type StatsColumns, zeroColumns } from '../stats/index.ts';
 import { listDeadLetters, replayDeadLetters } from '../workers/index.ts';
 import { type Overview, pipelineOverview, type RateSampler } from './overview.ts';
 import { CONSUMER_GROUPS, type MonitorSources } from './sources.ts';

@@ -8,7 +8,8 @@
 import { REJECTED_TOPIC } from '../collector/index.ts';
 import { HOUR_MS, lakeOffsets, lateArrivals, sealedHours } from '../lake/index.ts';
 import type { Log } from '../log/index.ts';
-import type { SchedulerStore, StatsStore } from '../store/index.ts';
+import type { SchedulerStore } from '../store/index.ts';
+import type { StatsStore } from '../stats/index.ts';
 import { deadLetterTopic, type PartStatus, readStatuses } from '../workers/index.ts';
 
 /** Where the monitor looks. */

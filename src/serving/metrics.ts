@@ -4,7 +4,7 @@
  * from the serving store at each scrape.
  */
 import { Gauge, type Registry } from 'prom-client';
-import type { Discrepancy, StatsStore } from '../store/index.ts';
+import type { Discrepancy, StatsStore } from '../stats/index.ts';
 
 /** How far back a scrape looks first for the latest reconciled interval. */
 const LOOKBACK_MS = 7 * 86_400_000;

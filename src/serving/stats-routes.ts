@@ -8,7 +8,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { AccessHook } from '../collector/index.ts';
 import { formatMoney, formatTimestamp, parseTimestamp } from '../events/index.ts';
-import type { Discrepancy, Granularity, StatsStore } from '../store/index.ts';
+import type { Discrepancy, Granularity, StatsStore } from '../stats/index.ts';
 
 /** Options of {@link statsRoutes}. */
 export interface StatsRoutesOptions {

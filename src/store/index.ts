@@ -1,8 +1,6 @@
-/** Store: relational state in SQLite (embedded) or PostgreSQL (distributed): the schema registry's, the statistics and the scheduler's. */
+/** Store: relational state in SQLite (embedded) or PostgreSQL (distributed): the schema registry's and the scheduler's, and the database openers the statistics store shares. */
 export { openPostgresSchemaStore } from './postgres-schema-store.ts';
 export { openSqliteSchemaStore } from './sqlite-schema-store.ts';
-export { openPostgresStatsStore } from './stats-postgres.ts';
-export { openSqliteStatsStore } from './stats-sqlite.ts';
 export { openPostgresSchedulerStore, openSqliteSchedulerStore } from './scheduler-store.ts';
 export type {
   AlertRecord,
@@ -28,22 +26,6 @@ export type {
   TaskTryRecord,
   TryOutcome,
 } from './scheduler-types.ts';
-export { addColumns, zeroColumns } from './stats-deltas.ts';
-export { STATS_COLUMNS } from './stats-types.ts';
-export type {
-  BatchInterval,
-  BatchRows,
-  Discrepancy,
-  Granularity,
-  SeriesPoint,
-  SeriesQuery,
-  MinuteStats,
-  MinuteStatsColumns,
-  SinkOffset,
-  StatsColumn,
-  StatsColumns,
-  StatsPage,
-  StatsQuery,
-  StatsResultRow,
-  StatsStore,
-} from './stats-types.ts';
+export { inTransaction, openPostgresPool } from './postgres-database.ts';
+export { openSqliteDatabase } from './sqlite-database.ts';
+export { busyToRetriable } from './sql-runner.ts';

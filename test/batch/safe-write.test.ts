@@ -8,7 +8,7 @@ import { openBatchDatabase, runRecalculation, statsFileOf } from '../../src/batc
 import { parseEventLine } from '../../src/events/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, SeededRandom, simulate } from '../../src/sim/index.ts';
 import { SpeedEngine } from '../../src/speed/index.ts';
-import { type MinuteStats, openSqliteStatsStore, type StatsStore } from '../../src/store/index.ts';
+import { type MinuteStats, openSqliteStatsStore, type StatsStore } from '../../src/stats/index.ts';
 import { writeLakeFromLines } from '../support/lake.ts';
 import { expectedRowOf, sortRows, storeRows } from '../support/speed.ts';
 import { waitFor } from '../support/wait.ts';

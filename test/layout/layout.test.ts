@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 
 const SRC = new URL('../../src/', import.meta.url).pathname;
 
-const GROUND = ['events', 'config', 'log', 'store', 'workers'];
+const GROUND = ['events', 'config', 'log', 'store', 'stats', 'workers'];
 const MIDDLE = ['collector', 'speed', 'lake', 'batch'];
 const UPPER = ['serving', 'scheduler', 'monitor'];
 
@@ -15,6 +15,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   config: ['events'],
   log: ['events', 'config'],
   store: ['events', 'config'],
+  stats: ['events', 'config', 'store'],
   workers: ['events', 'config', 'log', 'store'],
   ...Object.fromEntries(MIDDLE.map((p) => [p, GROUND])),
   ...Object.fromEntries(UPPER.map((p) => [p, [...GROUND, ...MIDDLE]])),

@@ -13,7 +13,8 @@ import {
   SHIFT_THRESHOLD,
 } from '../../src/scheduler/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
-import { type MinuteStats, openSqliteSchedulerStore, openSqliteStatsStore } from '../../src/store/index.ts';
+import { openSqliteSchedulerStore } from '../../src/store/index.ts';
+import { type MinuteStats, openSqliteStatsStore } from '../../src/stats/index.ts';
 import { writeLakeFromLines } from '../support/lake.ts';
 
 const DAY = 86_400_000;

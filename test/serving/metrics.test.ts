@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { registerReconciliationMetrics } from '../../src/serving/index.ts';
-import { openSqliteStatsStore, type StatsColumns } from '../../src/store/index.ts';
+import { openSqliteStatsStore, type StatsColumns } from '../../src/stats/index.ts';
 
 const T = Date.UTC(2026, 10, 21);
 const HOUR = 3_600_000;

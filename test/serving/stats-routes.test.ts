@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import Fastify from 'fastify';
 import { accessHook } from '../../src/collector/index.ts';
 import { statsRoutes } from '../../src/serving/index.ts';
-import { type MinuteStats, openSqliteStatsStore } from '../../src/store/index.ts';
+import { type MinuteStats, openSqliteStatsStore } from '../../src/stats/index.ts';
 
 const T = Date.UTC(2026, 10, 21);
 const row = (minute: number, offerId: string, clicks: number, cost: bigint): MinuteStats => ({

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Click, type Emission, parseEventLine, parseMoney, type StatsRules } from '../../src/events/index.ts';
 import { type MinuteDelta, NO_PLACEMENT, SpeedEngine } from '../../src/speed/index.ts';
-import { sumDeltasByKey } from '../../src/store/stats-deltas.ts';
+import { sumDeltasByKey } from '../../src/stats/deltas.ts';
 import { expectedRowOf, sortRows } from '../support/speed.ts';
 import {
   DEFAULT_SIMULATION,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, SeededRandom, simulate } from '../../src/sim/index.ts';
-import { openSqliteStatsStore } from '../../src/store/index.ts';
+import { openSqliteStatsStore } from '../../src/stats/index.ts';
 import { appendLines, describeRowDifference, sortRows, storeRows } from '../support/speed.ts';
 import { waitFor } from '../support/wait.ts';
 

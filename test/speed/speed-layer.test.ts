@@ -7,7 +7,7 @@ import { type Log, openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
 import { SpeedLayer, type SpeedLayerOptions } from '../../src/speed/index.ts';
 import { ReckonError } from '../../src/events/index.ts';
-import { openSqliteStatsStore, type StatsStore } from '../../src/store/index.ts';
+import { openSqliteStatsStore, type StatsStore } from '../../src/stats/index.ts';
 import { appendLines, plainDecoder, sortRows, storeRows, type TopicOf } from '../support/speed.ts';
 import { waitFor } from '../support/wait.ts';
 

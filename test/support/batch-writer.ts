@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { safeWriteInterval } from '../../src/batch/index.ts';
-import { openSqliteStatsStore } from '../../src/store/index.ts';
-import type { MinuteStats } from '../../src/store/index.ts';
+import { openSqliteStatsStore } from '../../src/stats/index.ts';
+import type { MinuteStats } from '../../src/stats/index.ts';
 
 const [lakeDir = '', dbPath = '', from = '0', to = '0', ...sets] = process.argv.slice(2);
 const rowsOf = (file: string): MinuteStats[] =>

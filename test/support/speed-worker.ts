@@ -5,7 +5,7 @@
 import { openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION } from '../../src/sim/index.ts';
 import { SpeedLayer } from '../../src/speed/index.ts';
-import { openSqliteStatsStore } from '../../src/store/index.ts';
+import { openSqliteStatsStore } from '../../src/stats/index.ts';
 import { plainDecoder } from './speed.ts';
 
 const [logDir = '', dbPath = ''] = process.argv.slice(2);

@@ -10,7 +10,7 @@ import {
 import type { Log, RecordInput } from '../../src/log/index.ts';
 import type { EventDecoder, MinuteDelta } from '../../src/speed/index.ts';
 import type { ExpectedRow } from '../../src/sim/index.ts';
-import type { Granularity, StatsStore } from '../../src/store/index.ts';
+import type { Granularity, StatsStore } from '../../src/stats/index.ts';
 
 /** Schema ids of events written without a registry. */
 export const IDS = { emission: 1, click: 2 };

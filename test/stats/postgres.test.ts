@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import pg from 'pg';
-import { type MinuteStats, openPostgresStatsStore, type StatsStore } from '../../src/store/index.ts';
+import { type MinuteStats, openPostgresStatsStore, type StatsStore } from '../../src/stats/index.ts';
 import { POSTGRES_MIGRATIONS } from '../../src/store/migrations.ts';
 import { startPostgres } from '../support/postgres.ts';
-import { statsStoreContract } from './stats-store-contract.ts';
+import { statsStoreContract } from './store-contract.ts';
 
 const D = Date.UTC(2026, 10, 21);
 const MIN = 60_000;
@@ -75,7 +75,7 @@ statsStoreContract(
               $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;
             CREATE TRIGGER poison_offset BEFORE INSERT OR UPDATE ON stats_speed_offsets
               FOR EACH ROW WHEN (NEW.topic = 'poison') EXECUTE FUNCTION reckon_test_poison();
-            CREATE TRIGGER poison_batch_row BEFORE INSERT ON stats_batch_minute
+            CREATE TRIGGER poison_batch_row BEFORE INSERT ON stats_batch_gen_minute
               FOR EACH ROW WHEN (NEW.offer_id = 'poison') EXECUTE FUNCTION reckon_test_poison();
           `);
         });
@@ -158,13 +158,18 @@ statsStoreContract(
         assert.deepEqual(
           tables.rows.map((r) => r.tablename),
           [
-            'stats_batch_day',
+            'stats_batch_gen_day',
+            'stats_batch_gen_hour',
+            'stats_batch_gen_minute',
+            'stats_batch_generations',
             'stats_batch_intervals',
-            'stats_batch_minute',
             'stats_discrepancies',
             'stats_speed_day',
+            'stats_speed_hour',
             'stats_speed_minute',
             'stats_speed_offsets',
+            'stats_speed_run_rows',
+            'stats_speed_runs',
           ],
         );
         const types = await client.query(

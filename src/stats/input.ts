@@ -4,7 +4,7 @@
  * the field) before anything is written.
  */
 import { describeType, ReckonError } from '../events/index.ts';
-import type { BatchRows, Granularity, MinuteStats, MinuteStatsColumns, SinkOffset, StatsQuery } from './stats-types.ts';
+import type { BatchRows, Granularity, MinuteStats, MinuteStatsColumns, SinkOffset, StatsQuery } from './types.ts';
 
 /** Milliseconds in a minute: every stored bucket starts on one. */
 export const MINUTE_MS = 60_000;

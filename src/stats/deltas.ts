@@ -6,7 +6,7 @@
  * one per delta is the largest saving on both dialects, and PostgreSQL requires it (one
  * `INSERT ... ON CONFLICT DO UPDATE` may not update a row twice).
  */
-import type { MinuteStats, StatsColumns } from './stats-types.ts';
+import type { MinuteStats, StatsColumns } from './types.ts';
 
 /** The deltas summed per key, in first-seen order; the caller's objects are never modified. */
 export function sumDeltasByKey(deltas: readonly MinuteStats[]): MinuteStats[] {

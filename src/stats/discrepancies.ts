@@ -1,13 +1,7 @@
 /** Speed-versus-batch totals per interval and column: one conversion for both dialects. */
 import { ReckonError } from '../events/index.ts';
-import { GRANULARITY_MS } from './stats-input.ts';
-import {
-  type Discrepancy,
-  type Granularity,
-  STATS_COLUMNS,
-  type StatsColumn,
-  type StatsColumns,
-} from './stats-types.ts';
+import { GRANULARITY_MS } from './input.ts';
+import { type Discrepancy, type Granularity, STATS_COLUMNS, type StatsColumn, type StatsColumns } from './types.ts';
 
 /** A discrepancy row as stored (column names of the tables). */
 export interface DiscrepancyRecord {

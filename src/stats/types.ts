@@ -150,23 +150,33 @@ export interface StatsStore {
   /** Which implementation this is. */
   readonly kind: 'sqlite' | 'postgres';
   /**
-   * Adds speed-layer minute deltas and records the group's next offsets, in ONE transaction (a
-   * crash leaves both or neither). With `expected`, each of those positions must be what the
+   * Appends speed-layer minute deltas as one run (summed per key, sorted by key; rows or columns)
+   * and records the group's next offsets, in ONE transaction (a crash leaves both or neither). With `expected`, each of those positions must be what the
    * store holds now (offset -1: none recorded), or nothing is written and the call fails with
    * RECKON_STATS_OFFSETS_MOVED: another writer has moved the partition on (a hand-over between
    * speed processes), and the deltas would count its records twice.
    */
   applySpeedDeltas(
     group: string,
-    deltas: readonly MinuteStats[],
+    deltas: readonly MinuteStats[] | MinuteStatsColumns,
     offsets: readonly SinkOffset[],
     expected?: readonly SinkOffset[],
   ): Promise<void>;
+  /**
+   * Folds every run waiting into the compacted base and its hour and day rollups, in ONE
+   * transaction (a query sees the runs or their fold, never both or neither); what it folded.
+   * Flushes call it themselves once runs pile up; a query never needs it.
+   */
+  compact(): Promise<{ runs: number; rows: number }>;
+  /** Runs (and their rows) waiting for compaction. */
+  pendingRuns(): Promise<{ runs: number; rows: number }>;
   /** The next offsets the speed group recorded for `topic` (partitions never recorded are absent). */
   speedOffsets(group: string, topic: string): Promise<Map<number, number>>;
   /**
    * Replaces every batch minute row of [from, to) with `rows` and marks [from, to) covered by run
-   * `runId`, in ONE transaction; idempotent (a rerun replaces, never adds). Interval records
+   * `runId`: the rows are staged aside as a new generation in short transactions, then switched
+   * in by ONE short transaction, so a query sees the old rows or the new ones, never a mix;
+   * idempotent (a rerun replaces, never adds). Interval records
    * lying wholly inside [from, to) are replaced by this one; others are kept. Rows outside
    * [from, to), a key given twice or columns out of order fail the whole replacement.
    */

@@ -16,7 +16,7 @@ import {
   type StatsResultRow,
   type StatsStore,
   zeroColumns,
-} from '../../src/store/index.ts';
+} from '../../src/stats/index.ts';
 import { waitFor } from '../support/wait.ts';
 
 /** How the suite gets stores of one implementation. */
@@ -121,7 +121,7 @@ function columnsOf(rows: readonly MinuteStats[], size: number): BatchRows {
 }
 
 const TSX = import.meta.resolve('tsx');
-const CHILD = new URL('./stats-writer-child.ts', import.meta.url).pathname;
+const CHILD = new URL('./writer-child.ts', import.meta.url).pathname;
 
 /** Runs the contract against one implementation; `extra` adds implementation-specific tests inside the suite. */
 export function statsStoreContract(

@@ -4,7 +4,7 @@
  * minutes from BASE, KEYS / 20 offers) per call, recording offset n + 1 of group `killed`,
  * topic `clicks`, partition 0 with call n, continuing from the offset it finds.
  */
-import { type MinuteStats, openPostgresStatsStore, openSqliteStatsStore } from '../../src/store/index.ts';
+import { type MinuteStats, openPostgresStatsStore, openSqliteStatsStore } from '../../src/stats/index.ts';
 
 const [kind = '', database = '', keys = '', base = ''] = process.argv.slice(2);
 const KEYS = Number(keys);

@@ -4,8 +4,8 @@
  * how each result bucket is labelled (`final`, `source`). The databases sum the rows; this
  * decides where from.
  */
-import { type CursorKey, encodeCursor, GRANULARITY_MS, MINUTE_MS } from './stats-input.ts';
-import type { MinuteStats, StatsPage, StatsQuery, StatsResultRow } from './stats-types.ts';
+import { type CursorKey, encodeCursor, GRANULARITY_MS, MINUTE_MS } from './input.ts';
+import type { MinuteStats, StatsPage, StatsQuery, StatsResultRow } from './types.ts';
 
 /** A half-open range [start, end) of epoch milliseconds. */
 export type TimeRange = readonly [start: number, end: number];
@@ -48,69 +48,103 @@ function coveredMs(coverage: readonly TimeRange[], start: number, end: number): 
   return covered;
 }
 
+/** A half-open range [start, end) of minute starts read from one batch generation. */
+export type GenerationRange = readonly [start: number, end: number, generation: number];
+
+/** A batch interval as the query plan needs it: its generation, and when it was switched in. */
+export interface SwitchedInterval {
+  from: number;
+  to: number;
+  generation: number;
+  /** Switch order: where intervals overlap, the one switched in last decides the minute. */
+  seq: number;
+}
+
+/**
+ * Which generation each covered minute reads: the interval switched in last among those that
+ * cover it. Disjoint, ascending ranges; minutes no interval covers are absent.
+ */
+export function generationSegments(intervals: readonly SwitchedInterval[]): GenerationRange[] {
+  let painted: GenerationRange[] = [];
+  for (const i of [...intervals].sort((a, b) => a.seq - b.seq)) {
+    const next: GenerationRange[] = [];
+    for (const seg of painted) {
+      if (seg[1] <= i.from || seg[0] >= i.to) next.push(seg);
+      else {
+        if (seg[0] < i.from) next.push([seg[0], i.from, seg[2]]);
+        if (seg[1] > i.to) next.push([i.to, seg[1], seg[2]]);
+      }
+    }
+    next.push([i.from, i.to, i.generation]);
+    painted = next.sort((a, b) => a[0] - b[0]);
+  }
+  return painted;
+}
+
+/** Ranges of one side, by the table level they are read from. */
+export interface LevelRanges<R> {
+  minute: R[];
+  hour: R[];
+  day: R[];
+}
+
 /** What one window of a query reads. */
 export interface StatsWindow {
-  /** Ranges of minute starts read from `stats_batch_minute` (covered minutes). */
-  batchRanges: TimeRange[];
-  /** Ranges of minute starts read from `stats_speed_minute` (uncovered minutes). */
-  speedRanges: TimeRange[];
-  /** Ranges of day starts read from `stats_batch_day`: whole days the coverage covers. */
-  batchDayRanges: TimeRange[];
-  /** Ranges of day starts read from `stats_speed_day`: whole days it does not touch. */
-  speedDayRanges: TimeRange[];
+  /** Covered minutes, by generation: minute, hour and day rows of those generations. */
+  batch: LevelRanges<GenerationRange>;
+  /** Uncovered minutes read from the compacted speed base and its hour and day rollups. */
+  speed: LevelRanges<TimeRange>;
+  /** Uncovered minutes read from the runs waiting for compaction (minute rows only). */
+  fresh: TimeRange[];
 }
 
 const DAY_MS = GRANULARITY_MS.day;
+const HOUR_MS = GRANULARITY_MS.hour;
 
 /**
- * Moves the whole days inside `ranges` to day ranges (read from a day rollup): what remains
- * of each range is its minutes before the first whole day and after the last.
+ * Splits `ranges` by level: whole buckets of each rollup size in `sizes` (largest first) are
+ * read from that rollup, what remains from minute rows. `extra` rides along on each piece.
  */
-function carveDays(ranges: readonly TimeRange[]): { minutes: TimeRange[]; days: TimeRange[] } {
-  const minutes: TimeRange[] = [];
-  const days: TimeRange[] = [];
-  for (const [start, end] of ranges) {
-    const first = Math.ceil(start / DAY_MS) * DAY_MS;
-    const last = Math.floor(end / DAY_MS) * DAY_MS;
-    if (first >= last) {
-      minutes.push([start, end]);
-      continue;
+function carve<R extends readonly number[]>(ranges: readonly R[], sizes: readonly number[]): LevelRanges<R> {
+  const out: LevelRanges<R> = { minute: [], hour: [], day: [] };
+  const place = (r: R, level: number): void => {
+    const size = sizes[level];
+    if (size === undefined) {
+      out.minute.push(r);
+      return;
     }
-    if (start < first) minutes.push([start, first]);
-    days.push([first, last]);
-    if (last < end) minutes.push([last, end]);
-  }
-  return { minutes, days };
+    const [start, end] = r as unknown as [number, number];
+    const first = Math.ceil(start / size) * size;
+    const last = Math.floor(end / size) * size;
+    if (first >= last) return place(r, level + 1);
+    const piece = (a: number, b: number) => [a, b, ...r.slice(2)] as unknown as R;
+    if (start < first) place(piece(start, first), level + 1);
+    (size === DAY_MS ? out.day : out.hour).push(piece(first, last));
+    if (last < end) place(piece(last, end), level + 1);
+  };
+  for (const r of ranges) place(r, 0);
+  return out;
 }
 
-/** The window's ranges, with whole days read from the day rollups when buckets are days. */
-function windowOf(coverage: readonly TimeRange[], start: number, end: number, size: number): StatsWindow {
-  const { batch, speed } = splitByCoverage(coverage, start, end);
-  if (size < DAY_MS) return { batchRanges: batch, speedRanges: speed, batchDayRanges: [], speedDayRanges: [] };
-  const b = carveDays(batch);
-  const s = carveDays(speed);
-  return { batchRanges: b.minutes, speedRanges: s.minutes, batchDayRanges: b.days, speedDayRanges: s.days };
-}
+/** Rollup sizes a bucket of `size` may be read from, largest first. */
+const rollupsFor = (size: number): number[] => (size >= DAY_MS ? [DAY_MS, HOUR_MS] : size >= HOUR_MS ? [HOUR_MS] : []);
 
-/** Splits [start, end) into the ranges the coverage covers and the ranges it does not. */
-function splitByCoverage(
-  coverage: readonly TimeRange[],
-  start: number,
-  end: number,
-): { batch: TimeRange[]; speed: TimeRange[] } {
-  const batchRanges: TimeRange[] = [];
-  const speedRanges: TimeRange[] = [];
+/** The window's ranges: covered minutes by generation, whole hours and days from the rollups where buckets allow. */
+export function windowOf(segments: readonly GenerationRange[], start: number, end: number, size: number): StatsWindow {
+  const batch: GenerationRange[] = [];
+  const speed: TimeRange[] = [];
   let at = start;
-  for (const [s, e] of coverage) {
+  for (const [s, e, generation] of segments) {
     if (e <= at) continue;
     if (s >= end) break;
-    if (s > at) speedRanges.push([at, s]);
+    if (s > at) speed.push([at, s]);
     const coveredEnd = Math.min(e, end);
-    batchRanges.push([Math.max(s, at), coveredEnd]);
+    batch.push([Math.max(s, at), coveredEnd, generation]);
     at = coveredEnd;
   }
-  if (at < end) speedRanges.push([at, end]);
-  return { batch: batchRanges, speed: speedRanges };
+  if (at < end) speed.push([at, end]);
+  const sizes = rollupsFor(size);
+  return { batch: carve(batch, sizes), speed: carve(speed, sizes), fresh: speed };
 }
 
 /**
@@ -123,7 +157,7 @@ function splitByCoverage(
  */
 export function* statsWindows(
   q: StatsQuery,
-  coverage: readonly TimeRange[],
+  segments: readonly GenerationRange[],
   after: CursorKey | undefined,
   need: number,
 ): Generator<StatsWindow, void, number> {
@@ -134,7 +168,7 @@ export function* statsWindows(
   let found = 0;
   while (start < q.to && found < need) {
     const end = Math.min(q.to, start - (start % size) + buckets * size);
-    const got: number = yield windowOf(coverage, start, end, size);
+    const got: number = yield windowOf(segments, start, end, size);
     found += got;
     readBuckets += buckets;
     buckets = found === 0 ? buckets * 4 : Math.max(1, Math.ceil(((need - found) * readBuckets) / found));

@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import Database from 'better-sqlite3';
-import { openSqliteSchemaStore, openSqliteStatsStore } from '../../src/store/index.ts';
+import { openSqliteSchemaStore } from '../../src/store/index.ts';
+import { openSqliteStatsStore } from '../../src/stats/index.ts';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations.ts';
-import { statsStoreContract } from './stats-store-contract.ts';
+import { statsStoreContract } from './store-contract.ts';
 
 statsStoreContract(
   'SQLite',
@@ -26,7 +27,7 @@ statsStoreContract(
               BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
             CREATE TRIGGER poison_offset_update BEFORE UPDATE ON stats_speed_offsets WHEN NEW.topic = 'poison'
               BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
-            CREATE TRIGGER poison_batch_row BEFORE INSERT ON stats_batch_minute WHEN NEW.offer_id = 'poison'
+            CREATE TRIGGER poison_batch_row BEFORE INSERT ON stats_batch_gen_minute WHEN NEW.offer_id = 'poison'
               BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
           `);
         } finally {
@@ -60,13 +61,18 @@ statsStoreContract(
           .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'stats_%' ORDER BY name")
           .all();
         assert.deepEqual(tables, [
-          { name: 'stats_batch_day' },
+          { name: 'stats_batch_gen_day' },
+          { name: 'stats_batch_gen_hour' },
+          { name: 'stats_batch_gen_minute' },
+          { name: 'stats_batch_generations' },
           { name: 'stats_batch_intervals' },
-          { name: 'stats_batch_minute' },
           { name: 'stats_discrepancies' },
           { name: 'stats_speed_day' },
+          { name: 'stats_speed_hour' },
           { name: 'stats_speed_minute' },
           { name: 'stats_speed_offsets' },
+          { name: 'stats_speed_run_rows' },
+          { name: 'stats_speed_runs' },
         ]);
         assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       } finally {
@@ -95,6 +101,7 @@ statsStoreContract(
         ],
         [],
       );
+      await stats.compact();
       const db = new Database(path);
       try {
         const stored = db
@@ -103,7 +110,8 @@ statsStoreContract(
           .get();
         assert.deepEqual(stored, { type: 'integer', click_cost: 2n ** 62n, fraud_cost: -(2n ** 62n) });
         assert.throws(
-          () => db.prepare(`INSERT INTO stats_batch_minute VALUES (0, 'of-1', 'home', 0, 1, 0.5, 0, 0, 0, 0)`).run(),
+          () =>
+            db.prepare(`INSERT INTO stats_batch_gen_minute VALUES (1, 0, 'of-1', 'home', 0, 1, 0.5, 0, 0, 0, 0)`).run(),
           /cannot store REAL value in INTEGER column/,
         );
       } finally {

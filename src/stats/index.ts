@@ -1,0 +1,22 @@
+/** Stats: the serving store of statistics (append-only runs, compaction, batch generations) in SQLite or PostgreSQL. */
+export { openPostgresStatsStore } from './postgres.ts';
+export { openSqliteStatsStore } from './sqlite.ts';
+export { addColumns, zeroColumns } from './deltas.ts';
+export { STATS_COLUMNS } from './types.ts';
+export type {
+  BatchInterval,
+  BatchRows,
+  Discrepancy,
+  Granularity,
+  SeriesPoint,
+  SeriesQuery,
+  MinuteStats,
+  MinuteStatsColumns,
+  SinkOffset,
+  StatsColumn,
+  StatsColumns,
+  StatsPage,
+  StatsQuery,
+  StatsResultRow,
+  StatsStore,
+} from './types.ts';
