@@ -134,6 +134,8 @@ export async function batchBenchmarks(): Promise<BenchResult[]> {
     return [
       {
         name: 'batch.day',
+        description:
+          'a simulated day recalculated as a whole job (lake read, DuckDB, store write and switch); baseline: a plain DuckDB count/sum scan of the same Parquet files',
         unit: 'events/s',
         value: Math.round(best.job),
         baseline: Math.round(best.scan),
@@ -141,6 +143,7 @@ export async function batchBenchmarks(): Promise<BenchResult[]> {
       },
       {
         name: 'batch.day.compute',
+        description: 'the same day recalculated without writing to the store; baseline: the same plain scan',
         unit: 'events/s',
         value: Math.round(best.compute),
         baseline: Math.round(best.scan),

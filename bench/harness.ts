@@ -26,7 +26,10 @@ export async function readWholeTopic(log: Log, topic: string, partitions: number
 
 /** One line of `npm run bench` output. */
 export interface BenchResult {
+  /** Stable short id (e.g. `speed.e2e.day`): the same figure keeps its name across runs. */
   name: string;
+  /** What was measured and against which baseline. */
+  description?: string;
   unit: string;
   value: number;
   baseline: number;
@@ -79,9 +82,42 @@ export function compare(
   };
 }
 
-/** Prints one result as a JSON line. */
+/** Stable ids of the figures whose code names them by their description, by how the description starts. */
+const STABLE_IDS: readonly [prefix: string, id: string][] = [
+  ['event JSON parse+validate', 'events.parse-validate'],
+  ['Avro encode', 'events.avro.encode'],
+  ['Avro decode', 'events.avro.decode'],
+  ['JSON line to Avro', 'events.transcode'],
+  ['log.append (100-byte records, batches of 1000, group commit', 'log.append.inflight'],
+  ['log.append (100-byte records, batches of 1000, one append', 'log.append.serial'],
+  ['log.append forwarded', 'log.append.forwarded'],
+  ['log.read', 'log.read'],
+  ['workers.noop (no-op task, process per record)', 'workers.noop'],
+  ['workers.noop (no-op task, processBatch)', 'workers.noop.batch'],
+  ['workers.noop vs', 'workers.noop.vs-hand-loop'],
+  ['collector.ingest under reckon start', 'collector.ingest.start'],
+  ['collector.ingest p99', 'collector.ingest.p99'],
+  ['collector.ingest', 'collector.ingest'],
+  ['archiver', 'archiver'],
+  ['query.p99', 'query.p99'],
+  ['speed.freshness', 'speed.freshness'],
+];
+
+/** The result with a stable short `name` and its text in `description`. */
+export function withStableName(result: BenchResult): BenchResult {
+  if (result.description !== undefined) return result;
+  const id = STABLE_IDS.find(([prefix]) => result.name.startsWith(prefix))?.[1];
+  if (id === undefined || id === result.name) return result;
+  const { name, ...rest } = result;
+  return { name: id, description: name, ...rest };
+}
+
+/** Prints one result as a JSON line: name, description, unit, value, baseline, ratio. */
 export function report(result: BenchResult): void {
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+  const r = withStableName(result);
+  process.stdout.write(
+    `${JSON.stringify({ name: r.name, description: r.description ?? '', unit: r.unit, value: r.value, baseline: r.baseline, ratio: r.ratio })}\n`,
+  );
 }
 
 /** Runs async `work` (processing `units` items) repeatedly for at least `minMs`; returns items per second. */

@@ -8,11 +8,12 @@ import { cpus, totalmem } from 'node:os';
 import { batchBenchmarks } from './batch.bench.ts';
 import { collectorBenchmarks } from './collector.bench.ts';
 import { eventBenchmarks } from './events.bench.ts';
-import { type BenchResult, report } from './harness.ts';
+import { type BenchResult, report, withStableName } from './harness.ts';
 import { lakeBenchmarks } from './lake.bench.ts';
 import { logBenchmarks } from './log.bench.ts';
 import { servingBenchmarks } from './serving.bench.ts';
 import { speedBenchmarks } from './speed.bench.ts';
+import { storeBenchmarks } from './store.bench.ts';
 import { workerBenchmarks } from './workers.bench.ts';
 
 const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
@@ -21,6 +22,7 @@ const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
   workers: workerBenchmarks,
   collector: collectorBenchmarks,
   speed: speedBenchmarks,
+  store: storeBenchmarks,
   serving: servingBenchmarks,
   lake: lakeBenchmarks,
   batch: batchBenchmarks,
@@ -35,14 +37,14 @@ for (const [group, run] of Object.entries(GROUPS)) {
   if (filters.length > 0 && !filters.some((f) => group.includes(f))) continue;
   for (const result of await run()) {
     report(result);
-    all.push(result);
+    all.push(withStableName(result));
   }
 }
 // A full run records its figures in bench/RESULTS.md.
 if (filters.length === 0) {
   const rows = all.map(
     (r) =>
-      `| ${r.name} | ${r.unit} | ${r.value.toLocaleString('en-US')} | ${r.baseline.toLocaleString('en-US')} | ${r.ratio} |`,
+      `| ${r.name} | ${r.description ?? ''} | ${r.unit} | ${r.value.toLocaleString('en-US')} | ${r.baseline.toLocaleString('en-US')} | ${r.ratio} |`,
   );
   const text = [
     '# Benchmark results',
@@ -50,8 +52,8 @@ if (filters.length === 0) {
     `Written by \`npm run bench\` on ${date}: ${machine}.`,
     'Each value is measured against its baseline in the same run (see bench/*.bench.ts for what each baseline is).',
     '',
-    '| name | unit | value | baseline | ratio |',
-    '|---|---|---|---|---|',
+    '| name | description | unit | value | baseline | ratio |',
+    '|---|---|---|---|---|---|',
     ...rows,
     '',
   ].join('\n');

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { decodeClick, decodeEmission } from '../src/events/index.ts';
 import { DEFAULT_SIMULATION } from '../src/sim/index.ts';
 import { SpeedLayer } from '../src/speed/index.ts';
-import { openSqliteStatsStore } from '../src/stats/index.ts';
+import { COMPACT_AT_RUNS, openSqliteStatsStore, openStatsWriterThread } from '../src/stats/index.ts';
 import { type BenchResult, simulatedEventLog } from './harness.ts';
 
 const PARTITIONS = 4;
@@ -43,11 +43,16 @@ function joinerMemory(emissions: number): Promise<{ engineBytes: number; parsedB
   });
 }
 
+/** How the speed layer reaches the store in a run of {@link endToEnd}. */
+type StoreMode = 'writer-thread' | 'same-thread';
+
 /**
  * Events from the log to committed serving rows: a simulated stream of `emissions` over
- * `durationMs` of event time through a SpeedLayer into SQLite; also the minute rows written.
+ * `durationMs` of event time through a SpeedLayer into SQLite, the store on a writer thread of
+ * its own or on the speed layer's thread; also the minute rows written, the most runs waiting
+ * for compaction and the process's peak RSS.
  */
-async function endToEnd(emissions: number, durationMs: number | undefined) {
+export async function endToEnd(emissions: number, durationMs: number | undefined, mode: StoreMode = 'same-thread') {
   const { log, dir, total, readRate } = await simulatedEventLog(
     12,
     emissions,
@@ -56,14 +61,18 @@ async function endToEnd(emissions: number, durationMs: number | undefined) {
     durationMs,
   );
   const path = join(dir, 'reckon.sqlite');
-  const store = await openSqliteStatsStore(path);
+  const store =
+    mode === 'writer-thread' ? await openStatsWriterThread({ kind: 'sqlite', path }) : await openSqliteStatsStore(path);
   const speed = new SpeedLayer({
     log,
     sink: store,
     decoder: { emission: (v) => decodeEmission(v), click: (v) => decodeClick(v) },
     rules: DEFAULT_SIMULATION.rules,
     allowedLatenessMs: 3_600_000,
+    ...(process.env.RECKON_BENCH_MAX_AHEAD_MS ? { maxAheadMs: Number(process.env.RECKON_BENCH_MAX_AHEAD_MS) } : {}),
   });
+  let peakRss = process.memoryUsage().rss;
+  let maxRuns = 0;
   const started = performance.now();
   await speed.start();
   const ends = new Map<string, number[]>();
@@ -75,18 +84,21 @@ async function endToEnd(emissions: number, durationMs: number | undefined) {
       const recorded = await store.speedOffsets('speed', topic);
       if (!(ends.get(topic) as number[]).every((o, p) => recorded.get(p) === o)) done = false;
     }
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    maxRuns = Math.max(maxRuns, (await store.pendingRuns()).runs);
     if (done) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   const rate = total / ((performance.now() - started) / 1000);
   await speed.stop();
+  await store.compact();
   await store.close();
   await log.close();
   const db = new Database(path, { readonly: true });
   const rows = (db.prepare('SELECT count(*) AS n FROM stats_speed_minute').get() as { n: number }).n;
   db.close();
   rmSync(dir, { recursive: true, force: true });
-  return { total, rate, readRate, rows };
+  return { total, rate, readRate, rows, maxRuns, peakRss };
 }
 
 /** Runs the speed benchmarks. */
@@ -95,20 +107,46 @@ export async function speedBenchmarks(): Promise<BenchResult[]> {
   // The same kind of traffic at 50,000 events/s of event time (what speed.freshness sends): most
   // events add to rows already written.
   const dense = await endToEnd(200_000, 5_000);
+  // The losing candidate of the both-cores choice: the store on a writer thread of its own.
+  const writerThread = await endToEnd(200_000, undefined, 'writer-thread');
   const memory = await joinerMemory(JOINER_EMISSIONS);
 
-  const e2e = (what: string, r: typeof day): BenchResult => ({
-    name: `speed.e2e (${r.total} events ${what} from the log to committed serving rows, SQLite, ${PARTITIONS} partitions; ${r.rows} minute rows, ${(r.rows / r.total).toFixed(2)} per event)`,
+  const e2e = (name: string, what: string, r: typeof day): BenchResult => ({
+    name,
+    description: `${r.total} events ${what} from the log to committed serving rows (SQLite, ${PARTITIONS} partitions; ${r.rows} minute rows, ${(r.rows / r.total).toFixed(2)} per event); baseline: log.read of the same records`,
     unit: 'events/s',
     value: Math.round(r.rate),
     baseline: Math.round(r.readRate),
     ratio: Number((r.rate / r.readRate).toFixed(3)),
   });
   return [
-    e2e('of a simulated day', day),
-    e2e('of the same traffic over 5 s of event time', dense),
+    e2e('speed.e2e.day', 'of a simulated day', day),
+    e2e('speed.e2e.dense', 'of the same traffic over 5 s of event time', dense),
+    e2e(
+      'speed.e2e.day.writer-thread',
+      'of a simulated day, the store on a writer thread of its own (the candidate measured against speed.e2e.day)',
+      writerThread,
+    ),
     {
-      name: `speed.joiner.bytesPerEmission (heap the engine retains per emission, ${JOINER_EMISSIONS} emissions of 2-3 offers; baseline: a Map of id -> the parsed JSON emission)`,
+      name: 'store.runs.max',
+      description: `most runs waiting for compaction during speed.e2e.day (a flush that leaves ${COMPACT_AT_RUNS} compacts first); baseline: that bound`,
+      unit: 'runs',
+      value: day.maxRuns,
+      baseline: COMPACT_AT_RUNS,
+      ratio: Number((day.maxRuns / COMPACT_AT_RUNS).toFixed(3)),
+    },
+    {
+      name: 'speed.rss.peak',
+      description:
+        'peak RSS of the process running speed.e2e.day (the speed layer, its store and the benchmark with its simulated log); baseline: the same for the writer-thread candidate',
+      unit: 'MiB',
+      value: Math.round(day.peakRss / 2 ** 20),
+      baseline: Math.round(writerThread.peakRss / 2 ** 20),
+      ratio: Number((day.peakRss / writerThread.peakRss).toFixed(3)),
+    },
+    {
+      name: 'speed.joiner.bytesPerEmission',
+      description: `heap the engine retains per emission, ${JOINER_EMISSIONS} emissions of 2-3 offers; baseline: a Map of id -> the parsed JSON emission`,
       unit: 'bytes',
       value: Math.round(memory.engineBytes),
       baseline: Math.round(memory.parsedBytes),

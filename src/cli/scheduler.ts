@@ -21,7 +21,12 @@ import {
   type SchedulerOptions,
   webhookAlertSink,
 } from '../scheduler/index.ts';
-import { type DagRunRecord, openPostgresSchedulerStore, openSqliteSchedulerStore, type SchedulerStore } from '../store/index.ts';
+import {
+  type DagRunRecord,
+  openPostgresSchedulerStore,
+  openSqliteSchedulerStore,
+  type SchedulerStore,
+} from '../store/index.ts';
 import { type StatsStore } from '../stats/index.ts';
 import { UsageError } from './errors.ts';
 import { createProgress } from './progress.ts';

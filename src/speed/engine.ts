@@ -17,6 +17,7 @@ import {
   type Micros,
   type StatsRules,
 } from '../events/index.ts';
+import { RunColumnsBuilder, rowAt } from '../stats/index.ts';
 import { EmissionTable } from './emission-table.ts';
 
 /** Placement of invalid clicks whose emission is unknown (DESIGN.md). */
@@ -203,7 +204,14 @@ export class SpeedEngine {
 
   /** The deltas accumulated since the last drain, all-zero ones left out. */
   drain(): MinuteDelta[] {
-    const out: MinuteDelta[] = [];
+    const builder = new RunColumnsBuilder();
+    this.drainInto(builder);
+    const c = builder.take();
+    return Array.from({ length: c.length }, (_, i) => rowAt(c, i));
+  }
+
+  /** Appends the deltas accumulated since the last drain (all-zero ones left out) to `into`, and forgets them. */
+  drainInto(into: RunColumnsBuilder): void {
     for (const byOffer of this.deltas.values()) {
       for (const byPlacement of byOffer.values()) {
         for (const d of byPlacement.values()) {
@@ -216,12 +224,22 @@ export class SpeedEngine {
             d.fraudCost !== 0 ||
             d.invalidClicks !== 0
           )
-            out.push({ ...d, clickCost: BigInt(d.clickCost), fraudCost: BigInt(d.fraudCost) });
+            into.push(
+              d.bucketStart,
+              d.offerId,
+              d.placement,
+              d.emissions,
+              d.clicks,
+              BigInt(d.clickCost),
+              d.duplicateClicks,
+              d.fraudClicks,
+              BigInt(d.fraudCost),
+              d.invalidClicks,
+            );
         }
       }
     }
     this.deltas.clear();
-    return out;
   }
 
   /** Decides waiting clicks older than `before` (by ts), at most `limit` of them, oldest first. */

@@ -35,7 +35,8 @@ import {
   WorkerRuntime,
   type WorkerTask,
 } from '../workers/index.ts';
-import { type MinuteDelta, SpeedEngine } from './engine.ts';
+import { type MinuteStatsColumns, RunColumnsBuilder, type RunColumns } from '../stats/index.ts';
+import { SpeedEngine } from './engine.ts';
 import { StreamMerger } from './merger.ts';
 
 /** Where the speed layer writes: the serving store's speed side. */
@@ -47,7 +48,7 @@ export interface SpeedSink {
    */
   applySpeedDeltas(
     group: string,
-    deltas: readonly MinuteDelta[],
+    deltas: MinuteStatsColumns,
     offsets: readonly { topic: string; partition: number; offset: number }[],
     expected?: readonly { topic: string; partition: number; offset: number }[],
   ): Promise<void>;
@@ -188,7 +189,7 @@ export class SpeedLayer {
   private runtime: WorkerRuntime | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   /** Drained deltas and positions a flush could not write (a retriable failure), written with the next. */
-  private unwritten: { deltas: MinuteDelta[]; offsets: SinkPosition[]; replay: SinkPosition[] } | undefined;
+  private unwritten: { deltas: RunColumns; offsets: SinkPosition[]; replay: SinkPosition[] } | undefined;
   private unwrittenSince = 0;
   /** When the last flush that wrote ended, and how long it took (ms). */
   private lastFlushEnd = 0;
@@ -429,6 +430,10 @@ export class SpeedLayer {
           source.next = record.offset + 1;
           this.o.observe?.({ partition: p.partition, topic: source.topic, kind: source.kind, ts: record.timestamp });
         }
+        // A source paused for running ahead resumes as soon as the others catch up, not at the
+        // next punctuation: on a day compressed into seconds, 10 minutes of event time is a few
+        // thousand events, and waiting 100 ms each time would bound the layer to that per 100 ms.
+        if (source.watermark > p.aligned) this.align(p);
         observer.success();
       } catch (e) {
         observer.failure(e as Error);
@@ -545,12 +550,15 @@ export class SpeedLayer {
     this.flushing = this.flushing.then(async () => {
       if (this.failed !== undefined) throw this.failed;
       // Drained synchronously with the offsets: the deltas cover exactly the records before them.
-      const deltas: MinuteDelta[] = [];
+      // What an earlier flush could not write goes in too; later positions replace its ones.
+      const held = this.unwritten;
+      const deltas = new RunColumnsBuilder();
+      if (held !== undefined) deltas.append(held.deltas);
       const offsets: { topic: string; partition: number; offset: number }[] = [];
       const replay: { topic: string; partition: number; offset: number }[] = [];
       for (const [partition, p] of this.engines) {
         if (!p.rebuilt) continue;
-        for (const d of p.engine.drain()) deltas.push(d);
+        p.engine.drainInto(deltas);
         if (Number.isFinite(p.aligned))
           offsets.push({ topic: ALIGNED_WATERMARK_TOPIC, partition: p.partition, offset: p.aligned });
         // A partition handed to another process: this was its last write from here.
@@ -574,17 +582,9 @@ export class SpeedLayer {
           });
         }
       }
-      // What an earlier flush could not write goes first; later positions replace its ones.
-      let all = deltas;
-      let positions = offsets;
-      let starts = replay;
-      const held = this.unwritten;
-      if (held !== undefined) {
-        for (const d of deltas) held.deltas.push(d);
-        all = held.deltas;
-        positions = latestPositions(held.offsets, offsets);
-        starts = latestPositions(held.replay, replay);
-      }
+      const all = deltas.take();
+      const positions = held === undefined ? offsets : latestPositions(held.offsets, offsets);
+      const starts = held === undefined ? replay : latestPositions(held.replay, replay);
       const written = JSON.stringify(positions);
       if (all.length === 0 && written === this.lastWritten) return;
       const started = performance.now();
@@ -616,7 +616,7 @@ export class SpeedLayer {
       try {
         // Replay starts only ever need to be early enough: written after, and a crash between the
         // two writes (or a failed write) leaves an earlier, longer, still correct replay.
-        await this.o.sink.applySpeedDeltas(`${this.o.group}.replay`, [], starts);
+        await this.o.sink.applySpeedDeltas(`${this.o.group}.replay`, new RunColumnsBuilder().take(), starts);
       } catch (e) {
         const err = e as Error & { retriable?: boolean };
         if (err.retriable !== true) {

@@ -2,6 +2,7 @@
 export { openPostgresStatsStore } from './postgres.ts';
 export { openSqliteStatsStore } from './sqlite.ts';
 export { addColumns, zeroColumns } from './deltas.ts';
+export { RunColumnsBuilder, rowAt, type RunColumns } from './run-rows.ts';
 export { STATS_COLUMNS } from './types.ts';
 export type {
   BatchInterval,
@@ -20,3 +21,5 @@ export type {
   StatsResultRow,
   StatsStore,
 } from './types.ts';
+export { openStatsWriterThread, type StoreSpec } from './writer-thread.ts';
+export { COMPACT_AT_RUNS } from './model.ts';

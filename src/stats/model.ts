@@ -17,9 +17,14 @@ import type { BatchRows, MinuteStats, MinuteStatsColumns } from './types.ts';
 /** A flush that leaves this many runs waiting compacts them before it returns (back-pressure). */
 export const COMPACT_AT_RUNS = 16;
 /** ... or this many run rows. */
-export const COMPACT_AT_ROWS = 250_000;
+export const COMPACT_AT_ROWS = 1_000_000;
 /** Rows per staging transaction of a batch generation: each holds the write lock for a few ms. */
-export const STAGE_CHUNK_ROWS = 20_000;
+export const STAGE_CHUNK_ROWS = 5_000;
+/**
+ * Pause after each staging transaction (ms): another process's writer waiting for the lock
+ * (SQLite's busy handler sleeps between tries) gets a gap to take it in.
+ */
+const STAGE_GAP_MS = 2;
 
 /** What a compaction folded. */
 export interface CompactionResult {
@@ -109,6 +114,8 @@ async function writeChunks(
   level: GenerationLevel,
   rows: MinuteStatsColumns,
 ): Promise<void> {
-  for (let start = 0; start < rows.length; start += STAGE_CHUNK_ROWS)
+  for (let start = 0; start < rows.length; start += STAGE_CHUNK_ROWS) {
     await steps.write(generation, { level, rows, start, end: Math.min(rows.length, start + STAGE_CHUNK_ROWS) });
+    await new Promise((r) => setTimeout(r, STAGE_GAP_MS));
+  }
 }

@@ -1,0 +1,102 @@
+/**
+ * A statistics store on a thread of its own: the speed layer decodes and joins on its thread
+ * while another one appends its runs and compacts them, so a process uses two cores and a
+ * flush never stops the counting. Calls go to the thread in order and answer as the store
+ * would, errors with their code and `retriable` flag.
+ */
+import { Worker } from 'node:worker_threads';
+import { ReckonError } from '../events/index.ts';
+import type { StatsStore } from './types.ts';
+
+/** Which store the thread opens. */
+export type StoreSpec = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
+
+/** A call sent to the thread. */
+export interface WriterCall {
+  id: number;
+  method: Exclude<keyof StatsStore, 'kind'>;
+  args: unknown[];
+}
+
+/** The thread's answer to call `id` (0: the store is open). */
+export interface WriterReply {
+  id: number;
+  result?: unknown;
+  error?: { message: string; code?: string; retriable: boolean };
+}
+
+function threadUrl(): URL {
+  return new URL(import.meta.url.endsWith('.ts') ? './writer-worker.ts' : './writer-worker.js', import.meta.url);
+}
+
+/** Opens the store of `spec` on a new thread; the returned store forwards every call to it. */
+export async function openStatsWriterThread(spec: StoreSpec): Promise<StatsStore> {
+  const url = threadUrl();
+  // Run from TypeScript sources (tests, benchmarks), the thread registers tsx's loader first.
+  const worker = url.pathname.endsWith('.ts')
+    ? new Worker(
+        `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
+        { eval: true, workerData: spec },
+      )
+    : new Worker(url, { workerData: spec });
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let nextId = 1;
+  let failed: Error | undefined;
+  const fail = (e: Error): void => {
+    failed = e;
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  };
+  const ready = new Promise<void>((resolve, reject) => pending.set(0, { resolve: () => resolve(), reject }));
+  worker.on('message', (reply: WriterReply) => {
+    const p = pending.get(reply.id);
+    pending.delete(reply.id);
+    if (p === undefined) return;
+    if (reply.error === undefined) return p.resolve(reply.result);
+    const { message, code, retriable } = reply.error;
+    p.reject(code === undefined ? new Error(message) : new ReckonError(code, message, { retriable }));
+  });
+  worker.on('error', (e) =>
+    fail(
+      new ReckonError('RECKON_STORE_THREAD_FAILED', `the statistics writer thread failed: ${e.message}`, { cause: e }),
+    ),
+  );
+  worker.on('exit', (code) => {
+    if (failed === undefined && pending.size > 0)
+      fail(new ReckonError('RECKON_STORE_THREAD_FAILED', `the statistics writer thread exited with ${code}`));
+  });
+  await ready;
+
+  const call = <T>(method: WriterCall['method'], args: unknown[]): Promise<T> => {
+    if (failed !== undefined) return Promise.reject(failed);
+    const id = nextId++;
+    return new Promise<T>((resolve, reject) => {
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      worker.postMessage({ id, method, args } satisfies WriterCall);
+    });
+  };
+  let closed = false;
+  return {
+    kind: spec.kind,
+    applySpeedDeltas: (...args) => call('applySpeedDeltas', args),
+    speedOffsets: (...args) => call('speedOffsets', args),
+    compact: () => call('compact', []),
+    pendingRuns: () => call('pendingRuns', []),
+    replaceBatchInterval: (...args) => call('replaceBatchInterval', args),
+    batchIntervals: () => call('batchIntervals', []),
+    query: (...args) => call('query', args),
+    speedTotals: (...args) => call('speedTotals', args),
+    sideSeries: (...args) => call('sideSeries', args),
+    recordDiscrepancies: (...args) => call('recordDiscrepancies', args),
+    discrepancies: (...args) => call('discrepancies', args),
+    async close() {
+      if (closed) return;
+      closed = true;
+      try {
+        await call('close', []);
+      } finally {
+        await worker.terminate();
+      }
+    },
+  };
+}
