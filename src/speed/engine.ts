@@ -18,6 +18,7 @@ import {
   type StatsRules,
 } from '../events/index.ts';
 import { RunColumnsBuilder, rowAt } from '../stats/index.ts';
+import { type DeltaColumn, DeltaColumns, type Money } from './delta-columns.ts';
 import { EmissionTable } from './emission-table.ts';
 
 /** Placement of invalid clicks whose emission is unknown (DESIGN.md). */
@@ -37,33 +38,7 @@ export interface MinuteDelta {
   invalidClicks: number;
 }
 
-type CountColumn = 'emissions' | 'clicks' | 'duplicateClicks' | 'fraudClicks' | 'invalidClicks';
 
-/** Money in micros as a number while it is a safe integer, as a bigint beyond. */
-type Money = number | bigint;
-
-/** `a + b` exactly: numbers while the sum is a safe integer, a bigint otherwise. */
-function addMoney(a: Money, b: Money): Money {
-  if (typeof a === 'number' && typeof b === 'number') {
-    const sum = a + b;
-    if (Number.isSafeInteger(sum)) return sum;
-  }
-  return BigInt(a) + BigInt(b);
-}
-
-/** A minute row's delta while it accumulates: money kept as numbers (no bigint per click). */
-interface Accumulating {
-  bucketStart: number;
-  offerId: string;
-  placement: string;
-  emissions: number;
-  clicks: number;
-  clickCost: Money;
-  duplicateClicks: number;
-  fraudClicks: number;
-  fraudCost: Money;
-  invalidClicks: number;
-}
 
 /** Deletes entries from the front of `map` (its oldest insertions) while `old` holds for them. */
 function trimOldest<V>(map: Map<string, V>, old: (value: V, key: string) => boolean): void {
@@ -111,13 +86,15 @@ export class SpeedEngine {
   /** Clicks waiting for their emission, by emission id, in arrival order. */
   private readonly pending = new Map<string, Click[]>();
   private pendingCount = 0;
+  /** No waiting click is older than this (a lower bound: clicks that stop waiting leave it as it is). */
+  private oldestPending = Number.POSITIVE_INFINITY;
   /** Click ids seen (redeliveries count once), with their ts for eviction. */
   private readonly seenClicks = new Map<string, number>();
   private readonly firstClicks = new Map<string, FirstClick>();
   /** Billable clicks per (userId, offerId, UTC hour). */
   private readonly userHour = new Map<string, number>();
-  /** Deltas since the last drain by minute, offer and placement: nested maps build no key strings. */
-  private readonly deltas = new Map<number, Map<string, Map<string, Accumulating>>>();
+  /** Deltas since the last drain, in columns. */
+  private readonly deltas = new DeltaColumns();
   private watermark = Number.NEGATIVE_INFINITY;
 
   constructor(rules: StatsRules, options: SpeedEngineOptions = {}) {
@@ -176,6 +153,7 @@ export class SpeedEngine {
     if (waiting === undefined) this.pending.set(c.emissionId, (waiting = []));
     waiting.push(c);
     this.pendingCount++;
+    if (c.ts < this.oldestPending) this.oldestPending = c.ts;
     if (this.pendingCount > this.maxPending) this.expirePending(Number.POSITIVE_INFINITY, 1);
   }
 
@@ -212,42 +190,17 @@ export class SpeedEngine {
 
   /** Appends the deltas accumulated since the last drain (all-zero ones left out) to `into`, and forgets them. */
   drainInto(into: RunColumnsBuilder): void {
-    for (const byOffer of this.deltas.values()) {
-      for (const byPlacement of byOffer.values()) {
-        for (const d of byPlacement.values()) {
-          if (
-            d.emissions !== 0 ||
-            d.clicks !== 0 ||
-            d.clickCost !== 0 ||
-            d.duplicateClicks !== 0 ||
-            d.fraudClicks !== 0 ||
-            d.fraudCost !== 0 ||
-            d.invalidClicks !== 0
-          )
-            into.push(
-              d.bucketStart,
-              d.offerId,
-              d.placement,
-              d.emissions,
-              d.clicks,
-              BigInt(d.clickCost),
-              d.duplicateClicks,
-              d.fraudClicks,
-              BigInt(d.fraudCost),
-              d.invalidClicks,
-            );
-        }
-      }
-    }
-    this.deltas.clear();
+    this.deltas.drainInto(into);
   }
 
   /** Decides waiting clicks older than `before` (by ts), at most `limit` of them, oldest first. */
   private expirePending(before: number, limit: number): void {
-    if (this.pendingCount === 0) return;
+    if (this.pendingCount === 0 || (before <= this.oldestPending && limit === Number.POSITIVE_INFINITY)) return;
     const expired: Click[] = [];
+    let oldest = Number.POSITIVE_INFINITY;
     for (const [emissionId, waiting] of this.pending) {
       const keep = waiting.filter((c) => c.ts >= before);
+      for (const c of keep) if (c.ts < oldest) oldest = c.ts;
       for (const c of waiting) if (c.ts < before) expired.push(c);
       if (keep.length === 0) this.pending.delete(emissionId);
       else this.pending.set(emissionId, keep);
@@ -256,10 +209,12 @@ export class SpeedEngine {
     const decided = expired.slice(0, limit);
     // Clicks past the limit stay waiting.
     for (const c of expired.slice(limit)) {
+      if (c.ts < oldest) oldest = c.ts;
       const waiting = this.pending.get(c.emissionId) ?? [];
       waiting.push(c);
       this.pending.set(c.emissionId, waiting);
     }
+    this.oldestPending = oldest;
     this.pendingCount -= decided.length;
     for (const c of decided) this.add(c.ts, c.offerId, NO_PLACEMENT, 'invalidClicks', 0);
   }
@@ -300,30 +255,8 @@ export class SpeedEngine {
     this.add(c.ts, c.offerId, em.placement, verdict, cost);
   }
 
-  private add(ts: number, offerId: string, placement: string, column: CountColumn, cost: Money, n = 1): void {
+  private add(ts: number, offerId: string, placement: string, column: DeltaColumn, cost: Money, n = 1): void {
     const bucketStart = ts - (((ts % MINUTE) + MINUTE) % MINUTE);
-    let byOffer = this.deltas.get(bucketStart);
-    if (byOffer === undefined) this.deltas.set(bucketStart, (byOffer = new Map()));
-    let byPlacement = byOffer.get(offerId);
-    if (byPlacement === undefined) byOffer.set(offerId, (byPlacement = new Map()));
-    let d = byPlacement.get(placement);
-    if (d === undefined) {
-      d = {
-        bucketStart,
-        offerId,
-        placement,
-        emissions: 0,
-        clicks: 0,
-        clickCost: 0,
-        duplicateClicks: 0,
-        fraudClicks: 0,
-        fraudCost: 0,
-        invalidClicks: 0,
-      };
-      byPlacement.set(placement, d);
-    }
-    d[column] += n;
-    if (column === 'clicks') d.clickCost = addMoney(d.clickCost, cost);
-    else if (column === 'fraudClicks') d.fraudCost = addMoney(d.fraudCost, cost);
+    this.deltas.add(bucketStart, offerId, placement, column, cost, n);
   }
 }

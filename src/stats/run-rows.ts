@@ -204,25 +204,13 @@ export class RunColumnsBuilder {
     }
   }
 
-  /** The rows appended, as columns of their own (the builder starts empty again). */
+  /** The rows appended, as columns of their own (the builder starts empty again, as large). */
   take(): RunColumns {
     const c = this.c;
     const n = this.n;
-    this.c = runColumns(Math.max(1024, n));
+    this.c = runColumns(Math.max(1024, c.length));
     this.n = 0;
-    return {
-      length: n,
-      bucketStart: c.bucketStart.slice(0, n),
-      offerId: c.offerId.slice(0, n),
-      placement: c.placement.slice(0, n),
-      emissions: c.emissions.slice(0, n),
-      clicks: c.clicks.slice(0, n),
-      clickCost: c.clickCost.slice(0, n),
-      duplicateClicks: c.duplicateClicks.slice(0, n),
-      fraudClicks: c.fraudClicks.slice(0, n),
-      fraudCost: c.fraudCost.slice(0, n),
-      invalidClicks: c.invalidClicks.slice(0, n),
-    };
+    return { ...c, length: n };
   }
 
   private grow(): void {

@@ -29,7 +29,7 @@ import {
 } from './model.ts';
 import { type IntervalRow, seriesSql, sumWindows, toInterval, windowsSql, type WindowSql } from './plan.ts';
 import { runOf, type RunColumns, speedColumns } from './run-rows.ts';
-import type { MinuteStats, SinkOffset, StatsStore } from './types.ts';
+import type { MinuteStats, MinuteStatsColumns, SinkOffset, StatsStore } from './types.ts';
 
 const KEY = 'bucket_start, offer_id, placement';
 const VALUES = 'emissions, clicks, click_cost, duplicate_clicks, fraud_clicks, fraud_cost, invalid_clicks';
@@ -51,6 +51,62 @@ function foldSql(table: string, size: number): string {
     ON CONFLICT (${KEY}) DO UPDATE SET ${ADD_EXCLUDED}`;
 }
 
+/** Rows per INSERT statement of {@link rowInserter}: 11 parameters each, well under SQLite's limit. */
+const ROWS_PER_INSERT = 100;
+
+/**
+ * Inserts rows of columns into `table` with `extra` (run id or generation) as first column,
+ * {@link ROWS_PER_INSERT} rows per statement: binding a statement costs about as much as the
+ * row itself (measured: 0.86M rows/s against 0.55M one row per statement).
+ */
+function rowInserter(
+  db: Database.Database,
+  table: string,
+  extra: string,
+): (extraValue: number | bigint, c: MinuteStatsColumns, start: number, end: number) => void {
+  const row = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  const sql = (n: number) =>
+    `INSERT INTO ${table} (${extra}, ${KEY}, ${VALUES}) VALUES ${Array.from({ length: n }, () => row).join(', ')}`;
+  const many = db.prepare(sql(ROWS_PER_INSERT));
+  const one = db.prepare(sql(1));
+  const args = new Array<unknown>(ROWS_PER_INSERT * 11);
+  return (extraValue, c, start, end) => {
+    let i = start;
+    for (; i + ROWS_PER_INSERT <= end; ) {
+      for (let k = 0; k < ROWS_PER_INSERT; k++, i++) {
+        const o = k * 11;
+        args[o] = extraValue;
+        args[o + 1] = c.bucketStart[i];
+        args[o + 2] = c.offerId[i];
+        args[o + 3] = c.placement[i];
+        args[o + 4] = c.emissions[i];
+        args[o + 5] = c.clicks[i];
+        args[o + 6] = c.clickCost[i];
+        args[o + 7] = c.duplicateClicks[i];
+        args[o + 8] = c.fraudClicks[i];
+        args[o + 9] = c.fraudCost[i];
+        args[o + 10] = c.invalidClicks[i];
+      }
+      many.run(args);
+    }
+    for (; i < end; i++) {
+      one.run(
+        extraValue,
+        c.bucketStart[i],
+        c.offerId[i],
+        c.placement[i],
+        c.emissions[i],
+        c.clicks[i],
+        c.clickCost[i],
+        c.duplicateClicks[i],
+        c.fraudClicks[i],
+        c.fraudCost[i],
+        c.invalidClicks[i],
+      );
+    }
+  };
+}
+
 /**
  * Opens (creating it and its folder if needed) the SQLite file at `path` as a
  * {@link StatsStore}, applying missing migrations. The file may be the one the schema registry
@@ -61,9 +117,6 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
 
   const s = {
     insertRun: db.prepare('INSERT INTO stats_speed_runs (group_id, row_count, created_at) VALUES (?, ?, ?)'),
-    insertRunRow: db.prepare(
-      `INSERT INTO stats_speed_run_rows (${KEY}, ${VALUES}, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
     pendingRuns: db.prepare('SELECT count(*) AS runs, coalesce(sum(row_count), 0) AS rows FROM stats_speed_runs'),
     foldMinute: db.prepare(foldSql('stats_speed_minute', GRANULARITY_MS.minute)),
     foldHour: db.prepare(foldSql('stats_speed_hour', GRANULARITY_MS.hour)),
@@ -106,14 +159,12 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
        SELECT ?, ?, ?, ?, ?, coalesce(max(seq), 0) + 1 FROM stats_batch_intervals`,
     ),
   };
-  const insertGen = Object.fromEntries(
-    (['minute', 'hour', 'day'] as const).map((level) => [
-      level,
-      db.prepare(
-        `INSERT INTO stats_batch_gen_${level} (generation, ${KEY}, ${VALUES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-    ]),
-  ) as Record<'minute' | 'hour' | 'day', Database.Statement>;
+  const insertRunRows = rowInserter(db, 'stats_speed_run_rows', 'run_id');
+  const insertGen = {
+    minute: rowInserter(db, 'stats_batch_gen_minute', 'generation'),
+    hour: rowInserter(db, 'stats_batch_gen_hour', 'generation'),
+    day: rowInserter(db, 'stats_batch_gen_day', 'generation'),
+  };
   const deleteGenRange = Object.fromEntries(
     (['minute', 'hour', 'day'] as const).map((level) => [
       level,
@@ -155,24 +206,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
       }
       const now = Date.now();
       if (run.length > 0) {
-        const runId = s.insertRun.run(group, run.length, now).lastInsertRowid;
-        const { bucketStart, offerId, placement, emissions, clicks, clickCost, duplicateClicks } = run;
-        const { fraudClicks, fraudCost, invalidClicks } = run;
-        for (let i = 0; i < run.length; i++) {
-          s.insertRunRow.run(
-            bucketStart[i],
-            offerId[i],
-            placement[i],
-            emissions[i],
-            clicks[i],
-            clickCost[i],
-            duplicateClicks[i],
-            fraudClicks[i],
-            fraudCost[i],
-            invalidClicks[i],
-            runId,
-          );
-        }
+        insertRunRows(s.insertRun.run(group, run.length, now).lastInsertRowid, run, 0, run.length);
       }
       for (const o of offsets) s.setOffset.run(group, o.topic, o.partition, o.offset, now);
     },
@@ -213,26 +247,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
   );
 
   const writeChunk = db.transaction((generation: number, chunk: StagedChunk) => {
-    const st = insertGen[chunk.level];
-    const { bucketStart, offerId, placement, emissions, clicks, clickCost, duplicateClicks } = chunk.rows;
-    const { fraudClicks, fraudCost, invalidClicks } = chunk.rows;
-    {
-      for (let i = chunk.start; i < chunk.end; i++) {
-        st.run(
-          generation,
-          bucketStart[i],
-          offerId[i],
-          placement[i],
-          emissions[i],
-          clicks[i],
-          clickCost[i],
-          duplicateClicks[i],
-          fraudClicks[i],
-          fraudCost[i],
-          invalidClicks[i],
-        );
-      }
-    }
+    insertGen[chunk.level](generation, chunk.rows, chunk.start, chunk.end);
   });
 
   const switchIn = db.transaction((plan: BatchPlan, generation: number) => {
