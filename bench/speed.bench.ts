@@ -44,7 +44,7 @@ function joinerMemory(emissions: number): Promise<{ engineBytes: number; parsedB
 }
 
 /** How the speed layer reaches the store in a run of {@link endToEnd}. */
-type StoreMode = 'writer-thread' | 'same-thread';
+type StoreMode = 'writer-thread' | 'same-thread' | 'two-processes';
 
 /**
  * Events from the log to committed serving rows: a simulated stream of `emissions` over
@@ -52,7 +52,7 @@ type StoreMode = 'writer-thread' | 'same-thread';
  * its own or on the speed layer's thread; also the minute rows written, the most runs waiting
  * for compaction and the process's peak RSS.
  */
-export async function endToEnd(emissions: number, durationMs: number | undefined, mode: StoreMode = 'same-thread') {
+export async function endToEnd(emissions: number, durationMs: number | undefined, mode: StoreMode = 'writer-thread') {
   const { log, dir, total, readRate } = await simulatedEventLog(
     12,
     emissions,
@@ -62,14 +62,40 @@ export async function endToEnd(emissions: number, durationMs: number | undefined
   );
   const path = join(dir, 'reckon.sqlite');
   const store =
-    mode === 'writer-thread' ? await openStatsWriterThread({ kind: 'sqlite', path }) : await openSqliteStatsStore(path);
+    mode === 'same-thread' ? await openSqliteStatsStore(path) : await openStatsWriterThread({ kind: 'sqlite', path });
+  // Two processes: this one takes the even partitions, a child the odd ones, into the same file.
+  const member =
+    mode === 'two-processes'
+      ? spawn(
+          process.execPath,
+          [
+            '--max-semi-space-size=64',
+            '--import',
+            'tsx',
+            new URL('./speed-member.ts', import.meta.url).pathname,
+            join(dir, 'log'),
+            path,
+            '1',
+            '2',
+          ],
+          { stdio: ['pipe', 'pipe', 'inherit'] },
+        )
+      : undefined;
+  if (member !== undefined) {
+    await new Promise<void>((resolve, reject) => {
+      member.stdout?.on('data', (c: Buffer) => (c.toString().includes('ready') ? resolve() : undefined));
+      member.once('exit', (code) => reject(new Error(`speed-member.ts exited with ${code}`)));
+    });
+  }
   const speed = new SpeedLayer({
     log,
     sink: store,
+    ...(member === undefined ? {} : { share: { index: 0, of: 2 } }),
     decoder: { emission: (v) => decodeEmission(v), click: (v) => decodeClick(v) },
     rules: DEFAULT_SIMULATION.rules,
     allowedLatenessMs: 3_600_000,
-    ...(process.env.RECKON_BENCH_MAX_AHEAD_MS ? { maxAheadMs: Number(process.env.RECKON_BENCH_MAX_AHEAD_MS) } : {}),
+    // A store on a thread of its own writes while this one counts: flushes need no spacing.
+    flushSpacing: mode === 'same-thread' ? 1 : 0,
   });
   let peakRss = process.memoryUsage().rss;
   let maxRuns = 0;
@@ -90,7 +116,16 @@ export async function endToEnd(emissions: number, durationMs: number | undefined
     await new Promise((r) => setTimeout(r, 20));
   }
   const rate = total / ((performance.now() - started) / 1000);
+  if (process.env.RECKON_BENCH_DEBUG)
+    process.stderr.write(
+      `speed figures: ${JSON.stringify(speed.figures)} in ${((performance.now() - started) / 1000).toFixed(2)} s\n`,
+    );
   await speed.stop();
+  if (member !== undefined) {
+    const exited = new Promise((r) => member.once('exit', r));
+    member.stdin?.end();
+    await exited;
+  }
   await store.compact();
   await store.close();
   await log.close();
@@ -107,8 +142,10 @@ export async function speedBenchmarks(): Promise<BenchResult[]> {
   // The same kind of traffic at 50,000 events/s of event time (what speed.freshness sends): most
   // events add to rows already written.
   const dense = await endToEnd(200_000, 5_000);
-  // The losing candidate of the both-cores choice: the store on a writer thread of its own.
-  const writerThread = await endToEnd(200_000, undefined, 'writer-thread');
+  // The losing candidates of the both-cores choice: the store on the speed layer's thread, and
+  // two speed processes splitting the partitions (each with its store on its own thread).
+  const sameThread = await endToEnd(200_000, undefined, 'same-thread');
+  const twoProcesses = await endToEnd(200_000, undefined, 'two-processes');
   const memory = await joinerMemory(JOINER_EMISSIONS);
 
   const e2e = (name: string, what: string, r: typeof day): BenchResult => ({
@@ -120,12 +157,17 @@ export async function speedBenchmarks(): Promise<BenchResult[]> {
     ratio: Number((r.rate / r.readRate).toFixed(3)),
   });
   return [
-    e2e('speed.e2e.day', 'of a simulated day', day),
-    e2e('speed.e2e.dense', 'of the same traffic over 5 s of event time', dense),
+    e2e('speed.e2e.day', 'of a simulated day, the store on a writer thread of its own', day),
+    e2e('speed.e2e.dense', 'of the same traffic over 5 s of event time, the store on a writer thread', dense),
     e2e(
-      'speed.e2e.day.writer-thread',
-      'of a simulated day, the store on a writer thread of its own (the candidate measured against speed.e2e.day)',
-      writerThread,
+      'speed.e2e.day.same-thread',
+      "of a simulated day, the store on the speed layer's thread (a candidate speed.e2e.day was chosen over)",
+      sameThread,
+    ),
+    e2e(
+      'speed.e2e.day.two-processes',
+      'of a simulated day, two speed processes each taking half the partitions (a candidate speed.e2e.day was chosen over)',
+      twoProcesses,
     ),
     {
       name: 'store.runs.max',
@@ -138,11 +180,11 @@ export async function speedBenchmarks(): Promise<BenchResult[]> {
     {
       name: 'speed.rss.peak',
       description:
-        'peak RSS of the process running speed.e2e.day (the speed layer, its store and the benchmark with its simulated log); baseline: the same for the writer-thread candidate',
+        'peak RSS of the process running speed.e2e.day (the speed layer, its store thread and the benchmark with its simulated log); baseline: the same for the same-thread candidate',
       unit: 'MiB',
       value: Math.round(day.peakRss / 2 ** 20),
-      baseline: Math.round(writerThread.peakRss / 2 ** 20),
-      ratio: Number((day.peakRss / writerThread.peakRss).toFixed(3)),
+      baseline: Math.round(sameThread.peakRss / 2 ** 20),
+      ratio: Number((day.peakRss / sameThread.peakRss).toFixed(3)),
     },
     {
       name: 'speed.joiner.bytesPerEmission',

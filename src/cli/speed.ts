@@ -10,7 +10,12 @@ import { openLog } from '../log/index.ts';
 import { registryDecoder, SpeedLayer } from '../speed/index.ts';
 import { publishStatus } from '../workers/index.ts';
 import { openPostgresSchemaStore, openSqliteSchemaStore } from '../store/index.ts';
-import { openPostgresStatsStore, openSqliteStatsStore, type StatsStore } from '../stats/index.ts';
+import {
+  openPostgresStatsStore,
+  openSqliteStatsStore,
+  openStatsWriterThread,
+  type StatsStore,
+} from '../stats/index.ts';
 
 /** The relational stores of the configured mode: SQLite under the data directory, or PostgreSQL. */
 export async function openStores(config: ReckonConfig): Promise<{ schemas: SchemaStore; stats: StatsStore }> {
@@ -57,10 +62,20 @@ export function stopOnSigterm(worker: { stop(): Promise<void> }, resources: { cl
 export async function runSpeed(config: ReckonConfig, supervised: boolean | number = false): Promise<void> {
   if (supervised !== false) exitWhenOrphaned(supervised === true ? undefined : supervised);
   const log = await openLog(config, 'reader');
-  const { schemas, stats } = await openStores(config);
+  const schemas =
+    config.postgresUrl !== undefined
+      ? await openPostgresSchemaStore(config.postgresUrl)
+      : await openSqliteSchemaStore(join(resolve(config.dataDir), 'reckon.sqlite'));
+  // The store writes and compacts on a thread of its own while this one decodes and counts.
+  const stats = await openStatsWriterThread(
+    config.postgresUrl !== undefined
+      ? { kind: 'postgres', url: config.postgresUrl }
+      : { kind: 'sqlite', path: join(resolve(config.dataDir), 'reckon.sqlite') },
+  );
   const speed = new SpeedLayer({
     log,
     sink: stats,
+    flushSpacing: 0,
     decoder: registryDecoder(new SchemaRegistry(schemas)),
     rules: statsRulesOf(config),
     allowedLatenessMs: config.allowedLatenessMs,

@@ -26,6 +26,8 @@ const PLACEMENTS = 2 ** 20;
 /** Money in micros: a number while it is a safe integer, a bigint beyond. */
 export type Money = number | bigint;
 
+const isZero = (m: Money): boolean => (typeof m === 'bigint' ? m === 0n : m === 0);
+
 /** Deltas of minute rows since the last drain. */
 export class DeltaColumns {
   private offers = new Map<string, number>();
@@ -92,8 +94,8 @@ export class DeltaColumns {
         duplicates[i] === 0 &&
         fraud[i] === 0 &&
         invalid[i] === 0 &&
-        clickCost == 0 &&
-        fraudCost == 0
+        isZero(clickCost) &&
+        isZero(fraudCost)
       )
         continue;
       into.push(
@@ -139,7 +141,10 @@ export class DeltaColumns {
         return;
       }
       // Past 2^53 micros: this row's money continues exactly as bigints.
-      const moved = { clickCost: BigInt(this.clickCost[row] as number), fraudCost: BigInt(this.fraudCost[row] as number) };
+      const moved = {
+        clickCost: BigInt(this.clickCost[row] as number),
+        fraudCost: BigInt(this.fraudCost[row] as number),
+      };
       this.bigMoney.set(row, moved);
       moved[column] += BigInt(cost);
       return;

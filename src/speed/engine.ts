@@ -38,8 +38,6 @@ export interface MinuteDelta {
   invalidClicks: number;
 }
 
-
-
 /** Deletes entries from the front of `map` (its oldest insertions) while `old` holds for them. */
 function trimOldest<V>(map: Map<string, V>, old: (value: V, key: string) => boolean): void {
   for (const [key, value] of map) {

@@ -29,6 +29,17 @@ function threadUrl(): URL {
   return new URL(import.meta.url.endsWith('.ts') ? './writer-worker.ts' : './writer-worker.js', import.meta.url);
 }
 
+/** The buffers of the typed arrays among columns of rows (given as columns, not as objects). */
+function transferable(deltas: unknown): ArrayBuffer[] {
+  if (Array.isArray(deltas) || typeof deltas !== 'object' || deltas === null) return [];
+  const buffers = new Set<ArrayBuffer>();
+  for (const v of Object.values(deltas)) {
+    if (ArrayBuffer.isView(v) && v.buffer instanceof ArrayBuffer && v.byteLength === v.buffer.byteLength)
+      buffers.add(v.buffer);
+  }
+  return [...buffers];
+}
+
 /** Opens the store of `spec` on a new thread; the returned store forwards every call to it. */
 export async function openStatsWriterThread(spec: StoreSpec): Promise<StatsStore> {
   const url = threadUrl();
@@ -67,18 +78,19 @@ export async function openStatsWriterThread(spec: StoreSpec): Promise<StatsStore
   });
   await ready;
 
-  const call = <T>(method: WriterCall['method'], args: unknown[]): Promise<T> => {
+  const call = <T>(method: WriterCall['method'], args: unknown[], transfer: ArrayBuffer[] = []): Promise<T> => {
     if (failed !== undefined) return Promise.reject(failed);
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      worker.postMessage({ id, method, args } satisfies WriterCall);
+      worker.postMessage({ id, method, args } satisfies WriterCall, transfer);
     });
   };
   let closed = false;
   return {
     kind: spec.kind,
-    applySpeedDeltas: (...args) => call('applySpeedDeltas', args),
+    // The deltas' typed arrays move to the thread instead of being copied: the caller hands them over.
+    applySpeedDeltas: (...args) => call('applySpeedDeltas', args, transferable(args[1])),
     speedOffsets: (...args) => call('speedOffsets', args),
     compact: () => call('compact', []),
     pendingRuns: () => call('pendingRuns', []),
