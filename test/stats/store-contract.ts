@@ -268,6 +268,87 @@ export function statsStoreContract(
       }
     });
 
+    it('answers exactly after SIGKILLs at seeded moments of flushes, compactions and batch switches (20 of each)', async () => {
+      const KILLS = 20;
+      const keys = 400;
+      // A seeded sequence of kill delays (ms): the same moments every run of the test.
+      let seed = 20261207;
+      const nextDelay = (): number => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % 40;
+      };
+      const db = await h.createDatabase();
+      const reader = await open(db);
+      const killDuring = async (mode: 'flush' | 'compact' | 'switch'): Promise<void> => {
+        const child = spawn(process.execPath, ['--import', TSX, CHILD, kind, db, String(keys), String(D), mode], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        try {
+          let ready = false;
+          child.stdout?.on('data', (c: Buffer) => {
+            if (c.toString().includes('ready')) ready = true;
+          });
+          await waitFor('the writer to start', () => ready, 30_000, 5);
+          await new Promise((r) => setTimeout(r, 5 + nextDelay()));
+        } finally {
+          child.kill('SIGKILL');
+          await exited;
+        }
+      };
+      for (const mode of ['flush', 'compact'] as const) {
+        for (let k = 0; k < KILLS; k++) {
+          await killDuring(mode);
+          // Offsets say exactly which runs are in: one click per recorded offset, in every row.
+          const offset = (await reader.speedOffsets('killed', 'clicks')).get(0) ?? 0;
+          const rows = await queryAll(reader, { from: D, to: D + HOUR, granularity: 'minute' });
+          assert.equal(rows.length, offset === 0 ? 0 : keys, `${mode} kill ${k}: every key or none`);
+          for (const r of rows) {
+            assert.equal(r.clicks, offset, `${mode} kill ${k}, ${keyOf(r)}: one click per recorded offset`);
+            assert.equal(r.clickCost, BigInt(offset));
+          }
+          const days = await queryAll(reader, { from: D, to: D + DAY, granularity: 'day' });
+          const dayClicks = days.reduce((n, r) => n + r.clicks, 0);
+          assert.equal(dayClicks, offset * keys, `${mode} kill ${k}: the day rollup agrees`);
+        }
+      }
+      const speedOffset = (await reader.speedOffsets('killed', 'clicks')).get(0) ?? 0;
+      assert.ok(speedOffset >= 10, `the writer committed calls (offset ${speedOffset})`);
+      for (let k = 0; k < KILLS; k++) {
+        await killDuring('switch');
+        // The old generation or the new one, whole: every key batch, all 1 click or all 2.
+        const rows = await queryAll(reader, { from: D, to: D + HOUR, granularity: 'minute' });
+        const intervals = await reader.batchIntervals();
+        if (intervals.length === 0) {
+          assert.ok(rows.every((r) => r.source === 'speed'), `switch kill ${k}: nothing switched in yet`);
+          continue;
+        }
+        assert.deepEqual(
+          intervals.map((i) => [i.from, i.to]),
+          [[D, D + HOUR]],
+          `switch kill ${k}: one interval`,
+        );
+        assert.equal(rows.length, keys, `switch kill ${k}: every key`);
+        const clicks = new Set(rows.map((r) => r.clicks));
+        assert.equal(clicks.size, 1, `switch kill ${k}: one generation, never a mix (${[...clicks].join(', ')})`);
+        assert.ok(rows.every((r) => r.source === 'batch' && r.final), `switch kill ${k}: batch rows, final`);
+        const hours = await queryAll(reader, { from: D, to: D + HOUR, granularity: 'hour' });
+        const hourClicks = hours.reduce((n, r) => n + r.clicks, 0);
+        assert.equal(hourClicks, (rows[0]?.clicks ?? 0) * keys, `switch kill ${k}: the hour rollup is the same generation`);
+      }
+      // A write after all that succeeds and leaves exactly its rows.
+      const again = Array.from({ length: 3 }, (_, i) => row(D + i * MIN, 'of-after', 'home', { clicks: 7, clickCost: 7n }));
+      await reader.replaceBatchInterval(D, D + HOUR, again, 'after');
+      assert.deepEqual(
+        (await queryAll(reader, { from: D, to: D + HOUR, granularity: 'minute' })).map((r) => [r.offerId, r.clicks]),
+        [
+          ['of-after', 7],
+          ['of-after', 7],
+          ['of-after', 7],
+        ],
+      );
+    });
+
     it('round-trips speed offsets per group and topic; the last offset recorded wins', async () => {
       const store = await fresh();
       assert.deepEqual(await store.speedOffsets('speed', 'clicks'), new Map());
@@ -776,7 +857,7 @@ export function statsStoreContract(
       assert.equal((await queryAll(again, { ...q, granularity: 'day' }))[0]?.clicks, 3);
     });
 
-    it('follows batch coverage minute by minute, and hour and day rows are the sums of minute rows (property)', async () => {
+    it('answers, after any interleaving of flushes, compactions, batch switches and queries, what a plain sum of the applied deltas and the latest batch rows would (property)', async () => {
       /** Minute rows summed into buckets of `size` ms, per offer and placement. */
       const bucketSums = (minutes: readonly MinuteStats[], size: number): MinuteStats[] => {
         const sums = new Map<string, MinuteStats>();
@@ -851,9 +932,11 @@ export function statsStoreContract(
           const inside = rowsInside(rows, from, to);
           return { kind: 'batch' as const, from, to, rows: inside, batchSize };
         });
+      const compactOp = fc.constant({ kind: 'compact' as const });
+      const queryOp = fc.constant({ kind: 'query' as const });
       await fc.assert(
         fc.asyncProperty(
-          fc.array(fc.oneof(speedOp, batchOp, dayBatchOp), { minLength: 1, maxLength: 8 }),
+          fc.array(fc.oneof(speedOp, batchOp, dayBatchOp, compactOp, queryOp), { minLength: 1, maxLength: 12 }),
           fc.integer({ min: 1, max: 40 }),
           async (ops, limit) => {
             const store = await fresh();
@@ -861,8 +944,30 @@ export function statsStoreContract(
             const speed = new Map<string, MinuteStats>();
             const batch = new Map<string, MinuteStats>();
             let intervals: { from: number; to: number }[] = [];
+            const covered = (ms: number) => intervals.some((i) => i.from <= ms && ms < i.to);
+            /** Minute rows the model expects now. */
+            const expectedNow = () =>
+              [...speed.values()]
+                .filter((r) => !covered(r.bucketStart))
+                .concat([...batch.values()].filter((r) => covered(r.bucketStart)))
+                .filter((r) => !isZero(r))
+                .sort(compareRows)
+                .map((r) => ({
+                  ...r,
+                  source: covered(r.bucketStart) ? 'batch' : 'speed',
+                  final: covered(r.bucketStart),
+                }));
             for (const op of ops) {
-              if (op.kind === 'speed') {
+              if (op.kind === 'compact') {
+                await store.compact();
+                assert.equal((await store.pendingRuns()).runs, 0, 'a compaction leaves no run waiting');
+              } else if (op.kind === 'query') {
+                const now = await queryAll(store, { from: D, to: D + 2 * DAY, granularity: 'minute' }, limit);
+                assert.deepEqual(now, expectedNow(), 'a query between writes');
+                const totals = zeroColumns();
+                for (const r of speed.values()) addColumns(totals, r);
+                assert.deepEqual(await store.speedTotals(D, D + 2 * DAY), totals, 'speed totals');
+              } else if (op.kind === 'speed') {
                 await store.applySpeedDeltas('speed', op.deltas, []);
                 for (const d of op.deltas) {
                   const sum = speed.get(keyOf(d)) ?? row(d.bucketStart, d.offerId, d.placement);
@@ -879,21 +984,11 @@ export function statsStoreContract(
                 intervals.push({ from: op.from, to: op.to });
               }
             }
-            const covered = (ms: number) => intervals.some((i) => i.from <= ms && ms < i.to);
             const coveredRange = (from: number, to: number) => {
               for (let m = from; m < to; m += MIN) if (!covered(m)) return false;
               return true;
             };
-            const expectedMinutes = [...speed.values()]
-              .filter((r) => !covered(r.bucketStart))
-              .concat([...batch.values()].filter((r) => covered(r.bucketStart)))
-              .filter((r) => !isZero(r))
-              .sort(compareRows)
-              .map((r) => ({
-                ...r,
-                source: covered(r.bucketStart) ? 'batch' : 'speed',
-                final: covered(r.bucketStart),
-              }));
+            const expectedMinutes = expectedNow();
             const range = { from: D, to: D + 2 * DAY };
             const minutes = await queryAll(store, { ...range, granularity: 'minute' }, limit);
             assert.deepEqual(minutes, expectedMinutes);
