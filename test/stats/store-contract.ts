@@ -320,7 +320,10 @@ export function statsStoreContract(
         const rows = await queryAll(reader, { from: D, to: D + HOUR, granularity: 'minute' });
         const intervals = await reader.batchIntervals();
         if (intervals.length === 0) {
-          assert.ok(rows.every((r) => r.source === 'speed'), `switch kill ${k}: nothing switched in yet`);
+          assert.ok(
+            rows.every((r) => r.source === 'speed'),
+            `switch kill ${k}: nothing switched in yet`,
+          );
           continue;
         }
         assert.deepEqual(
@@ -331,13 +334,22 @@ export function statsStoreContract(
         assert.equal(rows.length, keys, `switch kill ${k}: every key`);
         const clicks = new Set(rows.map((r) => r.clicks));
         assert.equal(clicks.size, 1, `switch kill ${k}: one generation, never a mix (${[...clicks].join(', ')})`);
-        assert.ok(rows.every((r) => r.source === 'batch' && r.final), `switch kill ${k}: batch rows, final`);
+        assert.ok(
+          rows.every((r) => r.source === 'batch' && r.final),
+          `switch kill ${k}: batch rows, final`,
+        );
         const hours = await queryAll(reader, { from: D, to: D + HOUR, granularity: 'hour' });
         const hourClicks = hours.reduce((n, r) => n + r.clicks, 0);
-        assert.equal(hourClicks, (rows[0]?.clicks ?? 0) * keys, `switch kill ${k}: the hour rollup is the same generation`);
+        assert.equal(
+          hourClicks,
+          (rows[0]?.clicks ?? 0) * keys,
+          `switch kill ${k}: the hour rollup is the same generation`,
+        );
       }
       // A write after all that succeeds and leaves exactly its rows.
-      const again = Array.from({ length: 3 }, (_, i) => row(D + i * MIN, 'of-after', 'home', { clicks: 7, clickCost: 7n }));
+      const again = Array.from({ length: 3 }, (_, i) =>
+        row(D + i * MIN, 'of-after', 'home', { clicks: 7, clickCost: 7n }),
+      );
       await reader.replaceBatchInterval(D, D + HOUR, again, 'after');
       assert.deepEqual(
         (await queryAll(reader, { from: D, to: D + HOUR, granularity: 'minute' })).map((r) => [r.offerId, r.clicks]),
