@@ -19,6 +19,7 @@
  * amount only, and 5000 requests of this mix (up to ~1.5 s of server time each, queued behind
  * 15 others, past autocannon's 10 s timeout and re-sent) take tens of minutes, not seconds.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -291,7 +292,11 @@ interface Probe {
   visible: number | undefined;
 }
 
-export async function freshness(): Promise<BenchResult> {
+/**
+ * `speed.freshness`; with `batchRows`, `speed.freshness.batch`: the same while a recalculation
+ * writes that many batch minute rows of a past day into the store and switches them in.
+ */
+export async function freshness(batchRows = 0): Promise<BenchResult> {
   const requests = Math.round((FRESH_RATE * FRESH_SECONDS) / EVENTS_PER_BODY);
   const traffic = EVENTS_PER_BODY - 1;
   const bodies: string[] = [];
@@ -330,6 +335,8 @@ export async function freshness(): Promise<BenchResult> {
   const waiting = new Map<string, { probe: Probe; seen: () => void }>();
   let firstMinute = Number.POSITIVE_INFINITY;
   let watching = true;
+  let batchWriter: ChildProcess | undefined;
+  let batchOut = '';
   try {
     reckon = await startReckon(dataDir);
     const url = reckon.url;
@@ -397,6 +404,23 @@ export async function freshness(): Promise<BenchResult> {
     // The stream starts once the pipeline is up: the speed layer's process starts after the server.
     if ((await probe('warm-up')).visible === undefined)
       throw new Error(`the pipeline did not count a first event within ${FRESH_DEADLINE_MS} ms`);
+    if (batchRows > 0) {
+      // A recalculation of yesterday writes into the same store all through the measurement.
+      const yesterday = Date.now() - (Date.now() % 86_400_000) - 86_400_000;
+      batchWriter = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          new URL('./batch-day-writer.ts', import.meta.url).pathname,
+          join(dataDir, 'reckon.sqlite'),
+          String(batchRows),
+          String(yesterday),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      batchWriter.stdout?.on('data', (c: Buffer) => (batchOut += c.toString()));
+    }
     const runs: Promise<void>[] = [];
     const t0 = performance.now();
     started = t0;
@@ -423,6 +447,11 @@ export async function freshness(): Promise<BenchResult> {
   } finally {
     watching = false;
     close();
+    if (batchWriter !== undefined && batchWriter.exitCode === null) {
+      const exited = new Promise((r) => batchWriter?.once('exit', r));
+      batchWriter.kill('SIGKILL');
+      await exited;
+    }
     await reckon?.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -443,6 +472,17 @@ export async function freshness(): Promise<BenchResult> {
   );
   const value = percentile(fresh, 99);
   const baseline = percentile(roundTrips, 99);
+  if (batchRows > 0) {
+    const switched = /switched ([\d.]+)/.exec(batchOut)?.[1];
+    return {
+      name: 'speed.freshness.batch',
+      description: `speed.freshness while a recalculation writes ${batchRows} batch minute rows of yesterday into the same store and switches them in (${switched === undefined ? 'still writing when the measurement ended' : `switched after ${switched} s`}); ${FRESH_RATE} events/s for ${FRESH_SECONDS} s, ${Math.round(sustained / 1000)}k events/s sustained${missing > 0 ? `, ${missing} probes not visible within ${FRESH_DEADLINE_MS / 1000} s` : ''}; baseline: p99 of the POST's own round trip`,
+      unit: 'ms',
+      value: ms(value),
+      baseline: ms(baseline),
+      ratio: Number((value / baseline).toFixed(3)),
+    };
+  }
   return {
     name: `speed.freshness (p99 from POST /v1/events to the event visible in GET /v1/stats; ${EVENTS_PER_BODY}-event bodies paced at ${FRESH_RATE} events/s for ${FRESH_SECONDS} s, ${Math.round(sustained / 1000)}k events/s sustained${missing > 0 ? `, ${missing} probes not visible within ${FRESH_DEADLINE_MS / 1000} s` : ''}; baseline: p99 of the POST's own round trip)`,
     unit: 'ms',
@@ -454,5 +494,9 @@ export async function freshness(): Promise<BenchResult> {
 
 /** Runs the serving benchmarks. */
 export async function servingBenchmarks(): Promise<BenchResult[]> {
-  return [await queryP99(), await freshness()];
+  return [
+    await queryP99(),
+    await freshness(),
+    await freshness(Number(process.env.RECKON_BENCH_FRESH_BATCH_ROWS ?? 16_000_000)),
+  ];
 }

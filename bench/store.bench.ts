@@ -18,8 +18,10 @@ const DAY = 86_400_000;
 const START = Date.UTC(2026, 10, 21);
 const BATCH = 100_000;
 
-/** `ROWS` minute rows of one day in key order, in batches of columns made as they are read. */
-function* dayRows(): Generator<MinuteStatsColumns> {
+/** `rows` minute rows of the day starting at `start`, in key order, in batches of columns made as they are read. */
+export function* dayRows(rows = ROWS, start = START): Generator<MinuteStatsColumns> {
+  const ROWS = rows;
+  const START = start;
   const perMinute = Math.ceil(ROWS / 1440);
   const offers = Array.from({ length: perMinute }, (_, i) => `of-${String(i).padStart(7, '0')}`);
   let made = 0;

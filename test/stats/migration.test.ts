@@ -13,7 +13,6 @@ import { openSqliteStatsStore, type StatsResultRow } from '../../src/stats/index
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations.ts';
 
 const MIN = 60_000;
-const HOUR = 3_600_000;
 const DAY = 86_400_000;
 const D = Date.UTC(2026, 10, 21);
 

@@ -8,6 +8,7 @@
  * - `compact`: the same, with a compaction after every call;
  * - `switch`: replaces the batch interval [BASE, BASE + 1 h) with KEYS rows whose clicks are all
  *   1 or all 2, alternately.
+ * It prints `ready` once the store is open, then `.` after each iteration.
  */
 import { type MinuteStats, openPostgresStatsStore, openSqliteStatsStore } from '../../src/stats/index.ts';
 
@@ -35,9 +36,10 @@ process.stdout.write('ready\n');
 for (let i = 0; ; i++) {
   if (mode === 'switch') {
     await store.replaceBatchInterval(BASE, BASE + 3_600_000, rows((i % 2) + 1), `run-${i}`);
-    continue;
+  } else {
+    next += 1;
+    await store.applySpeedDeltas('killed', deltas, [{ topic: 'clicks', partition: 0, offset: next }]);
+    if (mode === 'compact') await store.compact();
   }
-  next += 1;
-  await store.applySpeedDeltas('killed', deltas, [{ topic: 'clicks', partition: 0, offset: next }]);
-  if (mode === 'compact') await store.compact();
+  process.stdout.write('.');
 }
