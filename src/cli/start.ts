@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { setPriority } from 'node:os';
+import { availableParallelism, setPriority } from 'node:os';
 import { join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
@@ -25,7 +25,7 @@ import {
 import { schedulerRoutes } from '../scheduler/index.ts';
 import { uiRoutes } from '../ui/index.ts';
 import { registerReconciliationMetrics, statsRoutes } from '../serving/index.ts';
-import type { StatsStore } from '../stats/index.ts';
+import { openStatsThreadPool, type StatsStore } from '../stats/index.ts';
 import { WorkerSupervisor } from '../workers/index.ts';
 import { openScheduling, type Scheduling } from './scheduler.ts';
 import { openStores, statusDirOf } from './speed.ts';
@@ -59,9 +59,11 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
   const parsePool = new ParsePool(config.ingestParseThreads);
   let scheduling: Scheduling | undefined;
   let sampler: RateSampler | undefined;
+  let queries: StatsStore | undefined;
   const close = async (): Promise<void> => {
     sampler?.stop();
     await app.close();
+    await queries?.close();
     await scheduling?.close();
     await parsePool.close();
     await log.close();
@@ -114,7 +116,15 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
         maxInFlightBytes: config.ingestMaxInFlightBytes,
       },
     });
-    await app.register(statsRoutes, { store: stats, readAccess: accessHook('read', config) });
+    // `GET /v1/stats` reads on threads of their own, as many as cores: concurrent queries run side
+    // by side instead of queueing on this thread (measured: query.p99 in bench/RESULTS.md).
+    queries = await openStatsThreadPool(
+      config.postgresUrl !== undefined
+        ? { kind: 'postgres', url: config.postgresUrl }
+        : { kind: 'sqlite', path: join(resolve(config.dataDir), 'reckon.sqlite') },
+      Math.min(QUERY_THREADS_MAX, availableParallelism()),
+    );
+    await app.register(statsRoutes, { store: queries, readAccess: accessHook('read', config) });
     await app.register(schedulerRoutes, {
       scheduler: scheduling.scheduler,
       store: scheduling.store,
@@ -182,6 +192,9 @@ function superviseDemo(url: string, config: ReckonConfig, out: NodeJS.WritableSt
     },
   };
 }
+
+/** Most threads answering `GET /v1/stats` (one per core up to this). */
+const QUERY_THREADS_MAX = 4;
 
 /** Scheduling priority of the archiver's process (nice value; higher runs later). */
 const ARCHIVER_NICENESS = 10;

@@ -1,49 +1,8 @@
 /**
- * Statistics rows on their way into and out of the databases, the same for both dialects.
- *
- * Summing speed deltas that share a key before they reach the database. A batch from the speed
- * layer often touches one (minute, offer, placement) many times: one upsert per key instead of
- * one per delta is the largest saving on both dialects, and PostgreSQL requires it (one
- * `INSERT ... ON CONFLICT DO UPDATE` may not update a row twice).
+ * Statistics rows on their way out of the databases and their columns' arithmetic, the same for
+ * both dialects.
  */
 import type { MinuteStats, StatsColumns } from './types.ts';
-
-/** The deltas summed per key, in first-seen order; the caller's objects are never modified. */
-export function sumDeltasByKey(deltas: readonly MinuteStats[]): MinuteStats[] {
-  // Nested maps avoid building a string key per delta (about ten times faster).
-  const byMinute = new Map<number, Map<string, Map<string, number>>>();
-  const sums: MinuteStats[] = [];
-  let copied: boolean[] | undefined;
-  for (const d of deltas) {
-    let byOffer = byMinute.get(d.bucketStart);
-    if (byOffer === undefined) byMinute.set(d.bucketStart, (byOffer = new Map()));
-    let byPlacement = byOffer.get(d.offerId);
-    if (byPlacement === undefined) byOffer.set(d.offerId, (byPlacement = new Map()));
-    const at = byPlacement.get(d.placement);
-    if (at === undefined) {
-      byPlacement.set(d.placement, sums.length);
-      sums.push(d);
-      continue;
-    }
-    copied ??= [];
-    let sum = sums[at] as MinuteStats;
-    if (copied[at] !== true) {
-      // The first delta of the key is the caller's object: sum into a copy instead.
-      sum = { ...sum };
-      sums[at] = sum;
-      copied[at] = true;
-    }
-    addColumns(sum, d);
-  }
-  return sums;
-}
-
-const DAY_MS = 86_400_000;
-
-/** Minute rows summed per (day, offer, placement): the deltas of the day rollups. */
-export function sumByDay(rows: readonly MinuteStats[]): MinuteStats[] {
-  return sumDeltasByKey(rows.map((r) => ({ ...r, bucketStart: r.bucketStart - (r.bucketStart % DAY_MS) })));
-}
 
 /** All-zero columns. */
 export function zeroColumns(): StatsColumns {

@@ -1,7 +1,6 @@
 /** Speed-versus-batch totals per interval and column: one conversion for both dialects. */
 import { ReckonError } from '../events/index.ts';
-import { GRANULARITY_MS } from './input.ts';
-import { type Discrepancy, type Granularity, STATS_COLUMNS, type StatsColumn, type StatsColumns } from './types.ts';
+import { type Discrepancy, STATS_COLUMNS, type StatsColumn, type StatsColumns } from './types.ts';
 
 /** A discrepancy row as stored (column names of the tables). */
 export interface DiscrepancyRecord {
@@ -77,37 +76,5 @@ export function totalsOf(r: Record<string, number | string | bigint | null> | un
     fraudClicks: n(r?.fraud_clicks),
     fraudCost: b(r?.fraud_cost),
     invalidClicks: n(r?.invalid_clicks),
-  };
-}
-
-/** The statement of `sideSeries` (the same in both dialects; `?` placeholders) and its parameters. */
-export function seriesStatement(
-  side: 'speed' | 'batch',
-  q: { from: number; to: number; granularity: Granularity; offerId?: string; placement?: string },
-): { sql: string; params: (number | string)[] } {
-  if (side !== 'speed' && side !== 'batch')
-    throw new ReckonError('RECKON_STATS_INVALID_QUERY', `side ${String(side)}: expected speed or batch`);
-  const size = GRANULARITY_MS[q.granularity];
-  if (size === undefined)
-    throw new ReckonError('RECKON_STATS_INVALID_QUERY', `granularity ${q.granularity}: expected minute, hour or day`);
-  if (!Number.isSafeInteger(q.from) || !Number.isSafeInteger(q.to) || q.from >= q.to)
-    throw new ReckonError('RECKON_STATS_INVALID_QUERY', `series range [${q.from}, ${q.to}) is not a valid interval`);
-  const where = ['bucket_start >= ?', 'bucket_start < ?'];
-  const params: (number | string)[] = [q.from, q.to];
-  if (q.offerId !== undefined) {
-    where.push('offer_id = ?');
-    params.push(q.offerId);
-  }
-  if (q.placement !== undefined) {
-    where.push('placement = ?');
-    params.push(q.placement);
-  }
-  return {
-    sql: `SELECT bucket_start - bucket_start % ${size} AS bucket, sum(emissions) AS emissions, sum(clicks) AS clicks,
-        sum(click_cost) AS click_cost, sum(duplicate_clicks) AS duplicate_clicks, sum(fraud_clicks) AS fraud_clicks,
-        sum(fraud_cost) AS fraud_cost, sum(invalid_clicks) AS invalid_clicks
-      FROM stats_${side}_minute WHERE ${where.join(' AND ')}
-      GROUP BY bucket_start - bucket_start % ${size} ORDER BY 1`,
-    params,
   };
 }

@@ -21,5 +21,5 @@ export type {
   StatsResultRow,
   StatsStore,
 } from './types.ts';
-export { openStatsWriterThread, type StoreSpec } from './writer-thread.ts';
+export { openStatsThreadPool, openStatsWriterThread, type StoreSpec } from './writer-thread.ts';
 export { COMPACT_AT_RUNS } from './model.ts';

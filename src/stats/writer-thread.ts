@@ -112,3 +112,44 @@ export async function openStatsWriterThread(spec: StoreSpec): Promise<StatsStore
     },
   };
 }
+
+/**
+ * Several store threads that answer reads, each call going to the thread with the fewest calls
+ * in flight: queries from many connections use every core instead of queueing on the serving
+ * thread. Writes go to the first thread.
+ */
+export async function openStatsThreadPool(spec: StoreSpec, threads: number): Promise<StatsStore> {
+  const members = await Promise.all(Array.from({ length: Math.max(1, threads) }, () => openStatsWriterThread(spec)));
+  const busy = members.map(() => 0);
+  const read =
+    <A extends unknown[], R>(pick: (s: StatsStore) => (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      let at = 0;
+      for (let i = 1; i < members.length; i++) if ((busy[i] as number) < (busy[at] as number)) at = i;
+      busy[at] = (busy[at] as number) + 1;
+      try {
+        const member = members[at] as StatsStore;
+        return await pick(member).apply(member, args);
+      } finally {
+        busy[at] = (busy[at] as number) - 1;
+      }
+    };
+  const first = members[0] as StatsStore;
+  return {
+    kind: spec.kind,
+    applySpeedDeltas: (...args) => first.applySpeedDeltas(...args),
+    compact: () => first.compact(),
+    replaceBatchInterval: (...args) => first.replaceBatchInterval(...args),
+    recordDiscrepancies: (...args) => first.recordDiscrepancies(...args),
+    speedOffsets: read((s) => s.speedOffsets),
+    pendingRuns: read((s) => s.pendingRuns),
+    batchIntervals: read((s) => s.batchIntervals),
+    query: read((s) => s.query),
+    speedTotals: read((s) => s.speedTotals),
+    sideSeries: read((s) => s.sideSeries),
+    discrepancies: read((s) => s.discrepancies),
+    async close() {
+      await Promise.all(members.map((m) => m.close()));
+    },
+  };
+}

@@ -183,6 +183,16 @@ function rollupStoreSql(I: string, T: string, table: string, runKey: string): st
         PRIMARY KEY (generation, bucket_start, offer_id, placement)
       )${table};`;
   const rollup = (size: number) => `bucket_start - bucket_start % ${size}`;
+  // Filtered queries over days and weeks read the hour and day rollups by offer or placement:
+  // the rollups, written only by compactions and batch switches, keep those indexes.
+  const rollupIndexes = ['hour', 'day']
+    .flatMap((level) =>
+      ['offer_id', 'placement'].flatMap((column) => [
+        `CREATE INDEX stats_speed_${level}_${column} ON stats_speed_${level} (${column}, bucket_start);`,
+        `CREATE INDEX stats_batch_gen_${level}_${column} ON stats_batch_gen_${level} (generation, ${column}, bucket_start);`,
+      ]),
+    )
+    .join('\n      ');
   return `
       DROP INDEX stats_speed_minute_offer;
       DROP INDEX stats_speed_minute_placement;
@@ -217,6 +227,7 @@ function rollupStoreSql(I: string, T: string, table: string, runKey: string): st
       ALTER TABLE stats_batch_intervals ADD COLUMN generation ${I} NOT NULL DEFAULT 1;
       ALTER TABLE stats_batch_intervals ADD COLUMN seq ${I} NOT NULL DEFAULT 0;
       ${genTable('minute')}${genTable('hour')}${genTable('day')}
+      ${rollupIndexes}
       INSERT INTO stats_batch_gen_minute SELECT 1, * FROM stats_batch_minute;
       INSERT INTO stats_batch_gen_hour SELECT 1, ${rollup(3600000)}, offer_id, placement, ${sums}
         FROM stats_batch_minute GROUP BY ${rollup(3600000)}, offer_id, placement;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Click, type Emission, parseEventLine, parseMoney, type StatsRules } from '../../src/events/index.ts';
 import { type MinuteDelta, NO_PLACEMENT, SpeedEngine } from '../../src/speed/index.ts';
-import { sumDeltasByKey } from '../../src/stats/deltas.ts';
+import { columnsOfRows, rowAt, runOf } from '../../src/stats/run-rows.ts';
 import { expectedRowOf, sortRows } from '../support/speed.ts';
 import {
   DEFAULT_SIMULATION,
@@ -19,9 +19,10 @@ const T0 = Date.UTC(2026, 10, 21, 10);
 /** Sums deltas into rows of a granularity, in the oracle's row format. */
 function rowsOf(deltas: MinuteDelta[], bucketMs: number): ExpectedRow[] {
   // Minute deltas moved to their hour or day, then summed per key the way the store sums them.
-  const rows = sumDeltasByKey(
-    deltas.map((d) => ({ ...d, bucketStart: Math.floor(d.bucketStart / bucketMs) * bucketMs })),
+  const run = runOf(
+    columnsOfRows(deltas.map((d) => ({ ...d, bucketStart: Math.floor(d.bucketStart / bucketMs) * bucketMs }))),
   );
+  const rows = Array.from({ length: run.length }, (_, i) => rowAt(run, i));
   const out: ExpectedRow[] = [];
   for (const r of rows) {
     if (
