@@ -51,6 +51,29 @@ function foldSql(table: string, size: number): string {
     ON CONFLICT (${KEY}) DO UPDATE SET ${ADD_EXCLUDED}`;
 }
 
+/** How long a statement keeps retrying a database locked by another writer (ms). */
+const BUSY_RETRY_MS = 5000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Runs `work` (one transaction or one statement), trying again every millisecond while another
+ * connection holds the lock, for up to {@link BUSY_RETRY_MS}. SQLite's own busy handler sleeps
+ * in steps of up to 100 ms and misses the short gaps a batch write leaves between its staging
+ * transactions; a speed flush waiting behind one would wait hundreds of ms instead of a few.
+ * A failed attempt wrote nothing (its transaction rolled back), so trying again is safe.
+ */
+function retryingBusy<T>(work: () => T): T {
+  const deadline = performance.now() + BUSY_RETRY_MS;
+  for (;;) {
+    try {
+      return work();
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || performance.now() >= deadline) throw err;
+      Atomics.wait(pause, 0, 0, 1);
+    }
+  }
+}
+
 /** Page cache of a statistics connection (KiB). */
 const PAGE_CACHE_KIB = 131_072;
 
@@ -121,6 +144,8 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
   // generation writes its rollups beside its minute rows: with SQLite's default 2 MB page cache
   // most of those pages would be written out and read back again.
   db.pragma(`cache_size = ${-PAGE_CACHE_KIB}`);
+  // Lock waits are retried by retryingBusy, every millisecond, instead of SQLite's sleeps.
+  db.pragma('busy_timeout = 0');
 
   const s = {
     insertRun: db.prepare('INSERT INTO stats_speed_runs (group_id, row_count, created_at) VALUES (?, ?, ?)'),
@@ -192,7 +217,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
   };
 
   const readIntervals = (): IntervalRow[] =>
-    s.intervals.all() as {
+    retryingBusy(() => s.intervals.all()) as {
       from_ms: number;
       to_ms: number;
       run_id: string;
@@ -220,7 +245,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
   );
 
   const pending = (): { runs: number; rows: number } => {
-    const r = s.pendingRuns.get() as { runs: number; rows: number };
+    const r = retryingBusy(() => s.pendingRuns.get()) as { runs: number; rows: number };
     return { runs: r.runs, rows: r.rows };
   };
 
@@ -237,7 +262,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
 
   const compact = (): CompactionResult => {
     try {
-      return compactNow.immediate();
+      return retryingBusy(() => compactNow.immediate());
     } catch (err) {
       throw busyToRetriable(err);
     }
@@ -266,15 +291,17 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
 
   /** Deletes the rows of retired generations, a day of them per transaction, then the generations. */
   const dropRetired = (): void => {
-    for (const g of s.retired.all() as { generation: number; from_ms: number; to_ms: number }[]) {
+    const retired = retryingBusy(() => s.retired.all()) as { generation: number; from_ms: number; to_ms: number }[];
+    for (const g of retired) {
       // The migrated generation may hold rows anywhere: its interval spans them all.
       for (let at = g.from_ms - (g.from_ms % GRANULARITY_MS.day); at < g.to_ms; at += GRANULARITY_MS.day) {
-        db.transaction(() => {
+        const drop = db.transaction(() => {
           for (const level of ['minute', 'hour', 'day'] as const)
             deleteGenRange[level].run(g.generation, at, at + GRANULARITY_MS.day);
-        }).immediate();
+        });
+        retryingBusy(() => drop.immediate());
       }
-      s.dropGeneration.run(g.generation);
+      retryingBusy(() => s.dropGeneration.run(g.generation));
     }
   };
 
@@ -329,7 +356,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
       if (columns.length === 0 && offsets.length === 0) return;
       const run = runOf(columns);
       try {
-        appendRun.immediate(group, run, offsets, expected);
+        retryingBusy(() => appendRun.immediate(group, run, offsets, expected));
         // Back-pressure: the flush that fills the runs up waits for their compaction.
         const waiting = pending();
         if (waiting.runs >= COMPACT_AT_RUNS || waiting.rows >= COMPACT_AT_ROWS) compact();
@@ -338,7 +365,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
       }
     },
     async speedOffsets(group, topic) {
-      const rows = s.offsets.all(group, topic) as { partition: number; next_offset: number }[];
+      const rows = retryingBusy(() => s.offsets.all(group, topic)) as { partition: number; next_offset: number }[];
       return new Map(rows.map((r) => [r.partition, r.next_offset]));
     },
     async compact() {
@@ -353,7 +380,9 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
         {
           start: (plan) => {
             try {
-              const { generation, stale } = startGeneration.immediate(plan.from, plan.to, plan.runId);
+              const { generation, stale } = retryingBusy(() =>
+                startGeneration.immediate(plan.from, plan.to, plan.runId),
+              );
               if (stale.length > 0) dropRetired();
               return generation;
             } catch (err) {
@@ -362,14 +391,14 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
           },
           write: (generation, chunk) => {
             try {
-              writeChunk.immediate(generation, chunk);
+              retryingBusy(() => writeChunk.immediate(generation, chunk));
             } catch (err) {
               throw busyToRetriable(err);
             }
           },
           abandon: (generation) => {
             try {
-              s.setGenerationState.run('retired', generation);
+              retryingBusy(() => s.setGenerationState.run('retired', generation));
               dropRetired();
             } catch {
               // Left for the next write of the interval, which drops abandoned stagings.
@@ -377,7 +406,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
           },
           switchIn: (plan, generation) => {
             try {
-              switchIn.immediate(plan, generation);
+              retryingBusy(() => switchIn.immediate(plan, generation));
             } catch (err) {
               throw busyToRetriable(err);
             }
@@ -399,28 +428,27 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
       });
     },
     async query(q) {
-      return runQuery.deferred(q);
+      return retryingBusy(() => runQuery.deferred(q));
     },
     async speedTotals(from, to) {
-      const [row] = db.transaction(() => all(sumWindows('sqlite', from, to))).deferred() as Record<
-        string,
-        bigint | null
-      >[];
+      const sums = db.transaction(() => all(sumWindows('sqlite', from, to)));
+      const [row] = retryingBusy(() => sums.deferred()) as Record<string, bigint | null>[];
       return totalsOf(row);
     },
     async sideSeries(side, q) {
-      const rows = series.deferred(side, q);
+      const rows = retryingBusy(() => series.deferred(side, q));
       return rows.map((r) => ({ bucketStart: Number(r.bucket), columns: totalsOf(r) }));
     },
     async recordDiscrepancies(from, to, runId, speed, batch) {
       try {
-        recordDiscrepancies.immediate(discrepancyRecords(from, to, runId, speed, batch, Date.now()));
+        const records = discrepancyRecords(from, to, runId, speed, batch, Date.now());
+        retryingBusy(() => recordDiscrepancies.immediate(records));
       } catch (err) {
         throw busyToRetriable(err);
       }
     },
     async discrepancies(from, to) {
-      const rows = d.discrepancies.all(to, from) as Parameters<typeof toDiscrepancy>[0][];
+      const rows = retryingBusy(() => d.discrepancies.all(to, from)) as Parameters<typeof toDiscrepancy>[0][];
       return rows.map(toDiscrepancy).sort(compareDiscrepancies);
     },
     async close() {
