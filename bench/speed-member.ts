@@ -21,23 +21,10 @@ const speed = new SpeedLayer({
   allowedLatenessMs: 3_600_000,
   share: { index: Number(index), of: Number(of) },
   flushSpacing: 0,
-  ...(process.env.RECKON_BENCH_DEBUG
-    ? {
-        observe: () => {
-          last = performance.now();
-        },
-      }
-    : {}),
 });
-let last = 0;
-const begun = performance.now();
 await speed.start();
 process.stdout.write('ready\n');
 process.stdin.on('end', () => {
-  if (process.env.RECKON_BENCH_DEBUG)
-    process.stderr.write(
-      `speed member: ${speed.figures.events} events, last at ${((last - begun) / 1000).toFixed(2)} s\n`,
-    );
   void speed
     .stop()
     .then(() => store.close())

@@ -116,10 +116,6 @@ export async function endToEnd(emissions: number, durationMs: number | undefined
     await new Promise((r) => setTimeout(r, 20));
   }
   const rate = total / ((performance.now() - started) / 1000);
-  if (process.env.RECKON_BENCH_DEBUG)
-    process.stderr.write(
-      `speed figures: ${JSON.stringify(speed.figures)} in ${((performance.now() - started) / 1000).toFixed(2)} s\n`,
-    );
   await speed.stop();
   if (member !== undefined) {
     const exited = new Promise((r) => member.once('exit', r));

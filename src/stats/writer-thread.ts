@@ -6,7 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { ReckonError } from '../events/index.ts';
-import type { StatsStore } from './types.ts';
+import type { BatchRows, MinuteStatsColumns, StatsStore } from './types.ts';
 
 /** Which store the thread opens. */
 export type StoreSpec = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
@@ -27,6 +27,11 @@ export interface WriterReply {
 
 function threadUrl(): URL {
   return new URL(import.meta.url.endsWith('.ts') ? './writer-worker.ts' : './writer-worker.js', import.meta.url);
+}
+
+/** The batches of rows given as columns. */
+function batchesOf(rows: BatchRows): Iterable<MinuteStatsColumns> {
+  return (rows as { columns: Iterable<MinuteStatsColumns> }).columns;
 }
 
 /** The buffers of the typed arrays among columns of rows (given as columns, not as objects). */
@@ -94,7 +99,9 @@ export async function openStatsWriterThread(spec: StoreSpec): Promise<StatsStore
     speedOffsets: (...args) => call('speedOffsets', args),
     compact: () => call('compact', []),
     pendingRuns: () => call('pendingRuns', []),
-    replaceBatchInterval: (...args) => call('replaceBatchInterval', args),
+    // Batches of columns may come from a generator, which cannot cross to the thread: gathered first.
+    replaceBatchInterval: (from, to, rows, runId) =>
+      call('replaceBatchInterval', [from, to, Array.isArray(rows) ? rows : { columns: [...batchesOf(rows)] }, runId]),
     batchIntervals: () => call('batchIntervals', []),
     query: (...args) => call('query', args),
     speedTotals: (...args) => call('speedTotals', args),

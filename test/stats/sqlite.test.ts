@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import Database from 'better-sqlite3';
 import { openSqliteSchemaStore } from '../../src/store/index.ts';
-import { openSqliteStatsStore } from '../../src/stats/index.ts';
+import { openSqliteStatsStore, openStatsWriterThread, RunColumnsBuilder } from '../../src/stats/index.ts';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations.ts';
 import { statsStoreContract } from './store-contract.ts';
 
@@ -38,6 +38,29 @@ statsStoreContract(
     };
   },
   (h, open) => {
+    it('answers through a store thread as in process, batches of columns from a generator included', async () => {
+      const path = await h().createDatabase();
+      const thread = await openStatsWriterThread({ kind: 'sqlite', path });
+      const day = Date.UTC(2026, 10, 21);
+      function* batches() {
+        for (let b = 0; b < 3; b++) {
+          const rows = new RunColumnsBuilder();
+          rows.push(day + b * 60_000, 'of-1', 'home', 1, 2, 3n, 0, 0, 0n, 0);
+          yield rows.take();
+        }
+      }
+      try {
+        await thread.replaceBatchInterval(day, day + 3_600_000, { columns: batches() }, 'run');
+        const page = await thread.query({ from: day, to: day + 3_600_000, granularity: 'hour', limit: 10 });
+        assert.deepEqual(
+          page.rows.map((r) => [r.bucketStart, r.emissions, r.clicks, r.clickCost, r.source, r.final]),
+          [[day, 3, 6, 9n, 'batch', true]],
+        );
+      } finally {
+        await thread.close();
+      }
+    });
+
     it('shares one file with the schema registry, each opener applying the migrations once', async () => {
       const path = await h().createDatabase();
       const stats = await open(path);
