@@ -1,5 +1,11 @@
 /** Batch layer: exact recalculation of an interval from the lake (DuckDB), and its safe write. */
-export { type RecalculationRun, type RecalculationRunOptions, runRecalculation } from './job.ts';
+export {
+  type InputCheck,
+  type InputCheckResult,
+  type RecalculationRun,
+  type RecalculationRunOptions,
+  runRecalculation,
+} from './job.ts';
 export {
   checkInterval,
   lakeFiles,

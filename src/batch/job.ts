@@ -3,7 +3,7 @@
  * failed or killed run is always safe: the rows are deterministic and the write replaces.
  */
 import { randomUUID } from 'node:crypto';
-import type { StatsRules } from '../events/index.ts';
+import { ReckonError, type StatsRules } from '../events/index.ts';
 import { STATS_COLUMNS, type StatsColumn, type StatsStore } from '../stats/index.ts';
 import { openBatchDatabase, type RecalculationFigures, recalculateIntoTable } from './recalculate.ts';
 import { resultTotals } from './result-table.ts';
@@ -17,7 +17,24 @@ export interface RecalculationRun extends RecalculationFigures {
   writeMs: number;
   /** Per column: the speed layer's total over the interval and the exact one (money in micros). */
   discrepancies: { column: StatsColumn; speed: bigint; batch: bigint }[];
+  /** Whether the input was complete (the rows are final); false only for a forced run. */
+  complete: boolean;
+  /** For a forced run of incomplete input: what the input still waited for. */
+  incompleteInput?: string;
 }
+
+/** What an input check found: whether the lake holds all of [from, to), and else what it waits for. */
+export interface InputCheckResult {
+  complete: boolean;
+  waitingFor: string;
+}
+
+/**
+ * Checks the lake input of [from, to) (every hour sealed, everything the log held at the check
+ * landed): `lake`'s `awaitLakeInput` in production; given by the caller, since the batch layer
+ * reads the lake's files but not the log.
+ */
+export type InputCheck = (from: number, to: number, signal?: AbortSignal) => Promise<InputCheckResult>;
 
 /** Options of {@link runRecalculation}. */
 export interface RecalculationRunOptions {
@@ -28,6 +45,15 @@ export interface RecalculationRunOptions {
   rules: StatsRules;
   /** Default: a fresh UUID. */
   runId?: string;
+  /**
+   * Refuses [from, to) (RECKON_BATCH_INPUT_INCOMPLETE, retriable) unless its lake input is
+   * complete. Every entry point of the product gives one; without it the caller vouches for the
+   * lake (tests and benchmarks over lakes they wrote whole).
+   */
+  inputCheck?: InputCheck;
+  /** With an incomplete input, write anyway: the interval is served but never final. */
+  force?: boolean;
+  signal?: AbortSignal;
   emissionsTopic?: string;
   clicksTopic?: string;
   threads?: number;
@@ -40,6 +66,16 @@ export interface RecalculationRunOptions {
 /** Recalculates [from, to) from the lake and replaces its batch rows in the store and the lake. */
 export async function runRecalculation(o: RecalculationRunOptions): Promise<RecalculationRun> {
   const runId = o.runId ?? randomUUID();
+  const input = o.inputCheck === undefined ? undefined : await o.inputCheck(o.from, o.to, o.signal);
+  if (input !== undefined && !input.complete && o.force !== true) {
+    throw new ReckonError(
+      'RECKON_BATCH_INPUT_INCOMPLETE',
+      `${new Date(o.from).toISOString()} .. ${new Date(o.to).toISOString()} cannot be recalculated as final yet: ${input.waitingFor}. ` +
+        'Wait until the lake holds it (the scheduler waits by itself), or force a recalculation of what is there (`--force`), which is served marked final=false',
+      { retriable: true },
+    );
+  }
+  const complete = input === undefined || input.complete;
   // The rows stay in this database from the recalculation to both writes.
   const db = await openBatchDatabase(o.threads);
   try {
@@ -72,6 +108,7 @@ export async function runRecalculation(o: RecalculationRunOptions): Promise<Reca
       from: o.from,
       to: o.to,
       runId,
+      complete,
       ...(o.onStepTimed !== undefined ? { onStepTimed: o.onStepTimed } : {}),
     });
     await timed('discrepancies', () => o.store.recordDiscrepancies(o.from, o.to, runId, speed, batch));
@@ -81,7 +118,15 @@ export async function runRecalculation(o: RecalculationRunOptions): Promise<Reca
       speed: BigInt(speed[column]),
       batch: BigInt(batch[column]),
     }));
-    return { ...figures, runId, computeMs: t1 - t0, writeMs: t2 - t1, discrepancies };
+    return {
+      ...figures,
+      runId,
+      computeMs: t1 - t0,
+      writeMs: t2 - t1,
+      discrepancies,
+      complete,
+      ...(complete ? {} : { incompleteInput: (input as InputCheckResult).waitingFor }),
+    };
   } finally {
     db.close();
   }

@@ -81,6 +81,8 @@ export async function safeWriteResult(o: {
   from: number;
   to: number;
   runId: string;
+  /** Computed from complete input (default true); otherwise served but never final. */
+  complete?: boolean;
   /** Called after each of the two writes with its wall time, ms. */
   onStepTimed?: (part: string, ms: number) => void;
 }): Promise<void> {
@@ -88,7 +90,9 @@ export async function safeWriteResult(o: {
   await writeStatsHours(o.connection, o.lakeDir, o.from, o.to, o.runId);
   const t1 = performance.now();
   o.onStepTimed?.('parquet hours', t1 - t0);
-  await o.store.replaceBatchInterval(o.from, o.to, { columns: await resultColumns(o.connection) }, o.runId);
+  await o.store.replaceBatchInterval(o.from, o.to, { columns: await resultColumns(o.connection) }, o.runId, {
+    complete: o.complete ?? true,
+  });
   o.onStepTimed?.('store transaction', performance.now() - t1);
 }
 

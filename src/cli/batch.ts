@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { runRecalculation } from '../batch/index.ts';
 import { type ReckonConfig, statsRulesOf } from '../config/index.ts';
 import { UsageError } from './errors.ts';
+import { lakeInputCheck, lazyLogEnds } from './lake-input.ts';
 import { openStores } from './speed.ts';
 
 const HOUR = 3_600_000;
@@ -31,9 +32,19 @@ export function parseInterval(text: string): { from: number; to: number } {
   return { from, to: from + (day !== null ? DAY : HOUR) };
 }
 
-/** Runs one recalculation of [from, to) with the configured lake and store; returns the summary line. */
-export async function runBatch(config: ReckonConfig, from: number, to: number): Promise<string> {
+/**
+ * Runs one recalculation of [from, to) with the configured lake and store; returns the summary
+ * line. It refuses an interval whose lake input is not complete (after waiting up to `waitMs` for
+ * the archiver), unless `force`: then the rows are served marked final=false.
+ */
+export async function runBatch(
+  config: ReckonConfig,
+  from: number,
+  to: number,
+  options: { waitMs?: number; force?: boolean } = {},
+): Promise<string> {
   const { schemas, stats } = await openStores(config);
+  const log = lazyLogEnds(config);
   try {
     const lakeDir = join(resolve(config.dataDir), 'lake');
     const run = await runRecalculation({
@@ -42,6 +53,8 @@ export async function runBatch(config: ReckonConfig, from: number, to: number): 
       from,
       to,
       rules: statsRulesOf(config),
+      inputCheck: lakeInputCheck(config, log, options.waitMs ?? 30_000),
+      force: options.force === true,
       onStep: (name, step, steps) => process.stderr.write(`[${step}/${steps}] ${name}\n`),
     });
     const seconds = (run.computeMs + run.writeMs) / 1000;
@@ -49,6 +62,9 @@ export async function runBatch(config: ReckonConfig, from: number, to: number): 
       .filter((d) => d.speed !== d.batch)
       .map((d) => `${d.column} speed ${d.speed} vs batch ${d.batch}`);
     return (
+      (run.complete
+        ? ''
+        : `forced: the lake input was not complete (${run.incompleteInput}); the rows are served marked final=false\n`) +
       `${deviations.length === 0 ? 'speed equalled batch in every column' : `speed deviated: ${deviations.join('; ')}`}\n` +
       `batch ${new Date(from).toISOString()} .. ${new Date(to).toISOString()}: run ${run.runId}, ` +
       `${run.recordsRead} records read from ${run.files} files (${run.emissions} emissions, ${run.clicks} clicks in the interval), ` +
@@ -58,5 +74,6 @@ export async function runBatch(config: ReckonConfig, from: number, to: number): 
   } finally {
     await stats.close();
     await schemas.close();
+    await log.close();
   }
 }

@@ -8,6 +8,7 @@ import { registerSimulate } from './simulate.ts';
 import { runArchiver } from './archiver.ts';
 import { UsageError } from './errors.ts';
 import { parseInterval, runBatch } from './batch.ts';
+import { parseDay, runRecalc } from './recalc.ts';
 import { registerDemo } from './demo.ts';
 import { registerDags } from './scheduler.ts';
 import { exitWhenOrphaned, runSpeed } from './speed.ts';
@@ -110,10 +111,34 @@ export function buildProgram(): Command {
     program
       .command('batch')
       .description('recalculate a day or an hour from the lake and replace its statistics (safe to rerun)')
-      .requiredOption('--interval <day|hour>', 'a UTC day (2026-11-21) or hour (2026-11-21T05)'),
-  ).action(async (flags: ServerFlags & { interval: string }) => {
+      .requiredOption('--interval <day|hour>', 'a UTC day (2026-11-21) or hour (2026-11-21T05)')
+      .option('--wait <seconds>', 'how long to wait for the archiver to land what the log holds', '30')
+      .option('--force', 'recalculate even if the lake input is not complete: served, but marked final=false'),
+  ).action(async (flags: ServerFlags & { interval: string; wait: string; force?: boolean }) => {
     const { from, to } = parseInterval(flags.interval);
-    process.stdout.write(`${await runBatch(configOf(flags).config, from, to)}\n`);
+    const wait = Number(flags.wait);
+    if (!Number.isFinite(wait) || wait < 0)
+      throw new UsageError(`--wait ${JSON.stringify(flags.wait)}: expected a number of seconds, 0 or more`);
+    process.stdout.write(
+      `${await runBatch(configOf(flags).config, from, to, { waitMs: wait * 1000, force: flags.force === true })}\n`,
+    );
+  });
+
+  serverOptions(
+    program
+      .command('recalc')
+      .description(
+        'recalculate every day of a past window through the scheduler, with progress and a speed-vs-batch report per day (safe to rerun)',
+      )
+      .requiredOption('--from <day>', 'first UTC day (2026-11-01)')
+      .requiredOption('--to <day>', 'last UTC day, inclusive (2026-11-07)')
+      .option('--watch', 'only follow: the running scheduler (reckon start) recalculates the days')
+      .option('--detach', 'only create or clear the runs; the running scheduler recalculates the days'),
+  ).action(async (flags: ServerFlags & { from: string; to: string; watch?: boolean; detach?: boolean }) => {
+    const from = parseDay('--from', flags.from);
+    const to = parseDay('--to', flags.to) + 86_400_000;
+    const mode = flags.detach ? 'detach' : flags.watch ? 'watch' : 'here';
+    process.exitCode = await runRecalc(configOf(flags).config, from, to, mode);
   });
 
   registerSimulate(program);

@@ -4,8 +4,8 @@
  */
 import type { Writable } from 'node:stream';
 
-/** Progress sink: call with the phase, units done and units in total. */
-export type Progress = (phase: string, done: number, total: number) => void;
+/** Progress sink: call with the phase, units done and units in total, and what else to show (a rate, time left). */
+export type Progress = (phase: string, done: number, total: number, detail?: string) => void;
 
 const WIDTH = 30;
 
@@ -15,7 +15,8 @@ export function createProgress(out: Writable & { isTTY?: boolean } = process.std
   let phase = '';
   let lastDraw = 0;
   let lastQuarter = -1;
-  return (p, done, total) => {
+  return (p, done, total, detail) => {
+    const extra = detail === undefined || detail === '' ? '' : ` ${detail}`;
     const fraction = total > 0 ? Math.min(1, done / total) : 1;
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     if (p !== phase) {
@@ -30,7 +31,7 @@ export function createProgress(out: Writable & { isTTY?: boolean } = process.std
       const filled = Math.round(fraction * WIDTH);
       const bar = `${'#'.repeat(filled)}${'.'.repeat(WIDTH - filled)}`;
       out.write(
-        `\r${phase.padEnd(16)} [${bar}] ${(fraction * 100).toFixed(0).padStart(3)}% ${done}/${total} ${seconds}s\x1b[K`,
+        `\r${phase.padEnd(16)} [${bar}] ${(fraction * 100).toFixed(0).padStart(3)}% ${done}/${total} ${seconds}s${extra}\x1b[K`,
       );
       if (fraction >= 1) out.write('\n');
       return;
@@ -38,6 +39,6 @@ export function createProgress(out: Writable & { isTTY?: boolean } = process.std
     const quarter = Math.floor(fraction * 4);
     if (quarter === lastQuarter) return;
     lastQuarter = quarter;
-    out.write(`${phase}: ${(fraction * 100).toFixed(0)}% (${done}/${total}) ${seconds}s\n`);
+    out.write(`${phase}: ${(fraction * 100).toFixed(0)}% (${done}/${total}) ${seconds}s${extra}\n`);
   };
 }

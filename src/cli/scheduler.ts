@@ -29,6 +29,7 @@ import {
 } from '../store/index.ts';
 import { type StatsStore } from '../stats/index.ts';
 import { UsageError } from './errors.ts';
+import { LAKE_INPUT_TOPICS, lazyLogEnds } from './lake-input.ts';
 import { createProgress } from './progress.ts';
 import { publishStatus } from '../workers/index.ts';
 import { exitWhenOrphaned, openStores, statusDirOf } from './speed.ts';
@@ -61,8 +62,11 @@ export async function openScheduling(
   const store = await openSchedulerStore(config);
   const lakeDir = join(resolve(config.dataDir), 'lake');
   const startOfToday = Math.floor(Date.now() / DAY) * DAY;
+  const log = lazyLogEnds(config);
   const dags = pipelineDags({
     lakeDir,
+    log,
+    topics: LAKE_INPUT_TOPICS,
     stats,
     store,
     rules: statsRulesOf(config),
@@ -84,6 +88,7 @@ export async function openScheduling(
       await store.close();
       await stats.close();
       await schemas.close();
+      await log.close();
     },
   };
 }
@@ -230,15 +235,18 @@ export function registerDags(
     const config = configOf(flags);
     const s = await openScheduling(config);
     let run: DagRunRecord;
+    let upstream: DagRunRecord[];
     try {
-      const r = await s.scheduler.createRun(dagId, parseWhen('--logical-date', flags.logicalDate), 'manual');
+      const r = await s.scheduler.trigger(dagId, parseWhen('--logical-date', flags.logicalDate));
       run = r.run;
+      upstream = r.upstream;
+      for (const u of r.upstream) process.stdout.write(`upstream: ${u.dagId} ${u.runId} (${u.state})\n`);
       process.stdout.write(`${r.created ? 'created' : 'exists'}: ${dagId} ${run.runId} (${run.state})\n`);
     } finally {
       await s.close();
     }
     if (flags.wait) {
-      const ended = await runToEnd(config, [run], dagId);
+      const ended = await runToEnd(config, [...upstream, run], dagId);
       process.stdout.write(`${summary(ended)}\n`);
       if (ended.some((r) => r.state === 'failed')) process.exitCode = 1;
     }
@@ -353,8 +361,12 @@ export function registerDags(
         process.stdout.write(`${iso(r.logicalDate)} ${r.runType.padEnd(9)} ${r.state.padEnd(7)} ${r.runId}\n`);
         for (const t of tasks.filter((x) => x.logicalDate === r.logicalDate)) {
           const took = t.durationMs === null ? '' : ` ${(t.durationMs / 1000).toFixed(2)} s`;
+          const waiting =
+            t.state === 'up_for_reschedule'
+              ? `  waiting since ${iso(t.firstPokeAt)}${t.waitingFor ? ` for ${t.waitingFor}` : ''}`
+              : '';
           process.stdout.write(
-            `  ${t.taskId.padEnd(22)} ${t.state.padEnd(17)} try ${t.tryNumber}/${t.maxTries}${took}${t.error ? `  ${t.error}` : ''}\n`,
+            `  ${t.taskId.padEnd(22)} ${t.state.padEnd(17)} try ${t.tryNumber}/${t.maxTries}${took}${t.error ? `  ${t.error}` : ''}${waiting}\n`,
           );
         }
       }

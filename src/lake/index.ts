@@ -10,7 +10,17 @@ export {
   partFileName,
   topicGlob,
 } from './layout.ts';
-export { lakeOffsets, type ManifestEntry, readManifest } from './manifest.ts';
+export {
+  type AwaitLakeInput,
+  awaitLakeInput,
+  describeHours,
+  type LakeBacklog,
+  type LakeInputState,
+  lakeInputState,
+  type LogEndsReader,
+  readLogEnds,
+} from './completeness.ts';
+export { lakeOffsets, lakeRowsByHour, type ManifestEntry, readManifest } from './manifest.ts';
 export { LAKE_SCHEMAS } from './parquet.ts';
 export type { ArchivedKind } from './staging.ts';
 export {

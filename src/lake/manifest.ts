@@ -5,7 +5,7 @@
  * file, so that a crash between the renames and the manifest line leaves a list of exactly the
  * files to remove: recovery never has to walk the lake.
  */
-import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   JsonLinesFile,
@@ -146,4 +146,35 @@ export class PartitionManifest {
   close(): Promise<void> {
     return this.file.close();
   }
+}
+
+/**
+ * Rows the lake holds per event hour (its start, epoch ms) inside [from, to), summed over every
+ * partition's manifest of `topics`: what a recalculation of the window will read, for progress.
+ * Flushes of older lines (without hours) count for the hours their files name.
+ */
+export async function lakeRowsByHour(
+  lakeDir: string,
+  topics: readonly string[],
+  from: number,
+  to: number,
+): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const topic of topics) {
+    let names: string[];
+    try {
+      names = (await readdir(manifestDirectory(lakeDir, topic))).filter((n) => /^\d+\.jsonl$/.test(n));
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      for (const e of await readManifest(lakeDir, topic, Number.parseInt(name, 10))) {
+        for (const [hour, v] of Object.entries(e.hours ?? {})) {
+          const h = Number(hour);
+          if (h >= from && h < to) out.set(h, (out.get(h) ?? 0) + v.rows);
+        }
+      }
+    }
+  }
+  return out;
 }

@@ -1,25 +1,36 @@
 /**
- * The pipeline's own DAGs: `recalculate-hourly` (wait for the sealed hour -> recalculate the hour
- * -> discrepancy check), `recalculate-daily` (wait for the day's hourly runs -> recalculate the
- * day -> discrepancy check -> business anomaly check) and `retention` (drop lake partitions past
- * the retention). Both recalculations rerun by themselves when late data lands in their interval.
+ * The pipeline's own DAGs: `recalculate-hourly` (wait for the hour's lake input -> recalculate
+ * the hour -> discrepancy check -> business anomaly check), `recalculate-daily` (wait for the
+ * day's lake input -> recalculate the day -> the same checks) and `retention` (drop lake
+ * partitions past the retention). Both recalculations wait on what they read, never on other
+ * runs, so a run of any past interval runs however it was created (schedule, REST trigger,
+ * dashboard, `reckon dags trigger`, backfill, `reckon recalc`); both rerun by themselves when
+ * late data lands in their interval.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runRecalculation } from '../batch/index.ts';
+import { type InputCheck, runRecalculation } from '../batch/index.ts';
 import type { StatsRules } from '../events/index.ts';
-import { HOUR_MS, isHourSealed, lakeOffsets, lateArrivals } from '../lake/index.ts';
+import { awaitLakeInput, HOUR_MS, lakeOffsets, lateArrivals, type LogEndsReader } from '../lake/index.ts';
 import type { NewAlert, SchedulerStore } from '../store/index.ts';
 import type { StatsColumn, StatsStore } from '../stats/index.ts';
-import { type Dag, defineDag, type TaskRunContext } from './dag.ts';
+import { type Dag, defineDag, type PokeResult, type TaskRunContext } from './dag.ts';
 import type { LateData } from './scheduler.ts';
-import { upstreamRunsSucceeded } from './sensors.ts';
 
 const DAY_MS = 86_400_000;
 
 /** What the built-in DAGs need. */
 export interface PipelineDagOptions {
   lakeDir: string;
+  /**
+   * The log's ends, which a recalculation's input must be in the lake up to (see
+   * `awaitLakeInput`). Without it only the seals are checked (tests over a lake without a log).
+   */
+  log?: LogEndsReader;
+  /** The log topics the lake archives for the recalculation. Default `emissions`, `clicks`. */
+  topics?: readonly string[];
+  /** How long a recalculation waits for the archiver to land what the log held when it began. Default 30 s. */
+  inputWaitMs?: number;
   stats: StatsStore;
   store: SchedulerStore;
   rules: StatsRules;
@@ -255,6 +266,19 @@ async function dropLakeDays(lakeDir: string, cutoff: number): Promise<number> {
 export function pipelineDags(o: PipelineDagOptions): Dag[] {
   const lateness = o.allowedLatenessMs ?? HOUR_MS;
   const poke = o.pokeIntervalMs ?? 30_000;
+  const inputOf =
+    (waitMs: number): InputCheck =>
+    (from, to, signal) =>
+      awaitLakeInput({
+        lakeDir: o.lakeDir,
+        log: o.log ?? { partitionCount: async () => 0, latestOffset: async () => 0 },
+        topics: o.log === undefined ? [] : (o.topics ?? ['emissions', 'clicks']),
+        from,
+        to,
+        waitMs,
+        allowedLatenessMs: lateness,
+        ...(signal !== undefined ? { signal } : {}),
+      });
   const recalculate = (c: TaskRunContext) =>
     runRecalculation({
       lakeDir: o.lakeDir,
@@ -263,7 +287,28 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
       to: c.interval.end,
       rules: o.rules,
       runId: `${c.dagId}/${c.runId}/${c.attempt}`,
+      inputCheck: inputOf(o.inputWaitMs ?? 30_000),
+      signal: c.signal,
     }).then(() => undefined);
+  /**
+   * The sensor of both recalculations: every lake hour of the interval sealed, and everything
+   * the log held at the poke landed. It says what it waits for; it cannot become true for an
+   * interval whose lake partitions retention has dropped.
+   */
+  const lakeInputReady = async (c: TaskRunContext): Promise<PokeResult> => {
+    const days = o.lakeRetentionDays ?? 0;
+    const now = (o.clock ?? Date.now)();
+    if (days > 0 && c.interval.start < Math.floor(now / DAY_MS) * DAY_MS - days * DAY_MS)
+      return {
+        met: false,
+        never: `the lake keeps ${days} days (RECKON_LAKE_RETENTION_DAYS): the events of ${iso(c.interval.start)} were dropped by retention`,
+      };
+    const state = await inputOf(5_000)(c.interval.start, c.interval.end, c.signal);
+    return state.complete ? { met: true } : { met: false, waitingFor: `lake input: ${state.waitingFor}` };
+  };
+  // A sensor waits the allowed lateness (its interval's hours seal then) and 3 hours more for an
+  // archiver that is behind or restarting; then it fails, and the run's SLA miss says so.
+  const sensorTimeoutMs = lateness + 3 * HOUR_MS;
   const recalculateTask = (slaMs: number) => ({
     id: 'recalculate',
     run: recalculate,
@@ -298,13 +343,7 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
     maxActiveRuns: 4,
     rerunOnLateData: true,
     tasks: [
-      {
-        id: 'wait-for-sealed-hour',
-        // The archiver seals hours in order: the last hour of the interval sealed means all are.
-        poke: (c) => isHourSealed(o.lakeDir, c.interval.end - HOUR_MS),
-        pokeIntervalMs: poke,
-        sensorTimeoutMs: 24 * 3_600_000,
-      },
+      { id: 'wait-for-sealed-hour', poke: lakeInputReady, pokeIntervalMs: poke, sensorTimeoutMs },
       { ...recalculateTask(lateness + 2 * 3_600_000), upstream: ['wait-for-sealed-hour'] },
       ...checkTasks('hourly'),
     ],
@@ -315,14 +354,10 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
     ...start,
     maxActiveRuns: 2,
     rerunOnLateData: true,
-    upstreamDags: ['recalculate-hourly'],
     tasks: [
-      {
-        id: 'wait-for-hours',
-        poke: upstreamRunsSucceeded(o.store, hourly),
-        pokeIntervalMs: poke,
-        sensorTimeoutMs: 2 * DAY_MS,
-      },
+      // Named for what it has always waited for, the day's hours: now their lake input, not the
+      // hourly runs (which a trigger of a past day never created).
+      { id: 'wait-for-hours', poke: lakeInputReady, pokeIntervalMs: poke, sensorTimeoutMs },
       { ...recalculateTask(lateness + 6 * 3_600_000), upstream: ['wait-for-hours'] },
       ...checkTasks('daily'),
     ],

@@ -22,6 +22,14 @@ export interface TaskRunContext {
   signal: AbortSignal;
 }
 
+/**
+ * What a sensor's poke found: `true`/`{ met: true }` once its condition holds; not yet, with
+ * what it waits for in words (shown on the task instance, in `reckon dags runs` and the
+ * dashboard); or `never`: the condition cannot become true (the task fails with that reason
+ * instead of waiting for its timeout).
+ */
+export type PokeResult = boolean | { met: true } | { met: false; waitingFor: string } | { met: false; never: string };
+
 /** One task of a DAG. */
 export interface TaskDefinition {
   id: string;
@@ -35,7 +43,7 @@ export interface TaskDefinition {
    * the condition still does not hold `sensorTimeoutMs` after the first poke. A thrown error is
    * a failed try like any task's.
    */
-  poke?: (context: TaskRunContext) => Promise<boolean>;
+  poke?: (context: TaskRunContext) => Promise<PokeResult>;
   /** Default 30 s. */
   pokeIntervalMs?: number;
   /** Default 6 hours. */

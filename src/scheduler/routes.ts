@@ -19,6 +19,9 @@ export interface SchedulerRoutesOptions {
 }
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+const DAY_MS = 86_400_000;
+/** The longest window one request recalculates. */
+const MAX_WINDOW_DAYS = 366;
 
 /** A run as Airflow's API shows a DAG run. */
 export function runJson(r: DagRunRecord): Record<string, unknown> {
@@ -54,6 +57,9 @@ export function taskJson(t: TaskInstanceRecord): Record<string, unknown> {
     next_try_at: iso(t.nextTryAt),
     hostname: t.owner,
     error: t.error,
+    // A waiting sensor: what it waits for (as of its last poke) and since when.
+    waiting_for: t.state === 'up_for_reschedule' ? t.waitingFor : null,
+    waiting_since: t.state === 'up_for_reschedule' ? iso(t.firstPokeAt) : null,
   };
 }
 
@@ -116,7 +122,7 @@ export const schedulerRoutes: FastifyPluginAsync<SchedulerRoutesOptions> = async
       throw new BadRequest(
         `logicalDate: ${iso(logicalDate)} is not a tick of ${dag.id}'s schedule ${dag.schedule.expression} (a run covers one interval, e.g. 2026-11-21 for @daily)`,
       );
-    const { created, run } = await scheduler.createRun(dag.id, logicalDate, 'manual');
+    const { created, run } = await scheduler.trigger(dag.id, logicalDate);
     if (!created)
       return reply.code(409).send({
         error: 'conflict',
@@ -217,6 +223,73 @@ export const schedulerRoutes: FastifyPluginAsync<SchedulerRoutesOptions> = async
         })),
         total_entries: tries.length,
       };
+    },
+  );
+
+  /** A window of whole past UTC days, `from` and `to` inclusive, as [start, end). */
+  const windowOf = (fromRaw: unknown, toRaw: unknown): { start: number; end: number } => {
+    const day = (name: string, raw: unknown) => {
+      if (typeof raw !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(raw))
+        throw new BadRequest(`${name}: expected a UTC day like 2026-11-01, got ${JSON.stringify(raw)}`);
+      return parseDateField(name, raw);
+    };
+    const start = day('from', fromRaw);
+    const end = day('to', toRaw) + DAY_MS;
+    if (end <= start) throw new BadRequest('to: must not be before from');
+    if (end - start > MAX_WINDOW_DAYS * DAY_MS)
+      throw new BadRequest(`the window is longer than ${MAX_WINDOW_DAYS} days`);
+    return { start, end };
+  };
+
+  /** One day of a window: its run (if any) and task instances, for progress. */
+  const windowState = async (dagId: string, start: number, end: number) => {
+    const runs = await store.listRuns({ dagId, from: start, to: end });
+    const tasks = await store.listTaskInstances(
+      dagId,
+      runs.map((r) => r.logicalDate),
+    );
+    const ended = (r: DagRunRecord) => (r.state === 'success' || r.state === 'failed') && r.pendingClear === null;
+    return {
+      dag_id: dagId,
+      from: iso(start),
+      to: iso(end),
+      total: runs.length,
+      done: runs.filter(ended).length,
+      failed: runs.filter((r) => r.state === 'failed' && r.pendingClear === null).length,
+      runs: runs.map((r) => ({
+        ...runJson(r),
+        task_instances: tasks.filter((t) => t.logicalDate === r.logicalDate).map(taskJson),
+      })),
+    };
+  };
+
+  // Recalculate a past window (the dashboard's form, `reckon recalc --detach`): every interval of
+  // the DAG in the window runs once more (created, or cleared if it had ended); a scheduler runs them.
+  app.post<{ Params: { dagId: string }; Body: unknown }>('/v1/dags/:dagId/recalculations', async (request, reply) => {
+    const dag = scheduler.dag(request.params.dagId);
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    if (typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('body: expected a JSON object');
+    const { start, end } = windowOf(body.from, body.to);
+    const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+    if (end > today)
+      throw new BadRequest(
+        `to: ${iso(end - DAY_MS)?.slice(0, 10)} has not ended yet; a day can be recalculated once it is over`,
+      );
+    const plan = await scheduler.rerunWindow(dag.id, start, end);
+    return reply.code(202).send({
+      dag_id: dag.id,
+      from: iso(start),
+      to: iso(end),
+      runs: plan.map((p) => ({ ...runJson(p.run), action: p.action })),
+    });
+  });
+
+  app.get<{ Params: { dagId: string }; Querystring: Record<string, string | undefined> }>(
+    '/v1/dags/:dagId/recalculations',
+    async (request) => {
+      const dag = scheduler.dag(request.params.dagId);
+      const { start, end } = windowOf(request.query.from, request.query.to);
+      return windowState(dag.id, start, end);
     },
   );
 

@@ -202,3 +202,13 @@ export function dueLogicalDates(s: Schedule, now: number, last: number | undefin
     t = end;
   }
 }
+
+/** A duration in words a person reads at a glance: `90 ms`, `45 s`, `30 min`, `6 h`, `2 d 4 h`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min`;
+  const hours = Math.round(ms / 3_600_000);
+  if (hours < 48) return `${hours} h`;
+  return `${Math.floor(hours / 24)} d${hours % 24 === 0 ? '' : ` ${hours % 24} h`}`;
+}

@@ -20,7 +20,7 @@ import type {
 } from '../store/index.ts';
 import { type Dag, type DagTask, downstreamOf, retryDelayOf, type TaskRunContext } from './dag.ts';
 import { planDagRuns } from './planner.ts';
-import { dataIntervalOf, dueLogicalDates, isTick, nextTickAfter } from './schedule.ts';
+import { dataIntervalOf, dueLogicalDates, formatDuration, isTick, nextTickAfter } from './schedule.ts';
 
 /** A late arrival the lake recorded, ready to act on (its events are committed in the lake). */
 export interface LateData {
@@ -238,6 +238,67 @@ export class Scheduler {
       for (const ld of dates) runs.push((await this.createRun(id, ld, 'backfill', maxActive ?? d.maxActiveRuns)).run);
     }
     return runs;
+  }
+
+  /**
+   * A manual run of `dagId` for `logicalDate` (the REST API, the dashboard and `reckon dags
+   * trigger` use this), with the runs of the DAGs it waits for (`upstreamDags`) inside its
+   * interval, as a backfill makes them: a triggered run never waits for runs nothing creates.
+   */
+  async trigger(
+    dagId: string,
+    logicalDate: number,
+  ): Promise<{ created: boolean; run: DagRunRecord; upstream: DagRunRecord[] }> {
+    const dag = this.dag(dagId);
+    const { end } = dataIntervalOf(dag.schedule, logicalDate);
+    const upstream: DagRunRecord[] = [];
+    for (const id of dag.upstreamDags)
+      for (const ld of logicalDatesWithin(this.dag(id), logicalDate, end))
+        upstream.push((await this.createRun(id, ld, 'manual')).run);
+    return { ...(await this.createRun(dagId, logicalDate, 'manual')), upstream };
+  }
+
+  /**
+   * Recalculates every interval of `dagId` inside [from, to) once more, whatever ran before: a
+   * backfill run is created where none exists, an ended run is cleared (all its tasks rerun),
+   * and a queued or running one is left to finish (it reads the lake as it is then). Safe to
+   * repeat. Returns each run with what was done to it, in logical-date order.
+   */
+  async rerunWindow(
+    dagId: string,
+    from: number,
+    to: number,
+  ): Promise<{ run: DagRunRecord; action: 'created' | 'cleared' | 'in progress' }[]> {
+    const dag = this.dag(dagId);
+    const dates = logicalDatesWithin(dag, from, to);
+    if (dates.length === 0)
+      throw new ReckonError(
+        'RECKON_SCHEDULER_EMPTY_RANGE',
+        `no interval of ${dagId} (${dag.schedule.expression}) lies inside ${iso(from)} .. ${iso(to)}`,
+      );
+    const existing = new Map((await this.#o.store.listRuns({ dagId, from, to })).map((r) => [r.logicalDate, r]));
+    const toClear = dates.filter((ld) => {
+      const r = existing.get(ld);
+      return r !== undefined && (r.state === 'success' || r.state === 'failed') && r.pendingClear === null;
+    });
+    const cleared = new Map(
+      (
+        await this.#o.store.requestClear(
+          dagId,
+          toClear,
+          dag.tasks.map((t) => t.id),
+        )
+      ).map((r) => [r.logicalDate, r]),
+    );
+    const out: { run: DagRunRecord; action: 'created' | 'cleared' | 'in progress' }[] = [];
+    for (const ld of dates) {
+      const c = cleared.get(ld);
+      const e = existing.get(ld);
+      if (c !== undefined) out.push({ run: c, action: 'cleared' });
+      else if (e !== undefined) out.push({ run: e, action: 'in progress' });
+      else out.push({ run: (await this.createRun(dagId, ld, 'backfill')).run, action: 'created' });
+    }
+    return out;
   }
 
   /**
@@ -472,15 +533,29 @@ export class Scheduler {
     try {
       if (task.poke !== undefined) {
         const firstPokeAt = t.firstPokeAt ?? t.startedAt ?? this.#o.clock();
-        const ok = await Promise.race([task.poke(context), timedOut]);
+        const found = await Promise.race([task.poke(context), timedOut]);
         const now = this.#o.clock();
-        if (ok) await finish({ outcome: { state: 'success' } }, 'succeeded (condition met)');
-        else if (now - firstPokeAt >= task.sensorTimeoutMs) {
-          const error = `sensor timed out: condition not met ${task.sensorTimeoutMs} ms after the first poke`;
+        const waitingFor = typeof found === 'object' && 'waitingFor' in found ? found.waitingFor : undefined;
+        if (found === true || (typeof found === 'object' && found.met))
+          await finish({ outcome: { state: 'success' } }, 'succeeded (condition met)');
+        else if (typeof found === 'object' && 'never' in found) {
+          const error = `sensor cannot be satisfied: ${found.never}`;
+          await finish(this.#failureOf(t, task, error, now, true), `failed: ${error}`);
+        } else if (now - firstPokeAt >= task.sensorTimeoutMs) {
+          const error = `sensor timed out: condition not met ${formatDuration(task.sensorTimeoutMs)} after the first poke${
+            waitingFor === undefined ? '' : `; still waiting for ${waitingFor}`
+          }`;
           await finish(this.#failureOf(t, task, error, now, true), `failed: ${error}`);
         } else {
           await finish(
-            { outcome: { state: 'up_for_reschedule', nextTryAt: now + task.pokeIntervalMs, firstPokeAt } },
+            {
+              outcome: {
+                state: 'up_for_reschedule',
+                nextTryAt: now + task.pokeIntervalMs,
+                firstPokeAt,
+                ...(waitingFor !== undefined ? { waitingFor } : {}),
+              },
+            },
             '',
           );
         }

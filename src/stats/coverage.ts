@@ -180,11 +180,18 @@ const ceilMinute = (ms: number) => Math.ceil(ms / MINUTE_MS) * MINUTE_MS;
 
 /**
  * Labels the summed rows (in key order; more than `q.limit` of them means another page
- * follows) and cuts the page. A bucket is final when batch intervals cover all of it; its
- * source is 'batch' when they cover every minute of it that the query reads (labels depend on
- * time only, so all rows of a bucket agree).
+ * follows) and cuts the page. A bucket is final when batch intervals computed from complete
+ * input cover all of it; its source is 'batch' when batch intervals (complete or forced) cover
+ * every minute of it that the query reads (labels depend on time only, so all rows of a bucket
+ * agree).
  */
-export function statsPage(rows: readonly MinuteStats[], q: StatsQuery, coverage: readonly TimeRange[]): StatsPage {
+export function statsPage(
+  rows: readonly MinuteStats[],
+  q: StatsQuery,
+  intervals: readonly { from: number; to: number; complete: boolean }[],
+): StatsPage {
+  const coverage = mergeCoverage(intervals);
+  const finalCoverage = mergeCoverage(intervals.filter((i) => i.complete));
   const size = GRANULARITY_MS[q.granularity];
   const page = rows.slice(0, q.limit);
   const labels = new Map<number, { final: boolean; source: 'batch' | 'speed' }>();
@@ -196,7 +203,7 @@ export function statsPage(rows: readonly MinuteStats[], q: StatsQuery, coverage:
       const first = ceilMinute(Math.max(row.bucketStart, q.from));
       const last = ceilMinute(Math.min(bucketEnd, q.to));
       label = {
-        final: coveredMs(coverage, row.bucketStart, bucketEnd) === size,
+        final: coveredMs(finalCoverage, row.bucketStart, bucketEnd) === size,
         source: coveredMs(coverage, first, last) === last - first ? 'batch' : 'speed',
       };
       labels.set(row.bucketStart, label);
@@ -207,6 +214,6 @@ export function statsPage(rows: readonly MinuteStats[], q: StatsQuery, coverage:
   return {
     rows: out,
     ...(rows.length > q.limit && last !== undefined ? { nextCursor: encodeCursor(last) } : {}),
-    exactUntil: exactUntil(coverage),
+    exactUntil: exactUntil(finalCoverage),
   };
 }

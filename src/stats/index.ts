@@ -6,6 +6,7 @@ export { RunColumnsBuilder, rowAt, type RunColumns } from './run-rows.ts';
 export { STATS_COLUMNS } from './types.ts';
 export type {
   BatchInterval,
+  BatchWriteOptions,
   BatchRows,
   Discrepancy,
   Granularity,

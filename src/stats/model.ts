@@ -37,6 +37,8 @@ export interface BatchPlan {
   from: number;
   to: number;
   runId: string;
+  /** Computed from complete input (the interval record's `complete`). */
+  complete: boolean;
 }
 
 /** The table level a staged chunk goes to. */
@@ -81,7 +83,7 @@ function sortedColumns(rows: readonly MinuteStats[]): MinuteStatsColumns {
  * writing nothing that a query sees.
  */
 export async function stageBatch(input: BatchPlan & { rows: BatchRows }, steps: GenerationSteps): Promise<void> {
-  const { from, to, rows, runId } = input;
+  const { from, to, rows, runId, complete } = input;
   checkBatchInterval(from, to, rows, runId);
   const given = batchColumnsOf(rows);
   const batches: Iterable<MinuteStatsColumns> = given ?? [sortedColumns(rows as readonly MinuteStats[])];
@@ -89,7 +91,7 @@ export async function stageBatch(input: BatchPlan & { rows: BatchRows }, steps: 
   const check = given === undefined ? undefined : batchColumnsChecker(from, to);
   const hours = rollupSums(GRANULARITY_MS.hour, from, to);
   const days = rollupSums(GRANULARITY_MS.day, from, to);
-  const plan: BatchPlan = { from, to, runId };
+  const plan: BatchPlan = { from, to, runId, complete };
   const generation = await steps.start(plan);
   try {
     for (const b of batches) {

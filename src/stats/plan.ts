@@ -28,11 +28,13 @@ export interface IntervalRow {
   written_at: number | string;
   generation: number | string;
   seq: number | string;
+  complete: number | string;
 }
 
 /** The plan's view of an interval record. */
-export function toInterval(r: IntervalRow): SwitchedInterval & { runId: string; writtenAt: number } {
+export function toInterval(r: IntervalRow): SwitchedInterval & { runId: string; writtenAt: number; complete: boolean } {
   return {
+    complete: Number(r.complete) === 1,
     from: Number(r.from_ms),
     to: Number(r.to_ms),
     generation: Number(r.generation),

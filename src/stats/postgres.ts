@@ -11,7 +11,7 @@
 import type pg from 'pg';
 import { ReckonError } from '../events/index.ts';
 import { inTransaction, openPostgresPool } from '../store/index.ts';
-import { generationSegments, mergeCoverage, statsPage, statsWindows } from './coverage.ts';
+import { generationSegments, statsPage, statsWindows } from './coverage.ts';
 import { type RawStatsRow, toMinuteStats } from './deltas.ts';
 import { compareDiscrepancies, discrepancyRecords, toDiscrepancy, totalsOf } from './discrepancies.ts';
 import { checkExpectedOffsets, checkOffsets, checkQuery, GRANULARITY_MS } from './input.ts';
@@ -136,7 +136,7 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
   const readIntervals = async (client: pg.Pool | pg.PoolClient): Promise<IntervalRow[]> =>
     (
       await client.query<IntervalRow>(
-        'SELECT from_ms, to_ms, run_id, written_at, generation, seq FROM stats_batch_intervals ORDER BY from_ms, to_ms',
+        'SELECT from_ms, to_ms, run_id, written_at, generation, seq, complete FROM stats_batch_intervals ORDER BY from_ms, to_ms',
       )
     ).rows;
 
@@ -257,10 +257,10 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
         throw toRetriable(err);
       }
     },
-    async replaceBatchInterval(from, to, rows, runId) {
+    async replaceBatchInterval(from, to, rows, runId, options) {
       try {
         await stageBatch(
-          { from, to, rows, runId },
+          { from, to, rows, runId, complete: options?.complete ?? true },
           {
             start: (plan: BatchPlan) =>
               inTransaction(pool, async (client) => {
@@ -304,9 +304,9 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
                   plan.to,
                 ]);
                 await client.query(
-                  `INSERT INTO stats_batch_intervals (from_ms, to_ms, run_id, written_at, generation, seq)
-                   SELECT $1, $2, $3, $4, $5, coalesce(max(seq), 0) + 1 FROM stats_batch_intervals`,
-                  [plan.from, plan.to, plan.runId, Date.now(), generation],
+                  `INSERT INTO stats_batch_intervals (from_ms, to_ms, run_id, written_at, generation, complete, seq)
+                   SELECT $1, $2, $3, $4, $5, $6, coalesce(max(seq), 0) + 1 FROM stats_batch_intervals`,
+                  [plan.from, plan.to, plan.runId, Date.now(), generation, plan.complete ? 1 : 0],
                 );
                 await client.query("UPDATE stats_batch_generations SET state = 'live' WHERE generation = $1", [
                   generation,
@@ -332,8 +332,8 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
     async batchIntervals() {
       try {
         return (await readIntervals(pool)).map((r) => {
-          const { from, to, runId, writtenAt } = toInterval(r);
-          return { from, to, runId, writtenAt };
+          const { from, to, runId, writtenAt, complete } = toInterval(r);
+          return { from, to, runId, writtenAt, complete };
         });
       } catch (err) {
         throw toRetriable(err);
@@ -346,7 +346,6 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
           pool,
           async (client) => {
             const intervals = (await readIntervals(client)).map(toInterval);
-            const coverage = mergeCoverage(intervals);
             const segments = generationSegments(intervals);
             const rows: MinuteStats[] = [];
             const windows = statsWindows(q, segments, after, q.limit + 1);
@@ -356,7 +355,7 @@ export async function openPostgresStatsStore(connection: string | pg.PoolConfig)
               for (const r of result.rows) rows.push(toMinuteStats(r));
               w = windows.next(result.rows.length);
             }
-            return statsPage(rows, q, coverage);
+            return statsPage(rows, q, intervals);
           },
           'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
         );

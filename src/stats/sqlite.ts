@@ -9,7 +9,7 @@
  */
 import type Database from 'better-sqlite3';
 import { busyToRetriable, openSqliteDatabase } from '../store/index.ts';
-import { generationSegments, mergeCoverage, statsPage, statsWindows } from './coverage.ts';
+import { generationSegments, statsPage, statsWindows } from './coverage.ts';
 import { type RawStatsRow, toMinuteStats } from './deltas.ts';
 import {
   compareDiscrepancies,
@@ -167,7 +167,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
       'SELECT next_offset FROM stats_speed_offsets WHERE group_id = ? AND topic = ? AND "partition" = ?',
     ),
     intervals: db.prepare(
-      'SELECT from_ms, to_ms, run_id, written_at, generation, seq FROM stats_batch_intervals ORDER BY from_ms, to_ms',
+      'SELECT from_ms, to_ms, run_id, written_at, generation, seq, complete FROM stats_batch_intervals ORDER BY from_ms, to_ms',
     ),
     newGeneration: db.prepare(
       `INSERT INTO stats_batch_generations (generation, from_ms, to_ms, run_id, state, created_at)
@@ -187,8 +187,8 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     dropGeneration: db.prepare('DELETE FROM stats_batch_generations WHERE generation = ?'),
     deleteIntervalsInside: db.prepare('DELETE FROM stats_batch_intervals WHERE from_ms >= ? AND to_ms <= ?'),
     insertInterval: db.prepare(
-      `INSERT INTO stats_batch_intervals (from_ms, to_ms, run_id, written_at, generation, seq)
-       SELECT ?, ?, ?, ?, ?, coalesce(max(seq), 0) + 1 FROM stats_batch_intervals`,
+      `INSERT INTO stats_batch_intervals (from_ms, to_ms, run_id, written_at, generation, complete, seq)
+       SELECT ?, ?, ?, ?, ?, ?, coalesce(max(seq), 0) + 1 FROM stats_batch_intervals`,
     ),
   };
   const insertRunRows = rowInserter(db, 'stats_speed_run_rows', 'run_id');
@@ -224,6 +224,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
       written_at: number;
       generation: number;
       seq: number;
+      complete: number;
     }[];
 
   const appendRun = db.transaction(
@@ -284,7 +285,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
 
   const switchIn = db.transaction((plan: BatchPlan, generation: number) => {
     s.deleteIntervalsInside.run(plan.from, plan.to);
-    s.insertInterval.run(plan.from, plan.to, plan.runId, Date.now(), generation);
+    s.insertInterval.run(plan.from, plan.to, plan.runId, Date.now(), generation, plan.complete ? 1 : 0);
     s.setGenerationState.run('live', generation);
     s.retire.run();
   });
@@ -310,7 +311,6 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
   const runQuery = db.transaction((q: Parameters<StatsStore['query']>[0]) => {
     const after = checkQuery(q);
     const intervals = readIntervals().map(toInterval);
-    const coverage = mergeCoverage(intervals);
     const segments = generationSegments(intervals);
     const rows: MinuteStats[] = [];
     const windows = statsWindows(q, segments, after, q.limit + 1);
@@ -319,7 +319,7 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
       for (const r of got) rows.push(toMinuteStats(r));
       w = windows.next(got.length);
     }
-    return statsPage(rows, q, coverage);
+    return statsPage(rows, q, intervals);
   });
 
   /** A series of one side, with the generations of one snapshot. */
@@ -374,9 +374,9 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     async pendingRuns() {
       return pending();
     },
-    async replaceBatchInterval(from, to, rows, runId) {
+    async replaceBatchInterval(from, to, rows, runId, options) {
       await stageBatch(
-        { from, to, rows, runId },
+        { from, to, rows, runId, complete: options?.complete ?? true },
         {
           start: (plan) => {
             try {
@@ -423,8 +423,8 @@ export async function openSqliteStatsStore(path: string): Promise<StatsStore> {
     },
     async batchIntervals() {
       return readIntervals().map((r) => {
-        const { from, to, runId, writtenAt } = toInterval(r);
-        return { from, to, runId, writtenAt };
+        const { from, to, runId, writtenAt, complete } = toInterval(r);
+        return { from, to, runId, writtenAt, complete };
       });
     },
     async query(q) {

@@ -100,6 +100,18 @@ export interface BatchInterval {
   to: number;
   runId: string;
   writtenAt: number;
+  /** Computed from complete lake input: its buckets are final. A forced run of incomplete input is not. */
+  complete: boolean;
+}
+
+/** Options of {@link StatsStore.replaceBatchInterval}. */
+export interface BatchWriteOptions {
+  /**
+   * Whether the rows were computed from complete input (every lake hour of the interval sealed
+   * and landed). Default true. Rows of incomplete input are served (`source` 'batch') but their
+   * buckets are never `final`, and `exactUntil` does not count them.
+   */
+  complete?: boolean;
 }
 
 /** The columns of the statistics contract, in contract order. */
@@ -180,7 +192,13 @@ export interface StatsStore {
    * lying wholly inside [from, to) are replaced by this one; others are kept. Rows outside
    * [from, to), a key given twice or columns out of order fail the whole replacement.
    */
-  replaceBatchInterval(from: number, to: number, rows: BatchRows, runId: string): Promise<void>;
+  replaceBatchInterval(
+    from: number,
+    to: number,
+    rows: BatchRows,
+    runId: string,
+    options?: BatchWriteOptions,
+  ): Promise<void>;
   /** Batch-covered intervals, ordered by from (then to). */
   batchIntervals(): Promise<BatchInterval[]>;
   /**

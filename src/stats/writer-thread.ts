@@ -100,8 +100,14 @@ export async function openStatsWriterThread(spec: StoreSpec): Promise<StatsStore
     compact: () => call('compact', []),
     pendingRuns: () => call('pendingRuns', []),
     // Batches of columns may come from a generator, which cannot cross to the thread: gathered first.
-    replaceBatchInterval: (from, to, rows, runId) =>
-      call('replaceBatchInterval', [from, to, Array.isArray(rows) ? rows : { columns: [...batchesOf(rows)] }, runId]),
+    replaceBatchInterval: (from, to, rows, runId, options) =>
+      call('replaceBatchInterval', [
+        from,
+        to,
+        Array.isArray(rows) ? rows : { columns: [...batchesOf(rows)] },
+        runId,
+        options,
+      ]),
     batchIntervals: () => call('batchIntervals', []),
     query: (...args) => call('query', args),
     speedTotals: (...args) => call('speedTotals', args),

@@ -61,7 +61,7 @@ function runOf(r: Row): DagRunRecord {
 }
 
 const TASK_COLUMNS =
-  'ti.dag_id, ti.logical_date, ti.task_id, ti.task_order, ti.state, ti.try_number, ti.max_tries, ti.retries, ti.pool, ti.sla_ms, ti.next_try_at, ti.first_poke_at, ti.started_at, ti.ended_at, ti.duration_ms, ti.owner, ti.heartbeat_at, ti.error';
+  'ti.dag_id, ti.logical_date, ti.task_id, ti.task_order, ti.state, ti.try_number, ti.max_tries, ti.retries, ti.pool, ti.sla_ms, ti.next_try_at, ti.first_poke_at, ti.started_at, ti.ended_at, ti.duration_ms, ti.owner, ti.heartbeat_at, ti.error, ti.waiting_for';
 
 function taskOf(r: Row): TaskInstanceRecord {
   return {
@@ -83,6 +83,7 @@ function taskOf(r: Row): TaskInstanceRecord {
     owner: strOrNull(r.owner),
     heartbeatAt: numOrNull(r.heartbeat_at),
     error: strOrNull(r.error),
+    waitingFor: strOrNull(r.waiting_for),
   };
 }
 
@@ -106,7 +107,7 @@ const TASK_KEY = 'dag_id = ? AND logical_date = ? AND task_id = ?';
 
 /** Fields a clear resets: the instance is as new, with room for its retries again. */
 const CLEAR_SET = `state = 'none', next_try_at = NULL, first_poke_at = NULL, started_at = NULL, ended_at = NULL,
-  duration_ms = NULL, owner = NULL, heartbeat_at = NULL, error = NULL, max_tries = try_number + retries + 1`;
+  duration_ms = NULL, owner = NULL, heartbeat_at = NULL, error = NULL, waiting_for = NULL, max_tries = try_number + retries + 1`;
 
 async function insertAlert(tx: SqlTransaction, a: NewAlert, now: number): Promise<boolean> {
   const rows = await tx.all(
@@ -515,14 +516,16 @@ class SqlSchedulerStore implements SchedulerStore {
       if (o.state === 'up_for_reschedule') {
         await tx.run(
           `UPDATE sched_task_instances SET state = 'up_for_reschedule', try_number = try_number - 1, next_try_at = ?,
-             first_poke_at = COALESCE(first_poke_at, ?), started_at = NULL, owner = NULL, heartbeat_at = NULL
+             first_poke_at = COALESCE(first_poke_at, ?), started_at = NULL, owner = NULL, heartbeat_at = NULL,
+             waiting_for = ?
            WHERE ${TASK_KEY}`,
-          [o.nextTryAt, o.firstPokeAt, ...key],
+          [o.nextTryAt, o.firstPokeAt, o.waitingFor ?? null, ...key],
         );
       } else {
         const error = o.state === 'success' ? null : o.error;
         await tx.run(
-          `UPDATE sched_task_instances SET state = ?, ended_at = ?, duration_ms = ?, error = ?, next_try_at = ?, heartbeat_at = NULL
+          `UPDATE sched_task_instances SET state = ?, ended_at = ?, duration_ms = ?, error = ?, next_try_at = ?, heartbeat_at = NULL,
+             waiting_for = NULL
            WHERE ${TASK_KEY}`,
           [o.state, f.now, duration, error, o.state === 'up_for_retry' ? o.nextTryAt : null, ...key],
         );

@@ -60,6 +60,8 @@ export interface TaskInstanceRecord {
   owner: string | null;
   heartbeatAt: number | null;
   error: string | null;
+  /** What a waiting sensor said it waits for at its last poke (null once it is no longer waiting). */
+  waitingFor: string | null;
 }
 
 /** A finished try of a task instance: the duration history. */
@@ -155,7 +157,7 @@ export type TryOutcome =
   | { state: 'failed'; error: string }
   | { state: 'up_for_retry'; error: string; nextTryAt: number }
   /** A sensor that is not yet satisfied: poke again at `nextTryAt`; the try does not count. */
-  | { state: 'up_for_reschedule'; nextTryAt: number; firstPokeAt: number };
+  | { state: 'up_for_reschedule'; nextTryAt: number; firstPokeAt: number; waitingFor?: string };
 
 /** A try to finish: only the owner of its current try can. */
 export interface FinishTry {
