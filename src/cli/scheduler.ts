@@ -361,10 +361,7 @@ export function registerDags(
         process.stdout.write(`${iso(r.logicalDate)} ${r.runType.padEnd(9)} ${r.state.padEnd(7)} ${r.runId}\n`);
         for (const t of tasks.filter((x) => x.logicalDate === r.logicalDate)) {
           const took = t.durationMs === null ? '' : ` ${(t.durationMs / 1000).toFixed(2)} s`;
-          const waiting =
-            t.state === 'up_for_reschedule'
-              ? `  waiting since ${iso(t.firstPokeAt)}${t.waitingFor ? ` for ${t.waitingFor}` : ''}`
-              : '';
+          const waiting = t.waitingFor !== null ? `  waiting since ${iso(t.firstPokeAt)} for ${t.waitingFor}` : '';
           process.stdout.write(
             `  ${t.taskId.padEnd(22)} ${t.state.padEnd(17)} try ${t.tryNumber}/${t.maxTries}${took}${t.error ? `  ${t.error}` : ''}${waiting}\n`,
           );

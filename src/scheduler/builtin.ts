@@ -11,7 +11,15 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type InputCheck, runRecalculation } from '../batch/index.ts';
 import type { StatsRules } from '../events/index.ts';
-import { awaitLakeInput, HOUR_MS, lakeOffsets, lateArrivals, type LogEndsReader } from '../lake/index.ts';
+import {
+  awaitLakeInput,
+  HOUR_MS,
+  lakeInputState,
+  lakeOffsets,
+  lateArrivals,
+  type LogEndsReader,
+  readLogEnds,
+} from '../lake/index.ts';
 import type { NewAlert, SchedulerStore } from '../store/index.ts';
 import type { StatsColumn, StatsStore } from '../stats/index.ts';
 import { type Dag, defineDag, type PokeResult, type TaskRunContext } from './dag.ts';
@@ -266,13 +274,14 @@ async function dropLakeDays(lakeDir: string, cutoff: number): Promise<number> {
 export function pipelineDags(o: PipelineDagOptions): Dag[] {
   const lateness = o.allowedLatenessMs ?? HOUR_MS;
   const poke = o.pokeIntervalMs ?? 30_000;
+  const topics = o.log === undefined ? [] : (o.topics ?? ['emissions', 'clicks']);
   const inputOf =
     (waitMs: number): InputCheck =>
     (from, to, signal) =>
       awaitLakeInput({
         lakeDir: o.lakeDir,
         log: o.log ?? { partitionCount: async () => 0, latestOffset: async () => 0 },
-        topics: o.log === undefined ? [] : (o.topics ?? ['emissions', 'clicks']),
+        topics,
         from,
         to,
         waitMs,
@@ -290,10 +299,14 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
       inputCheck: inputOf(o.inputWaitMs ?? 30_000),
       signal: c.signal,
     }).then(() => undefined);
+  // The log's ends each waiting run read at its first poke (by run and pass): the lake must reach
+  // them. Kept across pokes, so that a poke only looks; a restarted scheduler reads them again,
+  // which only waits a little longer.
+  const ends = new Map<string, Record<string, number[]>>();
   /**
    * The sensor of both recalculations: every lake hour of the interval sealed, and everything
-   * the log held at the poke landed. It says what it waits for; it cannot become true for an
-   * interval whose lake partitions retention has dropped.
+   * the log held at the first poke landed. It says what it waits for; it cannot become true for
+   * an interval whose lake partitions retention has dropped.
    */
   const lakeInputReady = async (c: TaskRunContext): Promise<PokeResult> => {
     const days = o.lakeRetentionDays ?? 0;
@@ -303,8 +316,23 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
         met: false,
         never: `the lake keeps ${days} days (RECKON_LAKE_RETENTION_DAYS): the events of ${iso(c.interval.start)} were dropped by retention`,
       };
-    const state = await inputOf(5_000)(c.interval.start, c.interval.end, c.signal);
-    return state.complete ? { met: true } : { met: false, waitingFor: `lake input: ${state.waitingFor}` };
+    const key = `${c.dagId} ${c.logicalDate} ${c.clearCount}`;
+    let snapshot = ends.get(key);
+    if (snapshot === undefined) {
+      snapshot = o.log === undefined ? {} : await readLogEnds(o.log, topics);
+      ends.set(key, snapshot);
+    }
+    const state = await lakeInputState({
+      lakeDir: o.lakeDir,
+      from: c.interval.start,
+      to: c.interval.end,
+      ends: snapshot,
+      allowedLatenessMs: lateness,
+      now,
+    });
+    if (!state.complete) return { met: false, waitingFor: `lake input: ${state.waitingFor}` };
+    ends.delete(key);
+    return { met: true };
   };
   // A sensor waits the allowed lateness (its interval's hours seal then) and 3 hours more for an
   // archiver that is behind or restarting; then it fails, and the run's SLA miss says so.

@@ -14,6 +14,7 @@ export {
   type DagTask,
   defineDag,
   downstreamOf,
+  type PokeResult,
   retryDelayOf,
   type TaskRunContext,
   type TaskDefinition,

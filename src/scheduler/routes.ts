@@ -57,9 +57,9 @@ export function taskJson(t: TaskInstanceRecord): Record<string, unknown> {
     next_try_at: iso(t.nextTryAt),
     hostname: t.owner,
     error: t.error,
-    // A waiting sensor: what it waits for (as of its last poke) and since when.
-    waiting_for: t.state === 'up_for_reschedule' ? t.waitingFor : null,
-    waiting_since: t.state === 'up_for_reschedule' ? iso(t.firstPokeAt) : null,
+    // A waiting sensor (between pokes, or poking again): what it waits for as of its last poke, and since when.
+    waiting_for: t.waitingFor,
+    waiting_since: t.waitingFor === null ? null : iso(t.firstPokeAt),
   };
 }
 

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import {
   AlertDispatcher,
   type DagDefinition,
+  type PokeResult,
   defineDag,
   logAlertSink,
   Scheduler,
@@ -219,6 +220,127 @@ describe('Scheduler', () => {
       (await h.store.listAlerts()).map((a) => a.kind),
       ['task_failed'],
     );
+    await h.close();
+  });
+
+  it('a waiting sensor records what it waits for and since when; one whose condition can never hold fails at once with its reason', async () => {
+    let answer: PokeResult = { met: false, waitingFor: 'the lake hours 00:00..05:00' };
+    const h = await schedulerHarness([
+      {
+        id: 'sensing',
+        schedule: '@daily',
+        tasks: [
+          { id: 'wait', retries: 3, pokeIntervalMs: 1000, sensorTimeoutMs: 60_000, poke: async () => answer },
+          { id: 'work', upstream: ['wait'], run: async () => undefined },
+        ],
+      },
+    ]);
+    await h.scheduler.createRun('sensing', T0, 'manual');
+    await h.step(T0);
+    const wait = async () => (await h.store.listTaskInstances('sensing')).find((t) => t.taskId === 'wait');
+    assert.equal((await wait())?.state, 'up_for_reschedule');
+    assert.equal((await wait())?.waitingFor, 'the lake hours 00:00..05:00');
+    assert.equal((await wait())?.firstPokeAt, T0);
+    answer = { met: false, waitingFor: 'the lake hour 05:00' };
+    await h.step(T0 + 1000);
+    assert.equal((await wait())?.waitingFor, 'the lake hour 05:00', 'the newest poke says what is left');
+    answer = { met: false, never: 'the events of that day were dropped by retention' };
+    await h.step(T0 + 2000);
+    const failed = await wait();
+    assert.equal(failed?.state, 'failed', 'fails long before its 60 s timeout');
+    assert.equal(failed?.waitingFor, null);
+    assert.match(failed?.error ?? '', /sensor cannot be satisfied: the events of that day were dropped by retention/);
+    await h.settle();
+    assert.equal((await wait())?.tryNumber, 1, 'no retries: waiting longer cannot help');
+    assert.equal((await h.store.listRuns({}))[0]?.state, 'failed');
+    await h.close();
+  });
+
+  it('a sensor on upstream runs fails at once when they do not exist and nothing will create them; a trigger creates them', async () => {
+    const hourly: DagDefinition = {
+      id: 'hours',
+      schedule: '@hourly',
+      tasks: [{ id: 'a', run: async () => undefined }],
+    };
+    const daily = (id: string): DagDefinition => ({
+      id,
+      schedule: '@daily',
+      upstreamDags: ['hours'],
+      tasks: [
+        {
+          id: 'hours-done',
+          pokeIntervalMs: 1000,
+          poke: (c) => upstreamRunsSucceeded(h.store, defineDag(hourly))(c),
+        },
+      ],
+    });
+    const h = await schedulerHarness([hourly, daily('days'), daily('days2')]);
+    // A run made without its upstream runs (as a trigger did before): its sensor fails with the reason.
+    await h.scheduler.createRun('days', T0, 'manual');
+    await h.step(T0);
+    const [sensor] = await h.store.listTaskInstances('days');
+    assert.equal(sensor?.state, 'failed');
+    assert.match(
+      sensor?.error ?? '',
+      /hours has no run for 2026-11-\d\dT00:00:00.000Z, .* and 20 more and none will be scheduled \(it has no start date\): trigger or backfill them/,
+    );
+    // A trigger makes the day's hourly runs too, and the day waits for them, saying so.
+    const t = await h.scheduler.trigger('days2', T0 + DAY);
+    assert.equal(t.created, true);
+    assert.equal(t.upstream.length, 24);
+    await h.settle();
+    const runs = await h.store.listRuns({ dagId: 'days2' });
+    assert.equal(runs[0]?.state, 'success');
+    await h.close();
+  });
+
+  it('rerunWindow creates missing runs, clears ended ones and leaves running ones; repeating it reruns again', async () => {
+    let runs = 0;
+    const h = await schedulerHarness([
+      {
+        id: 'daily',
+        schedule: '@daily',
+        maxActiveRuns: 3,
+        tasks: [
+          {
+            id: 'work',
+            run: async () => {
+              runs++;
+            },
+          },
+        ],
+      },
+    ]);
+    await h.scheduler.createRun('daily', T0 + DAY, 'manual');
+    await h.settle();
+    assert.equal(runs, 1);
+    const plan = await h.scheduler.rerunWindow('daily', T0, T0 + 3 * DAY);
+    assert.deepEqual(
+      plan.map((p) => [p.run.logicalDate, p.action]),
+      [
+        [T0, 'created'],
+        [T0 + DAY, 'cleared'],
+        [T0 + 2 * DAY, 'created'],
+      ],
+    );
+    await h.settle();
+    assert.equal(runs, 4);
+    const again = await h.scheduler.rerunWindow('daily', T0, T0 + 3 * DAY);
+    assert.deepEqual(
+      again.map((p) => p.action),
+      ['cleared', 'cleared', 'cleared'],
+    );
+    await h.settle();
+    assert.equal(runs, 7);
+    assert.deepEqual(
+      (await h.store.listRuns({})).map((r) => [r.state, r.clearCount]),
+      [
+        ['success', 1],
+        ['success', 2],
+        ['success', 1],
+      ],
+    );
+    await assert.rejects(h.scheduler.rerunWindow('daily', T0 + 1, T0 + DAY), /no interval of daily/);
     await h.close();
   });
 

@@ -460,6 +460,49 @@ export function statsStoreContract(
       assert.deepEqual(await queryAll(store, q), []);
     });
 
+    it('serves rows of incomplete input as batch but never final, and a complete rerun makes them final', async () => {
+      const store = await fresh();
+      await store.applySpeedDeltas('speed', [row(at(3), 'of-1', 'home', { clicks: 9 })], []);
+      await store.replaceBatchInterval(D, D + DAY, [row(at(3), 'of-1', 'home', { clicks: 2 })], 'forced', {
+        complete: false,
+      });
+      const q = { from: D, to: D + DAY, granularity: 'minute' as Granularity };
+      for (const granularity of ['minute', 'hour', 'day'] as const) {
+        const page = await store.query({ ...q, granularity, limit: 100 });
+        assert.deepEqual(
+          page.rows.map((r) => [r.clicks, r.source, r.final]),
+          [[2, 'batch', false]],
+          `${granularity}: the forced rows are served, marked not final`,
+        );
+        assert.equal(page.exactUntil, null, 'incomplete input does not count as exact');
+      }
+      assert.deepEqual(
+        (await store.batchIntervals()).map(({ runId, complete }) => [runId, complete]),
+        [['forced', false]],
+      );
+      // Hours recalculated from complete input inside the forced day are final; the rest of the day is not.
+      await store.replaceBatchInterval(at(3), at(4), [row(at(3), 'of-1', 'home', { clicks: 3 })], 'hour');
+      assert.deepEqual(
+        (await store.query({ ...q, granularity: 'hour', limit: 100 })).rows.map((r) => [r.clicks, r.final]),
+        [[3, true]],
+      );
+      assert.deepEqual(
+        (await store.query({ ...q, granularity: 'day', limit: 100 })).rows.map((r) => [r.clicks, r.final]),
+        [[3, false]],
+      );
+      await store.replaceBatchInterval(D, D + DAY, [row(at(3), 'of-1', 'home', { clicks: 3 })], 'complete');
+      const page = await store.query({ ...q, granularity: 'day', limit: 100 });
+      assert.deepEqual(
+        page.rows.map((r) => [r.clicks, r.source, r.final]),
+        [[3, 'batch', true]],
+      );
+      assert.equal(page.exactUntil, D + DAY);
+      assert.deepEqual(
+        (await store.batchIntervals()).map(({ runId, complete }) => [runId, complete]),
+        [['complete', true]],
+      );
+    });
+
     it('rolls a failed batch replacement back whole: the previous rows and interval stay', async () => {
       const db = await h.createDatabase();
       const store = await open(db);
