@@ -20,8 +20,15 @@ import type { BenchResult } from './harness.ts';
 const DAY = 86_400_000;
 const START = Date.UTC(2026, 10, 21);
 
-/** Writes a synthetic day of `events` events into `lake` in the archiver's layout. */
-async function generateDay(lake: string, events: number): Promise<void> {
+/**
+ * Writes a synthetic day of `events` events starting at `dayStart` into `lake` in the archiver's
+ * layout. Days written into one lake need their own `tag` (it goes into ids and file names).
+ */
+export async function generateDay(
+  lake: string,
+  events: number,
+  { dayStart = START, tag = '', label = 'batch.day' }: { dayStart?: number; tag?: string; label?: string } = {},
+): Promise<void> {
   const emissions = Math.round(events * 0.8);
   const clicks = events - emissions;
   const db = await openBatchDatabase();
@@ -33,15 +40,15 @@ async function generateDay(lake: string, events: number): Promise<void> {
   const offer = (i: string, salt: number) => `'of-' || ${skewed(i, salt, 2000)}`;
   // Every column is a function of the event's number, so no table is built: each topic is one
   // streaming COPY (a click recomputes its emission's time and offers from the emission's number).
-  const emission = (i: string) => `SELECT 'em-' || ${i} AS id,
-      make_timestamp((${START} + (${i} * ${step})::BIGINT) * 1000) AS ts,
+  const emission = (i: string) => `SELECT 'em-${tag}' || ${i} AS id,
+      make_timestamp((${dayStart} + (${i} * ${step})::BIGINT) * 1000) AS ts,
       'placement-' || ${skewed(i, 1, 24)} AS placement, 'dc' || (${i} % 3 + 1) AS dc,
       [struct_pack(offer_id := ${offer(i, 7)}, click_cost_micros := (hash(${i} * 13) % 2000000)::BIGINT),
        struct_pack(offer_id := ${offer(i, 11)} || 'b', click_cost_micros := (hash(${i} * 17) % 2000000)::BIGINT)] AS offers,
       (${i} % 4)::INTEGER AS log_partition`;
-  const click = (j: string) => `SELECT 'cl-' || ${j} AS id,
-      make_timestamp((${START} + (e * ${step})::BIGINT + (hash(${j}) % 3000000)::BIGINT) * 1000) AS ts,
-      CASE WHEN ${j} % 500 = 0 THEN 'em-missing-' || ${j} ELSE 'em-' || e END AS emission_id,
+  const click = (j: string) => `SELECT 'cl-${tag}' || ${j} AS id,
+      make_timestamp((${dayStart} + (e * ${step})::BIGINT + (hash(${j}) % 3000000)::BIGINT) * 1000) AS ts,
+      CASE WHEN ${j} % 500 = 0 THEN 'em-missing-${tag}' || ${j} ELSE 'em-${tag}' || e END AS emission_id,
       CASE WHEN ${j} % 2 = 0 THEN ${offer('e', 7)} ELSE ${offer('e', 11)} || 'b' END AS offer_id,
       'u-' || (hash(${j} * 3) % 200000) AS user_id, '10.' || (${j} % 250) || '.' || (hash(${j}) % 250) || '.1' AS ip,
       'dc1' AS dc, (e % 4)::INTEGER AS log_partition`;
@@ -49,10 +56,10 @@ async function generateDay(lake: string, events: number): Promise<void> {
     `(SELECT ${j}, (hash(${j} * 31) % ${emissions})::BIGINT AS e FROM range(${clicks}) t(${j}))`;
   const out = (topic: string, select: string) =>
     c.run(`COPY (SELECT *, strftime(ts, '%Y-%m-%d') AS date, strftime(ts, '%H') AS hour FROM (${select}))
-      TO '${join(lake, topic)}' (FORMAT parquet, PARTITION_BY (date, hour), OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'part-{i}')`);
+      TO '${join(lake, topic)}' (FORMAT parquet, PARTITION_BY (date, hour), OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'part-${tag}{i}')`);
   const t0 = performance.now();
   const progress = (what: string) =>
-    process.stderr.write(`batch.day: ${what} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+    process.stderr.write(`${label}: ${what} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
   try {
     // 2% of events delivered twice (same id, a later offset).
     await out(

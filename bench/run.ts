@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { batchBenchmarks } from './batch.bench.ts';
+import { mttrBenchmarks } from './mttr.bench.ts';
 import { collectorBenchmarks } from './collector.bench.ts';
 import { eventBenchmarks } from './events.bench.ts';
 import { type BenchResult, report, withStableName } from './harness.ts';
@@ -26,6 +27,7 @@ const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
   serving: servingBenchmarks,
   lake: lakeBenchmarks,
   batch: batchBenchmarks,
+  mttr: mttrBenchmarks,
 };
 
 const filters = process.argv.slice(2);
