@@ -172,7 +172,14 @@ describe('dashboard (headless Chromium)', () => {
       env,
     );
     assert.equal(backfill.status, 0, `${backfill.stdout}\n${backfill.stderr}`);
-    assert.match(backfill.stdout, /25 of 25 runs succeeded/);
+    // The daily recalculation waits on the lake, not on hourly runs: the hours are backfilled on their own.
+    assert.match(backfill.stdout, /1 of 1 runs succeeded/);
+    const hours = await reckonAsync(
+      ['dags', 'backfill', 'recalculate-hourly', '--from', '2026-11-01', '--to', '2026-11-01', '--data', data],
+      env,
+    );
+    assert.equal(hours.status, 0, `${hours.stdout}\n${hours.stderr}`);
+    assert.match(hours.stdout, /24 of 24 runs succeeded/);
 
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
@@ -521,4 +528,194 @@ describe('dashboard (headless Chromium)', () => {
       explain(e);
     }
   });
+});
+
+describe('recalculation from the dashboard (headless Chromium)', () => {
+  it(
+    'recalculates a chosen past day from the DAGs page and shows its progress until done; the day is then served exact, source=batch, final=true',
+    { timeout: 240_000 },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'reckon-ui-recalc-'));
+      const data = join(dir, 'data');
+      const options = { ...DEFAULT_SIMULATION, seed: 31, emissions: 1_500 };
+      const day = '2026-11-21';
+      assert.equal(new Date(options.start).toISOString().slice(0, 10), day);
+      const sim = simulate(options);
+      const expected = expectedStatistics(sim.events, options.rules);
+      const env = {
+        ...simulatorRulesEnv(options.rules),
+        // No scheduled runs: the only run is the one the page asks for.
+        RECKON_SCHEDULER_START_DATE: '2099-01-01',
+        RECKON_SCHEDULER_POKE_INTERVAL: '500ms',
+      };
+      writeFileSync(join(dir, 'events.ndjson'), `${sim.lines.join('\n')}\n`);
+      const child = spawn(process.execPath, [...CLI, 'start', '--port', '0', '--data', data], { cwd: dir, env });
+      let stderr = '';
+      child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+      let browser: Browser | undefined;
+      try {
+        const url = (await waitForLine(child, /http:\/\/127\.0\.0\.1:\d+/)).trim();
+        const ingest = await reckonAsync(['ingest', join(dir, 'events.ndjson'), '--url', url, '--batch', '500']);
+        assert.equal(ingest.status, 0, ingest.stderr);
+        assert.equal(Number(/(\d+) events accepted/.exec(ingest.stdout)?.[1]), sim.lines.length - sim.counts.malformed);
+
+        browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox'] });
+        const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+        const problems: string[] = [];
+        let expecting400 = false;
+        page.on('console', (m) => {
+          if (m.type() !== 'error') return;
+          if (expecting400 && /status of 400/.test(m.text())) return;
+          problems.push(`console: ${m.text()}`);
+        });
+        page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+        page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+        page.on('response', (r) => {
+          if (r.status() === 400 && expecting400) return;
+          if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`);
+        });
+        /** When the page asked for the window's progress (ms since the epoch). */
+        const asked: number[] = [];
+        page.on('request', (r) => {
+          if (r.method() === 'GET' && new URL(r.url()).pathname === '/v1/dags/recalculate-daily/recalculations')
+            asked.push(Date.now());
+        });
+
+        await page.goto(`${url}/ui/#/dags`);
+        await page.waitForSelector('main[data-page="dags"][data-loaded="true"]', { timeout: 15_000 });
+        const yesterday = new Date(Date.now() - DAY).toISOString().slice(0, 10);
+        assert.equal(await page.getByTestId('recalc-from').inputValue(), yesterday, 'from defaults to yesterday');
+        assert.equal(await page.getByTestId('recalc-to').inputValue(), yesterday, 'to defaults to yesterday');
+        assert.equal(asked.length, 0, 'no window chosen: no progress asked for');
+
+        // A window the server refuses: its message next to the form, nothing started.
+        expecting400 = true;
+        await page.getByTestId('recalc-from').fill('2026-11-22');
+        await page.getByTestId('recalc-to').fill(day);
+        await page.getByTestId('recalc-submit').click();
+        const error = page.getByTestId('recalc-error');
+        await error.waitFor({ timeout: 10_000 });
+        assert.match(await error.innerText(), /to: must not be before from/);
+        assert.equal(await page.getByTestId('recalc-progress').count(), 0);
+        expecting400 = false;
+
+        // The simulated day, without waiting for the lake: the sensor waits for it.
+        await page.getByTestId('recalc-from').fill(day);
+        await page.getByTestId('recalc-to').fill(day);
+        await page.getByTestId('recalc-submit').click();
+        const outcome = page.getByTestId('recalc-outcome');
+        await outcome.waitFor({ timeout: 10_000 });
+        assert.match(await outcome.innerText(), /^1 day: 1 new/);
+        assert.equal(await page.getByTestId('recalc-error').count(), 0, 'the earlier error is gone');
+        assert.match(new URL(page.url()).hash, new RegExp(`recalcFrom=${day}&recalcTo=${day}`));
+
+        const panel = page.getByTestId('recalc-progress');
+        const row = panel.getByTestId('recalc-day');
+        const seen = new Set<string>();
+        const waiting = new Set<string>();
+        let doneAt = 0;
+        await waitFor(
+          `the page to show ${day} recalculated`,
+          async () => {
+            if ((await panel.count()) === 0) return false;
+            const state = await panel.evaluate(
+              (el: {
+                querySelector(s: string): { dataset: { state?: string } } | null;
+                dataset: Record<string, string | undefined>;
+              }) => ({
+                done: el.dataset.done,
+                total: el.dataset.total,
+                failed: el.dataset.failed,
+                day: el.querySelector('[data-testid="recalc-day"]')?.dataset.state,
+              }),
+            );
+            if (state.day !== undefined) seen.add(state.day);
+            for (const text of await panel.getByTestId('recalc-waiting').allInnerTexts()) waiting.add(text);
+            assert.notEqual(state.day, 'failed', `the run failed: ${await panel.innerText()}`);
+            if (state.done === '1' && state.total === '1' && state.day === 'success') {
+              doneAt = Date.now();
+              return true;
+            }
+            return false;
+          },
+          90_000,
+          100,
+        );
+        assert.equal(await row.count(), 1);
+        assert.equal(await row.getAttribute('data-day'), day);
+        assert.equal(await panel.getAttribute('data-failed'), '0');
+        assert.match(await panel.getByTestId('recalc-summary').innerText(), /^1 of 1 days? done/);
+        assert.ok(seen.size >= 1, `states shown: ${[...seen].join(', ')}`);
+        // A waiting sensor says what it waits for (when the page caught it waiting).
+        for (const text of waiting)
+          assert.match(text, /wait-for-hours waits for lake input: .+since \d{4}-\d{2}-\d{2} /);
+        // While the day was not done, the page asked about every second (its own refresh is 5 s).
+        const before = asked.filter((t) => t <= doneAt);
+        const gaps = before.slice(1).map((t, i) => t - (before[i] as number));
+        assert.ok(gaps.length >= 1, `asked ${before.length} times before the day was done`);
+        assert.ok(Math.max(...gaps) < 2_500, `gaps between asks: ${gaps.join(', ')} ms`);
+        await page.screenshot({ path: '/tmp/ui-recalc.png', fullPage: true });
+
+        // The window lives in the URL: a reload shows the same progress.
+        await page.reload();
+        await page.waitForSelector('main[data-page="dags"][data-loaded="true"]', { timeout: 15_000 });
+        await page.waitForSelector('[data-testid="recalc-progress"][data-done="1"][data-total="1"]', {
+          timeout: 10_000,
+        });
+        assert.equal(await page.getByTestId('recalc-day').getAttribute('data-state'), 'success');
+        assert.equal(await page.getByTestId('recalc-from').inputValue(), day);
+
+        // Asked again, the ended run is cleared and reruns whole.
+        await page.getByTestId('recalc-submit').click();
+        await page.getByTestId('recalc-outcome').waitFor({ timeout: 10_000 });
+        assert.match(await page.getByTestId('recalc-outcome').innerText(), /^1 day: 0 new, 1 cleared to rerun/);
+        await page
+          .locator(
+            '[data-testid="recalc-progress"][data-done="1"][data-total="1"] [data-testid="recalc-day"][data-state="success"]',
+          )
+          .filter({ hasText: 'rerun 1×' })
+          .waitFor({ timeout: 90_000 });
+        assert.deepEqual(problems, [], 'no console errors, page errors or failed requests');
+
+        // The day is served from the batch layer, final and exact.
+        const rows: Record<string, unknown>[] = [];
+        let cursor: string | undefined;
+        do {
+          const r = await fetch(
+            `${url}/v1/stats?from=${day}&to=2026-11-22&granularity=minute&limit=10000${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`,
+          );
+          assert.equal(r.status, 200);
+          const answer = (await r.json()) as { rows: Record<string, unknown>[]; nextCursor?: string };
+          rows.push(...answer.rows);
+          cursor = answer.nextCursor;
+        } while (cursor !== undefined);
+        assert.ok(rows.length > 0);
+        assert.ok(
+          rows.every((r) => r.source === 'batch' && r.final === true),
+          'every minute of the day from the batch layer, final',
+        );
+        const dayEnd = options.start + DAY;
+        assert.deepEqual(
+          rows.map(({ source: _s, final: _f, ...r }) => r),
+          expected.minute.filter((r) => Date.parse(r.bucket) < dayEnd),
+        );
+      } catch (e) {
+        throw new Error(`${e instanceof Error ? e.message : String(e)}\nserver stderr:\n${stderr.slice(-3000)}`, {
+          cause: e,
+        });
+      } finally {
+        await browser?.close();
+        if (child.exitCode === null) {
+          const exited = new Promise((resolve) => child.once('exit', resolve));
+          child.kill('SIGKILL');
+          await exited;
+        }
+        try {
+          rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+        } catch {
+          // left in the temp directory
+        }
+      }
+    },
+  );
 });
