@@ -48,7 +48,17 @@ export interface LakeInputState {
 export async function readLogEnds(log: LogEndsReader, topics: readonly string[]): Promise<Record<string, number[]>> {
   const ends: Record<string, number[]> = {};
   for (const topic of topics) {
-    const count = await log.partitionCount(topic);
+    let count: number;
+    try {
+      count = await log.partitionCount(topic);
+    } catch (e) {
+      // A topic that was never created holds nothing the lake could miss.
+      if ((e as { code?: string }).code === 'RECKON_LOG_UNKNOWN_TOPIC') {
+        ends[topic] = [];
+        continue;
+      }
+      throw e;
+    }
     const topicEnds: number[] = [];
     for (let p = 0; p < count; p++) topicEnds.push(await log.latestOffset(topic, p));
     ends[topic] = topicEnds;
