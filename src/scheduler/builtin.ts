@@ -288,21 +288,29 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
         allowedLatenessMs: lateness,
         ...(signal !== undefined ? { signal } : {}),
       });
-  const recalculate = (c: TaskRunContext) =>
-    runRecalculation({
+  // The log's ends each run read at its sensor's first poke (by run and pass): the lake must reach
+  // them. Kept across pokes, so that a poke only looks, and for the recalculation's own check, so
+  // that an archiver catching up under traffic need not reach a newer end (what came after them
+  // is a late arrival, which reruns the run). A restarted scheduler reads them again.
+  const ends = new Map<string, Record<string, number[]>>();
+  const keyOf = (c: TaskRunContext) => `${c.dagId} ${c.logicalDate} ${c.clearCount}`;
+  const recalculate = async (c: TaskRunContext): Promise<void> => {
+    const snapshot = ends.get(keyOf(c));
+    await runRecalculation({
       lakeDir: o.lakeDir,
       store: o.stats,
       from: c.interval.start,
       to: c.interval.end,
       rules: o.rules,
       runId: `${c.dagId}/${c.runId}/${c.attempt}`,
-      inputCheck: inputOf(o.inputWaitMs ?? 30_000),
+      inputCheck:
+        snapshot === undefined
+          ? inputOf(o.inputWaitMs ?? 30_000)
+          : (from, to) => lakeInputState({ lakeDir: o.lakeDir, from, to, ends: snapshot, allowedLatenessMs: lateness }),
       signal: c.signal,
-    }).then(() => undefined);
-  // The log's ends each waiting run read at its first poke (by run and pass): the lake must reach
-  // them. Kept across pokes, so that a poke only looks; a restarted scheduler reads them again,
-  // which only waits a little longer.
-  const ends = new Map<string, Record<string, number[]>>();
+    });
+    ends.delete(keyOf(c));
+  };
   /**
    * The sensor of both recalculations: every lake hour of the interval sealed, and everything
    * the log held at the first poke landed. It says what it waits for; it cannot become true for
@@ -316,7 +324,7 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
         met: false,
         never: `the lake keeps ${days} days (RECKON_LAKE_RETENTION_DAYS): the events of ${iso(c.interval.start)} were dropped by retention`,
       };
-    const key = `${c.dagId} ${c.logicalDate} ${c.clearCount}`;
+    const key = keyOf(c);
     let snapshot = ends.get(key);
     if (snapshot === undefined) {
       snapshot = o.log === undefined ? {} : await readLogEnds(o.log, topics);
@@ -330,9 +338,7 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
       allowedLatenessMs: lateness,
       now,
     });
-    if (!state.complete) return { met: false, waitingFor: `lake input: ${state.waitingFor}` };
-    ends.delete(key);
-    return { met: true };
+    return state.complete ? { met: true } : { met: false, waitingFor: `lake input: ${state.waitingFor}` };
   };
   // A sensor waits the allowed lateness (its interval's hours seal then) and 3 hours more for an
   // archiver that is behind or restarting; then it fails, and the run's SLA miss says so.
