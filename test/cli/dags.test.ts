@@ -8,7 +8,7 @@ import { openBatchDatabase } from '../../src/batch/index.ts';
 import { isHourSealed } from '../../src/lake/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, simulate } from '../../src/sim/index.ts';
 import { openSqliteSchedulerStore } from '../../src/store/index.ts';
-import { CLI, reckonAsync, simulatorRulesEnv, waitForLine } from '../support/cli.ts';
+import { CLI, minuteRows, reckonAsync, simulatorRulesEnv, waitForLine } from '../support/cli.ts';
 import { waitFor } from '../support/wait.ts';
 
 const DAY = 86_400_000;
@@ -25,21 +25,6 @@ async function lakeCount(lake: string): Promise<number> {
   } finally {
     db.close();
   }
-}
-
-async function minuteRows(url: string, from: string, to: string): Promise<Record<string, unknown>[]> {
-  const rows: Record<string, unknown>[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = (await (
-      await fetch(
-        `${url}/v1/stats?from=${from}&to=${to}&granularity=minute&limit=10000${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`,
-      )
-    ).json()) as { rows: Record<string, unknown>[]; nextCursor?: string };
-    rows.push(...page.rows);
-    cursor = page.nextCursor;
-  } while (cursor !== undefined);
-  return rows;
 }
 
 describe('reckon dags', () => {

@@ -11,30 +11,30 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
-import { CLI, cleanEnv, reckonAsync, ROOT, simulatorRulesEnv, waitForLine } from '../support/cli.ts';
+import { CLI, cleanEnv, minuteRows, reckonAsync, ROOT, simulatorRulesEnv, waitForLine } from '../support/cli.ts';
 import { waitFor } from '../support/wait.ts';
 
 const DAY = 86_400_000;
 
-/** Every minute row of [from, to) from GET /v1/stats, all pages. */
-async function minuteRows(url: string, from: string, to: string): Promise<Record<string, unknown>[]> {
-  const rows: Record<string, unknown>[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = (await (
-      await fetch(
-        `${url}/v1/stats?from=${from}&to=${to}&granularity=minute&limit=10000${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`,
-      )
-    ).json()) as { rows: Record<string, unknown>[]; nextCursor?: string };
-    rows.push(...page.rows);
-    cursor = page.nextCursor;
-  } while (cursor !== undefined);
-  return rows;
-}
-
 /** The oracle's minute rows of the day starting at `day`. */
 function oracleDay(expected: ReturnType<typeof expectedStatistics>, day: number) {
   return expected.minute.filter((r) => Date.parse(r.bucket) >= day && Date.parse(r.bucket) < day + DAY);
+}
+
+/** Waits (90 s at most) for a run of recalculate-daily to succeed; fails at once if it fails. */
+async function runSucceeds(url: string, runId: string): Promise<void> {
+  await waitFor(
+    `run ${runId} to succeed`,
+    async () => {
+      const r = (await (await fetch(`${url}/v1/dags/recalculate-daily/runs/${encodeURIComponent(runId)}`)).json()) as {
+        state: string;
+      };
+      assert.notEqual(r.state, 'failed');
+      return r.state === 'success';
+    },
+    90_000,
+    250,
+  );
 }
 
 const strip = (rows: Record<string, unknown>[]) => rows.map(({ source: _s, final: _f, ...r }) => r);
@@ -85,18 +85,7 @@ describe('recalculating past windows', () => {
       });
       assert.equal(trigger.status, 200);
       const run = (await trigger.json()) as { dag_run_id: string };
-      await waitFor(
-        'the triggered run to succeed',
-        async () => {
-          const r = (await (
-            await fetch(`${url}/v1/dags/recalculate-daily/runs/${encodeURIComponent(run.dag_run_id)}`)
-          ).json()) as { state: string };
-          assert.notEqual(r.state, 'failed');
-          return r.state === 'success';
-        },
-        90_000,
-        250,
-      );
+      await runSucceeds(url, run.dag_run_id);
       const day1 = await minuteRows(url, '2026-11-02', '2026-11-03');
       assert.ok(day1.length > 0 && day1.every((r) => r.source === 'batch' && r.final === true));
       assert.deepEqual(strip(day1), oracleDay(expected, start));
@@ -199,18 +188,7 @@ describe('recalculating past windows', () => {
 
       // The archiver comes back: the lake gets the day, its hours seal, the waiting run finishes.
       others.push(spawnReckon(['archiver', '--data', data], env));
-      await waitFor(
-        'the triggered run to succeed',
-        async () => {
-          const r = (await (
-            await fetch(`${url}/v1/dags/recalculate-daily/runs/${encodeURIComponent(runId)}`)
-          ).json()) as { state: string };
-          assert.notEqual(r.state, 'failed');
-          return r.state === 'success';
-        },
-        90_000,
-        250,
-      );
+      await runSucceeds(url, runId);
       const rows = await minuteRows(url, '2026-11-21', '2026-11-22');
       assert.ok(rows.every((r) => r.source === 'batch' && r.final === true));
       assert.deepEqual(strip(rows), oracleDay(expected, options.start));

@@ -68,3 +68,19 @@ export function simulatorRulesEnv(rules: {
     RECKON_FRAUD_MAX_CLICKS_PER_USER_OFFER_HOUR: String(rules.maxClicksPerUserOfferHour),
   };
 }
+
+/** Every minute row of [from, to) from a running reckon's GET /v1/stats, following every page. */
+export async function minuteRows(url: string, from: string, to: string): Promise<Record<string, unknown>[]> {
+  const rows: Record<string, unknown>[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = (await (
+      await fetch(
+        `${url}/v1/stats?from=${from}&to=${to}&granularity=minute&limit=10000${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`,
+      )
+    ).json()) as { rows: Record<string, unknown>[]; nextCursor?: string };
+    rows.push(...page.rows);
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return rows;
+}
