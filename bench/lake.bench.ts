@@ -5,22 +5,29 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeClick, decodeEmission } from '../src/events/index.ts';
+import { clickType, decodeClick, decodeEmission, emissionType } from '../src/events/index.ts';
 import { Archiver, lakeOffsets } from '../src/lake/index.ts';
 import { type BenchResult, simulatedEventLog } from './harness.ts';
 
 const PARTITIONS = 4;
+/** A simulated day of 1M emissions (1.17M events): long enough to measure the archiver flushing while it consumes. */
+const EMISSIONS = 1_000_000;
 const TOPICS = ['emissions', 'clicks'];
 
 /** Runs the lake benchmarks. */
 export async function lakeBenchmarks(): Promise<BenchResult[]> {
-  const { log, dir, total, readRate } = await simulatedEventLog(13, 200_000, PARTITIONS, 'reckon-bench-lake-');
+  const { log, dir, total, readRate } = await simulatedEventLog(13, EMISSIONS, PARTITIONS, 'reckon-bench-lake-');
 
   const lakeDir = join(dir, 'lake');
   const archiver = new Archiver({
     log,
     lakeDir,
-    decoder: { emission: (v) => decodeEmission(v), click: (v) => decodeClick(v) },
+    // Schema ids 1 and 2 are reckon's own emission and click schemas (see `simulatedEventLog`).
+    decoder: {
+      emission: (v) => decodeEmission(v),
+      click: (v) => decodeClick(v),
+      writerOf: (id) => (id === 1 ? emissionType : id === 2 ? clickType : undefined),
+    },
   });
   const parts = Array.from({ length: PARTITIONS }, (_, p) => p);
   const ends = new Map<string, number[]>();

@@ -19,7 +19,7 @@
  */
 import { readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Click, Emission } from '../events/index.ts';
+import { type Click, clickType, type Emission, emissionType, type WriterTypeLookup } from '../events/index.ts';
 import type { Log } from '../log/index.ts';
 import {
   type RecordObserver,
@@ -36,13 +36,18 @@ import { consumedPath, hourDirectory, hourPartition, manifestDirectory, partFile
 import { PartitionLease } from './lease.ts';
 import { lakeOffsets, PartitionManifest } from './manifest.ts';
 import { LakeWriter } from './parquet.ts';
-import type { ArchivedKind, StagingTable } from './staging.ts';
+import { type ArchivedKind, StagingRows } from './staging.ts';
 import { DEFAULT_ALLOWED_LATENESS_MS, earliestLakeHour, HourSealer } from './sealing.ts';
 
 /** Turns log records into events (e.g. the speed layer's `registryDecoder`, which knows every registered schema). */
 export interface ArchiverDecoder {
   emission(value: Buffer): Emission | Promise<Emission>;
   click(value: Buffer): Click | Promise<Click>;
+  /**
+   * The writer schema of a registry id, when known: records written with reckon's own schema are
+   * staged straight from their bytes, without an event object (see `staging.ts`).
+   */
+  writerOf?: WriterTypeLookup;
 }
 
 /** Options of {@link Archiver}. */
@@ -57,7 +62,9 @@ export interface ArchiverOptions {
   clicksTopic?: string;
   /** Flush every partition's buffer this often. Default 1000 ms. */
   flushIntervalMs?: number;
-  /** Flush a partition as soon as it buffers this many rows (and hold its records meanwhile). Default 200 000. */
+  /** Start a partition's flush as soon as it has staged this many rows (consumption goes on meanwhile). Default 50 000. */
+  flushRows?: number;
+  /** Hold a partition's records while this many of its rows wait for the lake. Default 200 000. */
   maxBufferedRows?: number;
   /** An hour is sealed this long after its end (once the archiver has caught up). Default 1 hour. */
   allowedLatenessMs?: number;
@@ -99,17 +106,17 @@ interface PartitionState extends TopicPartition {
   /** Consumed-up-to last published for the sealer (records after the lake's end that were dead-lettered). */
   publishedConsumed: number;
   /** Where consumed records are staged now. */
-  current: StagingTable;
-  /** An empty table to swap in at the next flush (made ahead, so that the swap is synchronous). */
-  spare: StagingTable | undefined;
-  /** Swapped-out tables not yet committed to the lake, oldest first. */
-  closed: StagingTable[];
+  current: StagingRows;
+  /** Swapped-out buffers not yet committed to the lake, oldest first. */
+  closed: StagingRows[];
   /** Offsets below this are buffered or in the lake: a retried record below it is not buffered twice. */
   nextToBuffer: number;
   /** Offsets below this are in the lake (or where consumption started). */
   durableNext: number;
   /** A flush failed after renaming some files: they go before the next flush. */
   dirty: boolean;
+  /** A flush of this partition is queued (staged rows reached `flushRows`). */
+  flushQueued: boolean;
 }
 
 /** Rows of a partition not yet in the lake. */
@@ -178,6 +185,7 @@ export class Archiver {
       emissionsTopic: 'emissions',
       clicksTopic: 'clicks',
       flushIntervalMs: 1000,
+      flushRows: 50_000,
       maxBufferedRows: 200_000,
       allowedLatenessMs: DEFAULT_ALLOWED_LATENESS_MS,
       now: Date.now,
@@ -302,7 +310,6 @@ export class Archiver {
     stillAssigned: (partition: number) => boolean,
   ): Promise<Map<number, number | 'declined'>> {
     const kind = this.kinds.get(topic) as ArchivedKind;
-    const writer = this.writer as LakeWriter;
     const out = new Map<number, number | 'declined'>();
     for (const partition of partitions) {
       await mkdirDurable(manifestDirectory(this.o.lakeDir, topic));
@@ -325,12 +332,12 @@ export class Archiver {
         manifest,
         lease,
         publishedConsumed: 0,
-        current: await this.enqueue(() => writer.createStaging(kind)),
-        spare: await this.enqueue(() => writer.createStaging(kind)),
+        current: new StagingRows(kind, `${topic}/${partition}`),
         closed: [],
         nextToBuffer: start,
         durableNext: start,
         dirty: false,
+        flushQueued: false,
       });
       if (manifest.committedNext !== undefined) out.set(partition, manifest.committedNext);
     }
@@ -340,12 +347,25 @@ export class Archiver {
   private task(tp: TopicPartition): WorkerTask {
     const state = this.states.get(key(tp.topic, tp.partition)) as PartitionState;
     const decoder = this.o.decoder;
+    const own = state.kind === 'emission' ? emissionType : clickType;
+    const writerOf = decoder.writerOf;
     return {
       // Revoked (handed to another archiver of the group): commit what is buffered, then let go.
       close: () => (this.stopping ? undefined : this.handOver(state)),
       process: (record, observer) => {
         // A retry (after a timeout) of a record that made it into the buffer.
         if (record.offset < state.nextToBuffer) return observer.success();
+        const value = record.value;
+        // Written with reckon's own schema: staged from its bytes (the general path otherwise).
+        if (
+          writerOf !== undefined &&
+          value.length > 5 &&
+          value[0] === 0 &&
+          writerOf(value.readUInt32BE(1)) === own &&
+          state.current.addAvro(value, record.offset, this.o.now())
+        ) {
+          return this.buffered(state, record, observer);
+        }
         let event: Emission | Click | Promise<Emission | Click>;
         try {
           event = state.kind === 'emission' ? decoder.emission(record.value) : decoder.click(record.value);
@@ -372,14 +392,33 @@ export class Archiver {
     try {
       state.current.add(event, record.offset, this.o.now());
     } catch (e) {
-      // A row half appended cannot be taken back: start over from the manifests.
+      // Nothing is staged before a row is whole; still, start over from the manifests.
       this.fatal(e as Error);
       return observer.failure(e as Error);
     }
+    return this.buffered(state, record, observer);
+  }
+
+  /** A record is staged: counts it, and holds the partition while its buffer is full. */
+  private buffered(state: PartitionState, record: WorkerRecord, observer: RecordObserver): void | Promise<void> {
     state.nextToBuffer = record.offset + 1;
     this.figures.events++;
-    if (state.current.rows < this.o.maxBufferedRows) return observer.success();
+    if (state.current.rows >= this.o.flushRows && !state.flushQueued) this.flushSoon(state);
+    if (state.current.rows < this.o.maxBufferedRows && unflushedRows(state) < this.o.maxBufferedRows) {
+      return observer.success();
+    }
     return this.makeRoom(state).then(() => observer.success());
+  }
+
+  /** Queues a flush of one partition (a backlog is written while the next rows are staged). */
+  private flushSoon(state: PartitionState): void {
+    state.flushQueued = true;
+    void this.enqueue(async () => {
+      state.flushQueued = false;
+      if (this.failed === undefined && this.states.get(key(state.topic, state.partition)) === state) {
+        await this.flushPartition(state);
+      }
+    });
   }
 
   private fatal(error: Error): void {
@@ -400,37 +439,25 @@ export class Archiver {
   }
 
   /**
-   * Flushes one partition: swaps in its spare table, then commits every closed table in order.
-   * On failure the closed tables stay for the next try.
+   * Flushes one partition: swaps in an empty staging buffer, then commits every closed one in
+   * order. On failure the closed buffers stay for the next try.
    */
   private async flushPartition(state: PartitionState): Promise<boolean> {
-    const writer = this.writer as LakeWriter;
     try {
       if (state.dirty) {
         await state.manifest.discardUncommitted();
         state.dirty = false;
       }
       if (state.current.rows > 0) {
-        state.spare ??= await writer.createStaging(state.kind);
-        // Synchronous from here to the swap: no record lands in the table being closed.
-        const full = state.current;
-        try {
-          full.close();
-        } catch (e) {
-          this.fatal(e as Error); // its rows may be lost: start over from the manifests
-          return false;
-        }
-        state.closed.push(full);
-        state.current = state.spare;
-        state.spare = undefined;
-        state.spare = await writer.createStaging(state.kind);
+        state.closed.push(state.current);
+        state.current = new StagingRows(state.kind, `${state.topic}/${state.partition}`);
       }
     } catch (e) {
       this.report(`preparing a flush of ${state.topic}/${state.partition} failed: ${(e as Error).message}`);
       return false;
     }
     while (state.closed.length > 0) {
-      const table = state.closed[0] as StagingTable;
+      const table = state.closed[0] as StagingRows;
       try {
         await this.writeFlush(state, table);
       } catch (e) {
@@ -443,13 +470,12 @@ export class Archiver {
         return false;
       }
       state.closed.shift();
-      await writer.drop(table).catch((e: unknown) => this.report(`dropping ${table.table}: ${(e as Error).message}`));
     }
     return true;
   }
 
   /** Writes a flush's files, moves them into place, records late arrivals, and commits the manifest line. */
-  private async writeFlush(state: PartitionState, rows: StagingTable): Promise<void> {
+  private async writeFlush(state: PartitionState, rows: StagingRows): Promise<void> {
     const { lakeDir } = this.o;
     const { topic, partition } = state;
     const { from, to } = rows;
@@ -506,9 +532,6 @@ export class Archiver {
   private async closePartition(state: PartitionState): Promise<void> {
     this.states.delete(key(state.topic, state.partition));
     await state.manifest.close();
-    const writer = this.writer as LakeWriter;
-    for (const t of [state.current, state.spare, ...state.closed])
-      if (t !== undefined) await writer.drop(t).catch(() => undefined);
     if (this.failed === undefined) await state.lease.release().catch(() => undefined);
   }
 

@@ -1,11 +1,12 @@
 /**
- * Parquet files of the lake, written by an in-process DuckDB: staging tables (see `staging.ts`)
- * are filled through appenders on one connection, and each event hour of a closed table is copied
- * to its own file on another, so consumption goes on while a flush writes. The SELECTs below
- * define the files' schema, which the batch layer reads.
+ * Parquet files of the lake, written by an in-process DuckDB: each event hour of a flush's staging
+ * lines (see `staging.ts`) is read by DuckDB's JSON reader and copied to its own file, on DuckDB's
+ * threads, so consumption goes on while a flush writes. The SELECTs below define the files'
+ * schema, which the batch layer reads.
  */
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { type ArchivedKind, STAGING_COLUMNS, StagingTable } from './staging.ts';
+import { rm, writeFile } from 'node:fs/promises';
+import { type ArchivedKind, STAGING_COLUMNS, type StagingRows } from './staging.ts';
 
 /** A SQL string literal. */
 export function sqlString(s: string): string {
@@ -36,65 +37,60 @@ export const LAKE_SCHEMAS: Readonly<Record<ArchivedKind, readonly (readonly [str
   ],
 };
 
-const OFFERS_JSON_TYPE = `'[{"offer_id":"VARCHAR","click_cost_micros":"BIGINT"}]'`;
-
-/** The rows of one hour of a staging table, as the lake stores them. */
-function selectHour(kind: ArchivedKind, table: string, partition: number, hourStartMs: number): string {
-  const columns =
-    kind === 'emission'
-      ? `id, epoch_ms(ts_ms::BIGINT) AS ts, placement, dc, from_json(offers, ${OFFERS_JSON_TYPE}) AS offers`
-      : 'id, epoch_ms(ts_ms::BIGINT) AS ts, emission_id, offer_id, user_id, ip, dc';
-  // A filtered scan keeps the table's insertion (offset) order.
-  return (
-    `SELECT ${columns}, ${partition}::INTEGER AS log_partition, log_offset::BIGINT AS log_offset ` +
-    `FROM ${table} WHERE hour_ms = ${hourStartMs}`
-  );
+/** DuckDB's `read_json` of one hour's staging lines (see `staging.ts`). */
+function readStaging(kind: ArchivedKind, path: string): string {
+  const columns = Object.entries(STAGING_COLUMNS[kind])
+    .map(([name, type]) => `${name}: ${sqlString(type)}`)
+    .join(', ');
+  return `read_json(${sqlString(path)}, format = 'newline_delimited', records = true, columns = {${columns}})`;
 }
 
-/** The archiver's DuckDB: staging tables and Parquet writes. */
-export class LakeWriter {
-  private tables = 0;
+/** The rows of one hour's staging lines, as the lake stores them. */
+function selectHour(kind: ArchivedKind, path: string, partition: number): string {
+  const columns =
+    kind === 'emission'
+      ? 'id, epoch_ms(ts) AS ts, placement, dc, offers'
+      : 'id, epoch_ms(ts) AS ts, emission_id, offer_id, user_id, ip, dc';
+  // DuckDB keeps the lines' (offset) order: insertion order is preserved by default.
+  return `SELECT ${columns}, ${partition}::INTEGER AS log_partition, log_offset ` + `FROM ${readStaging(kind, path)}`;
+}
 
+/** The archiver's DuckDB: turns staging lines into Parquet files. */
+export class LakeWriter {
   private constructor(
     private readonly instance: DuckDBInstance,
-    /** Appenders only, all used from the JavaScript thread. */
-    private readonly appending: DuckDBConnection,
-    /** DDL and COPY, one statement at a time. */
+    /** COPY, one statement at a time. */
     private readonly copying: DuckDBConnection,
   ) {}
 
   /** Starts an in-memory DuckDB. */
   static async create(): Promise<LakeWriter> {
     const instance = await DuckDBInstance.create(':memory:');
-    return new LakeWriter(instance, await instance.connect(), await instance.connect());
+    return new LakeWriter(instance, await instance.connect());
   }
 
-  /** A new, empty staging table with an open appender. */
-  async createStaging(kind: ArchivedKind): Promise<StagingTable> {
-    const table = `staging_${kind}_${this.tables++}`;
-    await this.copying.run(`CREATE TABLE ${table} (${STAGING_COLUMNS[kind]})`);
-    return new StagingTable(kind, table, await this.appending.createAppender(table));
-  }
-
-  /** Writes each hour of a closed staging table (hour start -> file path) as one Parquet file; not synced. */
-  async writeHours(staging: StagingTable, partition: number, paths: Map<number, string>): Promise<void> {
-    staging.close();
+  /**
+   * Writes each hour of a staging buffer (hour start -> file path) as one Parquet file; not
+   * synced. The hour's lines go through a file next to it, removed afterwards.
+   */
+  async writeHours(staging: StagingRows, partition: number, paths: Map<number, string>): Promise<void> {
     for (const [hour, path] of paths) {
-      await this.copying.run(
-        `COPY (${selectHour(staging.kind, staging.table, partition, hour)}) TO ${sqlString(path)} ` +
-          `(FORMAT parquet, COMPRESSION zstd)`,
-      );
+      const rows = staging.hours.get(hour);
+      if (rows === undefined) throw new Error(`no staged rows for hour ${new Date(hour).toISOString()}`);
+      const lines = `${path}.ndjson`;
+      try {
+        // Not synced: the lines are read back at once and never kept.
+        await writeFile(lines, rows.lines.chunks());
+        await this.copying.run(
+          `COPY (${selectHour(staging.kind, lines, partition)}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+        );
+      } finally {
+        await rm(lines, { force: true });
+      }
     }
   }
 
-  /** Drops a staging table. */
-  async drop(staging: StagingTable): Promise<void> {
-    staging.close();
-    await this.copying.run(`DROP TABLE IF EXISTS ${staging.table}`);
-  }
-
   close(): void {
-    this.appending.closeSync();
     this.copying.closeSync();
     this.instance.closeSync();
   }

@@ -60,6 +60,8 @@ export interface SpeedSink {
 export interface EventDecoder {
   emission(value: Buffer): Emission | Promise<Emission>;
   click(value: Buffer): Click | Promise<Click>;
+  /** The writer schema of a registry id, when already known. */
+  writerOf?: WriterTypeLookup;
 }
 
 /** Options of {@link SpeedLayer}. */
@@ -731,5 +733,5 @@ export function registryDecoder(registry: SchemaRegistry): EventDecoder {
       throw e;
     }
   };
-  return { emission: (v) => decode(v, decodeEmission), click: (v) => decode(v, decodeClick) };
+  return { emission: (v) => decode(v, decodeEmission), click: (v) => decode(v, decodeClick), writerOf: lookup };
 }
