@@ -32,6 +32,7 @@ import {
   type PartitionStatus,
 } from '../workers/index.ts';
 import { mkdirDurable, replaceJsonFile, syncDirectory, syncFile } from './durable-files.ts';
+import { compactSealedHours } from './compaction.ts';
 import { consumedPath, hourDirectory, hourPartition, manifestDirectory, partFileName, tmpDirectory } from './layout.ts';
 import { PartitionLease } from './lease.ts';
 import { lakeOffsets, PartitionManifest } from './manifest.ts';
@@ -66,6 +67,8 @@ export interface ArchiverOptions {
   flushRows?: number;
   /** Hold a partition's records while this many of its rows wait for the lake. Default 200 000. */
   maxBufferedRows?: number;
+  /** Threads writing Parquet files. Default 1. */
+  parquetThreads?: number;
   /** An hour is sealed this long after its end (once the archiver has caught up). Default 1 hour. */
   allowedLatenessMs?: number;
   /** The wall clock, for sealing and the times recorded in the lake. Default `Date.now`. */
@@ -94,6 +97,8 @@ export interface ArchiverFigures {
   /** Rows archived for hours that were already sealed. */
   lateRows: number;
   sealedHours: number;
+  /** Topic-hours compacted (see `compaction.ts`). */
+  compactedHours: number;
   /** Flushes that failed (and were retried). */
   failedFlushes: number;
 }
@@ -117,6 +122,8 @@ interface PartitionState extends TopicPartition {
   dirty: boolean;
   /** A flush of this partition is queued (staged rows reached `flushRows`). */
   flushQueued: boolean;
+  /** This partition's flushes, one at a time (partitions flush side by side). */
+  flushing: Promise<boolean>;
 }
 
 /** Rows of a partition not yet in the lake. */
@@ -137,6 +144,7 @@ export class Archiver {
     rows: 0,
     lateRows: 0,
     sealedHours: 0,
+    compactedHours: 0,
     failedFlushes: 0,
   };
   private readonly o: Required<Omit<ArchiverOptions, 'retry' | 'onError' | 'onFatal' | 'groupMembership'>> &
@@ -186,6 +194,7 @@ export class Archiver {
       clicksTopic: 'clicks',
       flushIntervalMs: 1000,
       flushRows: 50_000,
+      parquetThreads: 1,
       maxBufferedRows: 200_000,
       allowedLatenessMs: DEFAULT_ALLOWED_LATENESS_MS,
       now: Date.now,
@@ -203,7 +212,7 @@ export class Archiver {
     const { o } = this;
     await mkdirDurable(o.lakeDir);
     this.sealer = await HourSealer.open(o.lakeDir, o.allowedLatenessMs);
-    this.writer = await LakeWriter.create();
+    this.writer = await LakeWriter.create({ threads: o.parquetThreads });
     this.runtime = new WorkerRuntime({
       log: o.log,
       group: o.group,
@@ -249,11 +258,14 @@ export class Archiver {
     return this.enqueue(async () => {
       if (this.failed !== undefined) return;
       const status = new Map((this.runtime?.status() ?? []).map((s) => [key(s.topic, s.partition), s]));
-      for (const s of this.states.values()) {
-        await this.flushPartition(s);
-        await s.lease.keepFresh();
-        await this.publishConsumed(s, status.get(key(s.topic, s.partition)));
-      }
+      // Partitions flush side by side: one's files are written while another's are synced.
+      await Promise.all(
+        [...this.states.values()].map(async (s) => {
+          await this.flushPartition(s);
+          await s.lease.keepFresh();
+          await this.publishConsumed(s, status.get(key(s.topic, s.partition)));
+        }),
+      );
       if (this.states.has(key(this.o.emissionsTopic, 0))) await this.sealPass();
     });
   }
@@ -338,6 +350,7 @@ export class Archiver {
         durableNext: start,
         dirty: false,
         flushQueued: false,
+        flushing: Promise.resolve(true),
       });
       if (manifest.committedNext !== undefined) out.set(partition, manifest.committedNext);
     }
@@ -413,11 +426,8 @@ export class Archiver {
   /** Queues a flush of one partition (a backlog is written while the next rows are staged). */
   private flushSoon(state: PartitionState): void {
     state.flushQueued = true;
-    void this.enqueue(async () => {
+    void this.flushPartition(state).finally(() => {
       state.flushQueued = false;
-      if (this.failed === undefined && this.states.get(key(state.topic, state.partition)) === state) {
-        await this.flushPartition(state);
-      }
     });
   }
 
@@ -433,7 +443,7 @@ export class Archiver {
   /** Holds the partition's next record until its full table has been flushed (retrying with back-off). */
   private async makeRoom(state: PartitionState): Promise<void> {
     for (let attempt = 0; unflushedRows(state) >= this.o.maxBufferedRows && !this.stopping; attempt++) {
-      if (await this.enqueue(() => this.flushPartition(state))) return;
+      if (await this.flushPartition(state)) return;
       await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
     }
   }
@@ -442,7 +452,17 @@ export class Archiver {
    * Flushes one partition: swaps in an empty staging buffer, then commits every closed one in
    * order. On failure the closed buffers stay for the next try.
    */
-  private async flushPartition(state: PartitionState): Promise<boolean> {
+  private flushPartition(state: PartitionState): Promise<boolean> {
+    const next = state.flushing.then(() =>
+      this.failed === undefined && this.states.get(key(state.topic, state.partition)) === state
+        ? this.flushPartitionNow(state)
+        : false,
+    );
+    state.flushing = next;
+    return next;
+  }
+
+  private async flushPartitionNow(state: PartitionState): Promise<boolean> {
     try {
       if (state.dirty) {
         await state.manifest.discardUncommitted();
@@ -584,6 +604,20 @@ export class Archiver {
     this.figures.sealedHours += sealed.length;
     const late = await sealer.scanLate(partitions, this.o.now());
     for (const l of late) this.figures.lateRows += l.count;
+    // Sealed hours' small files are merged into a few (compaction.ts); a failed pass is taken up by the next.
+    await compactSealedHours(this.o.lakeDir, topics, {
+      now: this.o.now,
+      checkOwner: async () => {
+        const first = this.states.get(key(this.o.emissionsTopic, 0));
+        if (first === undefined) throw new Error('this archiver no longer seals: it does not compact either');
+        await first.lease.check();
+      },
+    }).then(
+      (r) => {
+        this.figures.compactedHours += r.hours.length;
+      },
+      (e: unknown) => this.report(`compacting sealed hours failed: ${(e as Error).message}`, e as Error),
+    );
   }
 
   /** What another archiver published as dealt with in a partition (0 when nothing). */

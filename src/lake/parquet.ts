@@ -1,12 +1,11 @@
 /**
- * Parquet files of the lake, written by an in-process DuckDB: each event hour of a flush's staging
- * lines (see `staging.ts`) is read by DuckDB's JSON reader and copied to its own file, on DuckDB's
- * threads, so consumption goes on while a flush writes. The SELECTs below define the files'
- * schema, which the batch layer reads.
+ * Parquet files of the lake: each event hour of a flush's staged columns (see `staging.ts`) is
+ * written to its own file on a Parquet thread (see `parquet-worker.ts`), so consumption goes on
+ * while a flush writes. `LAKE_SCHEMAS` is the files' schema, which the batch layer reads.
  */
-import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { rm, writeFile } from 'node:fs/promises';
-import { type ArchivedKind, STAGING_COLUMNS, type StagingRows } from './staging.ts';
+import { Worker } from 'node:worker_threads';
+import type { WriteRequest, WriteResponse } from './parquet-worker.ts';
+import type { ArchivedKind, HourColumns, StagingRows } from './staging.ts';
 
 /** A SQL string literal. */
 export function sqlString(s: string): string {
@@ -37,61 +36,107 @@ export const LAKE_SCHEMAS: Readonly<Record<ArchivedKind, readonly (readonly [str
   ],
 };
 
-/** DuckDB's `read_json` of one hour's staging lines (see `staging.ts`). */
-function readStaging(kind: ArchivedKind, path: string): string {
-  const columns = Object.entries(STAGING_COLUMNS[kind])
-    .map(([name, type]) => `${name}: ${sqlString(type)}`)
-    .join(', ');
-  return `read_json(${sqlString(path)}, format = 'newline_delimited', records = true, columns = {${columns}})`;
+/** Options of {@link LakeWriter}. */
+export interface LakeWriterOptions {
+  /** Parquet threads. Default 1: the archiver's own thread and the Parquet thread fill both cores. */
+  threads?: number;
 }
 
-/** The rows of one hour's staging lines, as the lake stores them. */
-function selectHour(kind: ArchivedKind, path: string, partition: number): string {
-  const columns =
-    kind === 'emission'
-      ? 'id, epoch_ms(ts) AS ts, placement, dc, offers'
-      : 'id, epoch_ms(ts) AS ts, emission_id, offer_id, user_id, ip, dc';
-  // DuckDB keeps the lines' (offset) order: insertion order is preserved by default.
-  return `SELECT ${columns}, ${partition}::INTEGER AS log_partition, log_offset ` + `FROM ${readStaging(kind, path)}`;
-}
-
-/** The archiver's DuckDB: turns staging lines into Parquet files. */
+/**
+ * The archiver's Parquet threads: each hour of a flush is written by one of them, from the
+ * staged columns in shared memory (see `parquet-worker.ts`).
+ */
 export class LakeWriter {
-  private constructor(
-    private readonly instance: DuckDBInstance,
-    /** COPY, one statement at a time. */
-    private readonly copying: DuckDBConnection,
-  ) {}
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<
+    number,
+    { worker: Worker; resolve: (bytes: number) => void; reject: (e: Error) => void }
+  >();
+  private nextId = 1;
+  private next = 0;
+  private closed = false;
 
-  /** Starts an in-memory DuckDB. */
-  static async create(): Promise<LakeWriter> {
-    const instance = await DuckDBInstance.create(':memory:');
-    return new LakeWriter(instance, await instance.connect());
+  private constructor(threads: number) {
+    const url = new URL(
+      import.meta.url.endsWith('.ts') ? './parquet-worker.ts' : './parquet-worker.js',
+      import.meta.url,
+    );
+    for (let i = 0; i < threads; i++) this.workers.push(this.spawn(url, i));
   }
 
-  /**
-   * Writes each hour of a staging buffer (hour start -> file path) as one Parquet file; not
-   * synced. The hour's lines go through a file next to it, removed afterwards.
-   */
-  async writeHours(staging: StagingRows, partition: number, paths: Map<number, string>): Promise<void> {
-    for (const [hour, path] of paths) {
-      const rows = staging.hours.get(hour);
-      if (rows === undefined) throw new Error(`no staged rows for hour ${new Date(hour).toISOString()}`);
-      const lines = `${path}.ndjson`;
-      try {
-        // Not synced: the lines are read back at once and never kept.
-        await writeFile(lines, rows.lines.chunks());
-        await this.copying.run(
-          `COPY (${selectHour(staging.kind, lines, partition)}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
-        );
-      } finally {
-        await rm(lines, { force: true });
+  /** Starts the Parquet threads. */
+  static async create(options: LakeWriterOptions = {}): Promise<LakeWriter> {
+    return new LakeWriter(Math.max(1, options.threads ?? 1));
+  }
+
+  private spawn(url: URL, index: number): Worker {
+    // Run from TypeScript sources (tests, benchmarks), the thread registers tsx's loader first.
+    const worker = url.pathname.endsWith('.ts')
+      ? new Worker(
+          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
+          { eval: true },
+        )
+      : new Worker(url);
+    worker.unref();
+    worker.on('message', (r: WriteResponse) => {
+      const waiter = this.pending.get(r.id);
+      this.pending.delete(r.id);
+      if (r.error !== undefined) waiter?.reject(new Error(`writing Parquet failed: ${r.error}`));
+      else waiter?.resolve(r.bytes ?? 0);
+    });
+    // A thread that dies fails what it was writing (the flush is retried) and is replaced.
+    worker.on('error', (e) => {
+      for (const [id, waiter] of this.pending) {
+        this.pending.delete(id);
+        waiter.reject(new Error(`the Parquet thread failed: ${e.message}`));
       }
+      if (!this.closed && this.workers[index] === worker) this.workers[index] = this.spawn(url, index);
+    });
+    return worker;
+  }
+
+  /** Writes one hour's staged columns of a log partition as a Parquet file; not synced. */
+  private writeHour(columns: HourColumns, partition: number, path: string): Promise<number> {
+    if (this.closed) return Promise.reject(new Error('the lake writer is closed'));
+    const id = this.nextId++;
+    const worker = this.workers[this.next++ % this.workers.length] as Worker;
+    // A write keeps the process alive (an idle thread does not).
+    worker.ref();
+    const done = () => {
+      if (![...this.pending.values()].some((p) => p.worker === worker)) worker.unref();
+    };
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, {
+        worker,
+        resolve: (bytes) => {
+          done();
+          resolve(bytes);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
+      const request: WriteRequest = { id, path, partition, columns };
+      worker.postMessage(request);
+    });
+  }
+
+  /** Writes each hour of a staging buffer (hour start -> file path) as one Parquet file; not synced. */
+  async writeHours(staging: StagingRows, partition: number, paths: Map<number, string>): Promise<void> {
+    const writes: Promise<number>[] = [];
+    for (const [hour, path] of paths) {
+      const columns = staging.columns(hour);
+      if (columns === undefined) throw new Error(`no staged rows for hour ${new Date(hour).toISOString()}`);
+      writes.push(this.writeHour(columns, partition, path));
     }
+    const results = await Promise.allSettled(writes);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
   }
 
   close(): void {
-    this.copying.closeSync();
-    this.instance.closeSync();
+    this.closed = true;
+    for (const w of this.workers) void w.terminate();
   }
 }

@@ -1,76 +1,111 @@
 /**
- * Staging rows: the events of one log partition waiting to be flushed, kept per event hour as
- * newline-delimited JSON in growable byte buffers (off the JavaScript heap, no object per event).
- * A flush hands each hour's bytes to DuckDB, which reads them with its parallel JSON reader and
- * writes the hour's Parquet file (see `parquet.ts`): no native call per value, and the second
- * core does the parsing and the compression.
+ * Staging rows: the events of one log partition waiting to be flushed, kept per event hour in
+ * columns of Arrow's layout in shared memory (see `columns.ts`): no object per event, nothing on
+ * the JavaScript heap. A flush hands each hour's columns to a Parquet thread (see `parquet.ts`).
  *
- * Two ways in, one format out:
- * - `addAvro` transcodes a Confluent-framed Avro record written with reckon's own schema straight
- *   from its bytes: varints, strings copied byte for byte (escaped for JSON), offers as a JSON
- *   array of `{offer_id, click_cost_micros}`. Anything unusual (a truncated or over-long record,
- *   a long beyond 2^53, a decimal wider than 6 bytes, a negative array block) is refused, and the
- *   caller takes the general path instead.
- * - `add` writes a decoded event (any writer schema, through the registry's resolver).
- *
- * Both write the same bytes for the same event: strings of ASCII characters are escaped by one
- * rule (`"` and `\` with a backslash, control characters as `\u00XX`), any other string is
- * written as `JSON.stringify` writes it, after UTF-8 decoding exactly as the Avro decoder does.
+ * Two ways in, the same columns out:
+ * - `addAvro` reads a Confluent-framed Avro record written with reckon's own schema straight
+ *   from its bytes: varints into integer columns, strings copied byte for byte. Anything unusual
+ *   (a truncated or over-long record, a long beyond 2^53, a decimal wider than 6 bytes, a
+ *   negative array block) is refused before anything is staged, and the caller takes the general
+ *   path instead. A string that is not ASCII is decoded as the Avro decoder decodes it (invalid
+ *   UTF-8 becomes U+FFFD) and staged as the general path stages it.
+ * - `add` stages a decoded event (any writer schema, through the registry's resolver).
  */
 import type { Click, Emission } from '../events/index.ts';
+import { Int32Column, Int64Column, type Int64Words, Utf8Column, type Utf8Values } from './columns.ts';
 import { hourStartOf } from './layout.ts';
 
 /** The two kinds of topic the lake archives. */
 export type ArchivedKind = 'emission' | 'click';
 
-/** Columns of each kind's staging lines, as DuckDB's `read_json` reads them. */
-export const STAGING_COLUMNS: Record<ArchivedKind, Readonly<Record<string, string>>> = {
-  emission: {
-    id: 'VARCHAR',
-    ts: 'BIGINT',
-    placement: 'VARCHAR',
-    dc: 'VARCHAR',
-    offers: 'STRUCT(offer_id VARCHAR, click_cost_micros BIGINT)[]',
-    log_offset: 'BIGINT',
-  },
-  click: {
-    id: 'VARCHAR',
-    ts: 'BIGINT',
-    emission_id: 'VARCHAR',
-    offer_id: 'VARCHAR',
-    user_id: 'VARCHAR',
-    ip: 'VARCHAR',
-    dc: 'VARCHAR',
-    log_offset: 'BIGINT',
-  },
-};
+/** The columns of one hour of emissions, as the Parquet thread receives them. */
+export interface EmissionColumns {
+  kind: 'emission';
+  rows: number;
+  id: Utf8Values;
+  /** Event time in epoch microseconds. */
+  ts: Int64Words;
+  placement: Utf8Values;
+  dc: Utf8Values;
+  /** Offsets of each emission's offers in the two offer columns. */
+  offers: Int32Array;
+  offerId: Utf8Values;
+  clickCostMicros: Int64Words;
+  logOffset: Int64Words;
+}
 
-/**
- * Staging lines in a list of byte chunks: a row is written whole into the last chunk, and a row
- * that does not fit starts a new chunk (nothing is ever copied to grow).
- */
-export class LineBuffer {
-  /** The chunk being written. */
-  buf: Buffer;
-  /** Bytes written to it. */
-  length = 0;
-  private readonly full: Buffer[] = [];
+/** The columns of one hour of clicks, as the Parquet thread receives them. */
+export interface ClickColumns {
+  kind: 'click';
+  rows: number;
+  id: Utf8Values;
+  ts: Int64Words;
+  emissionId: Utf8Values;
+  offerId: Utf8Values;
+  userId: Utf8Values;
+  ip: Utf8Values;
+  dc: Utf8Values;
+  logOffset: Int64Words;
+}
 
-  constructor(private readonly chunkSize = 256 * 1024) {
-    this.buf = Buffer.allocUnsafe(chunkSize);
+export type HourColumns = EmissionColumns | ClickColumns;
+
+/** Staged emissions of one hour. */
+class EmissionBuilder {
+  readonly id = new Utf8Column();
+  readonly ts = new Int64Column();
+  readonly placement = new Utf8Column();
+  readonly dc = new Utf8Column(true);
+  readonly offers = new Int32Column();
+  readonly offerId = new Utf8Column();
+  readonly clickCostMicros = new Int64Column();
+  readonly logOffset = new Int64Column();
+
+  constructor() {
+    this.offers.push(0);
   }
 
-  /** Makes room for a row of up to `n` bytes in the chunk being written. */
-  reserve(n: number): void {
-    if (this.length + n <= this.buf.length) return;
-    if (this.length > 0) this.full.push(this.buf.subarray(0, this.length));
-    this.buf = Buffer.allocUnsafe(Math.max(this.chunkSize, n));
-    this.length = 0;
+  columns(): EmissionColumns {
+    return {
+      kind: 'emission',
+      rows: this.id.length,
+      id: this.id.view(),
+      ts: this.ts.view(),
+      placement: this.placement.view(),
+      dc: this.dc.view(),
+      offers: this.offers.view(),
+      offerId: this.offerId.view(),
+      clickCostMicros: this.clickCostMicros.view(),
+      logOffset: this.logOffset.view(),
+    };
   }
+}
 
-  /** The lines written so far, in order. */
-  chunks(): Buffer[] {
-    return this.length > 0 ? [...this.full, this.buf.subarray(0, this.length)] : [...this.full];
+/** Staged clicks of one hour. */
+class ClickBuilder {
+  readonly id = new Utf8Column();
+  readonly ts = new Int64Column();
+  readonly emissionId = new Utf8Column();
+  readonly offerId = new Utf8Column();
+  readonly userId = new Utf8Column();
+  readonly ip = new Utf8Column();
+  readonly dc = new Utf8Column(true);
+  readonly logOffset = new Int64Column();
+
+  columns(): ClickColumns {
+    return {
+      kind: 'click',
+      rows: this.id.length,
+      id: this.id.view(),
+      ts: this.ts.view(),
+      emissionId: this.emissionId.view(),
+      offerId: this.offerId.view(),
+      userId: this.userId.view(),
+      ip: this.ip.view(),
+      dc: this.dc.view(),
+      logOffset: this.logOffset.view(),
+    };
   }
 }
 
@@ -79,98 +114,31 @@ export interface HourRows {
   rows: number;
   /** The archiver's clock when the first of them was staged. */
   firstSeenAt: number;
-  /** The hour's staging lines. */
-  lines: LineBuffer;
+  /** The hour's columns. */
+  builder: EmissionBuilder | ClickBuilder;
 }
 
-const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
-const HEX = ascii('0123456789abcdef');
-const K_ID = ascii('{"id":');
-const K_TS = ascii(',"ts":');
-const K_PLACEMENT = ascii(',"placement":');
-const K_DC = ascii(',"dc":');
-const K_NULL = ascii('null');
-const K_OFFERS = ascii(',"offers":[');
-const K_OFFER_ID = ascii('{"offer_id":');
-const K_COST = ascii(',"click_cost_micros":');
-const K_OFFERS_END = ascii(']');
-const K_EMISSION_ID = ascii(',"emission_id":');
-const K_OFFER_ID_FIELD = ascii(',"offer_id":');
-const K_USER_ID = ascii(',"user_id":');
-const K_IP = ascii(',"ip":');
-const K_LOG_OFFSET = ascii(',"log_offset":');
-const K_END = ascii('}\n');
-
-/** Bytes a row may take beyond 6 per byte of its Avro body (keys, numbers, brackets). */
-const ROW_OVERHEAD = 256;
-const OFFER_OVERHEAD = 64;
+/** Where in a Confluent frame the Avro body starts (magic byte and 4-byte schema id). */
+const BODY_START = 5;
+/** Offers of one emission the fast path takes (more: the general path). */
+const MAX_FAST_OFFERS = 1024;
 
 /**
- * Writes JSON staging lines into a {@link LineBuffer}. All writes assume room was reserved; the
- * Avro reader sets `pos` into `src`.
+ * Reads a record's Avro body into positions (phase one), so that nothing is staged unless the
+ * whole record is well formed. Strings are (position, length, ascii) triples.
  */
-class LineWriter {
-  out!: Buffer;
-  at = 0;
-  src!: Buffer;
+class AvroScan {
+  src!: Uint8Array;
   pos = 0;
   end = 0;
-
-  put(bytes: Uint8Array): void {
-    const out = this.out;
-    let at = this.at;
-    for (let i = 0; i < bytes.length; i++) out[at++] = bytes[i] as number;
-    this.at = at;
-  }
-
-  /** An integer (|n| < 2^53) in decimal. */
-  int(n: number): void {
-    const out = this.out;
-    if (n < 0) {
-      out[this.at++] = 0x2d;
-      n = -n;
-    }
-    let digits = 1;
-    for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
-    let at = this.at + digits;
-    this.at = at;
-    do {
-      const q = Math.floor(n / 10);
-      out[--at] = 0x30 + (n - q * 10);
-      n = q;
-    } while (n > 0);
-  }
-
-  /** A string of ASCII characters, escaped (the rule both paths share). */
-  asciiString(s: string): void {
-    const out = this.out;
-    let at = this.at;
-    out[at++] = 0x22;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c === 0x22 || c === 0x5c) {
-        out[at++] = 0x5c;
-        out[at++] = c;
-      } else if (c < 0x20) {
-        at = escapeControl(out, at, c);
-      } else out[at++] = c;
-    }
-    out[at++] = 0x22;
-    this.at = at;
-  }
-
-  /** Any string, as the general path writes it. */
-  string(s: string): void {
-    for (let i = 0; i < s.length; i++) {
-      if (s.charCodeAt(i) >= 0x80) {
-        this.at += this.out.write(JSON.stringify(s), this.at, 'utf8');
-        return;
-      }
-    }
-    this.asciiString(s);
-  }
-
-  // --- reading Avro from `src` at `pos` ---
+  /** Strings read: start, length, 1 when ASCII. */
+  readonly strings = new Int32Array(3 * (8 + MAX_FAST_OFFERS));
+  stringCount = 0;
+  /** Offer costs read. */
+  readonly costs = new Float64Array(MAX_FAST_OFFERS);
+  offerCount = 0;
+  ts = 0;
+  dcNull = false;
 
   /** A zigzag varint long, or NaN when truncated or beyond 2^53. */
   long(): number {
@@ -191,73 +159,97 @@ class LineWriter {
     return n % 2 === 1 ? -(n + 1) / 2 : n / 2;
   }
 
-  /** An Avro string copied as a JSON string; false when truncated. */
-  avroString(): boolean {
+  string(): boolean {
     const len = this.long();
     if (!(len >= 0) || this.pos + len > this.end) return false;
     const src = this.src;
-    const out = this.out;
-    const start = this.pos;
-    const stop = start + len;
-    let at = this.at;
-    out[at++] = 0x22;
-    for (let i = start; i < stop; i++) {
-      const c = src[i] as number;
-      if (c >= 0x80) {
-        // Not ASCII: decoded as the Avro decoder decodes it, written as the general path writes it.
-        this.at += out.write(JSON.stringify(src.toString('utf8', start, stop)), this.at, 'utf8');
-        this.pos = stop;
-        return true;
+    let ascii = 1;
+    for (let i = this.pos, stop = this.pos + len; i < stop; i++) {
+      if ((src[i] as number) >= 0x80) {
+        ascii = 0;
+        break;
       }
-      if (c === 0x22 || c === 0x5c) {
-        out[at++] = 0x5c;
-        out[at++] = c;
-      } else if (c < 0x20) {
-        at = escapeControl(out, at, c);
-      } else out[at++] = c;
     }
-    out[at++] = 0x22;
-    this.at = at;
-    this.pos = stop;
+    const k = 3 * this.stringCount++;
+    this.strings[k] = this.pos;
+    this.strings[k + 1] = len;
+    this.strings[k + 2] = ascii;
+    this.pos += len;
     return true;
   }
 
-  /** An Avro decimal of up to 6 bytes (two's complement, big-endian) as an integer; false otherwise. */
-  avroDecimal(): boolean {
+  /** An Avro decimal of up to 6 bytes (two's complement, big-endian); NaN otherwise. */
+  decimal(): number {
     const len = this.long();
-    if (!(len >= 0) || len > 6 || this.pos + len > this.end) return false;
+    if (!(len >= 0) || len > 6 || this.pos + len > this.end) return NaN;
     const src = this.src;
     let v = 0;
     for (let i = 0; i < len; i++) v = v * 256 + (src[this.pos + i] as number);
     if (len > 0 && (src[this.pos] as number) >= 0x80) v -= 2 ** (8 * len);
     this.pos += len;
-    this.int(v);
-    return true;
+    return v;
   }
 
-  /** An Avro `["null", "string"]`; false when malformed. */
-  avroNullableString(): boolean {
+  /** Reads `strings` strings and the time after the first: the common head of both kinds. */
+  start(value: Uint8Array): boolean {
+    this.src = value;
+    this.pos = BODY_START;
+    this.end = value.length;
+    this.stringCount = 0;
+    this.offerCount = 0;
+    if (!this.string()) return false;
+    this.ts = this.long();
+    return !Number.isNaN(this.ts);
+  }
+
+  nullableString(): boolean {
     const branch = this.long();
-    if (branch === 0) {
-      this.put(K_NULL);
-      return true;
+    this.dcNull = branch === 0;
+    return branch === 0 || (branch === 1 && this.string());
+  }
+
+  emission(value: Uint8Array): boolean {
+    if (!this.start(value) || !this.string() || !this.nullableString()) return false;
+    for (;;) {
+      const count = this.long();
+      if (count === 0) break;
+      if (!(count > 0) || this.offerCount + count > MAX_FAST_OFFERS) return false;
+      for (let i = 0; i < count; i++) {
+        if (!this.string()) return false;
+        const cost = this.decimal();
+        if (Number.isNaN(cost)) return false;
+        this.costs[this.offerCount++] = cost;
+      }
     }
-    return branch === 1 && this.avroString();
+    return this.pos === this.end;
+  }
+
+  click(value: Uint8Array): boolean {
+    return (
+      this.start(value) &&
+      this.string() &&
+      this.string() &&
+      this.string() &&
+      this.string() &&
+      this.nullableString() &&
+      this.pos === this.end
+    );
+  }
+
+  /** Stages string `k` of the scan into `column`. */
+  put(column: Utf8Column, k: number): void {
+    const s = this.strings;
+    const pos = s[3 * k] as number;
+    const len = s[3 * k + 1] as number;
+    if (s[3 * k + 2] === 1) column.pushBytes(this.src, pos, len);
+    else
+      column.pushString(
+        Buffer.from(this.src.buffer, this.src.byteOffset, this.src.length).toString('utf8', pos, pos + len),
+      );
   }
 }
 
-function escapeControl(out: Buffer, at: number, c: number): number {
-  out[at++] = 0x5c;
-  out[at++] = 0x75;
-  out[at++] = 0x30;
-  out[at++] = 0x30;
-  out[at++] = HEX[c >> 4] as number;
-  out[at++] = HEX[c & 15] as number;
-  return at;
-}
-
-/** Where in a Confluent frame the Avro body starts (magic byte and 4-byte schema id). */
-const BODY_START = 5;
+const scan = new AvroScan();
 
 /** The events of one partition waiting for a flush, per event hour. */
 export class StagingRows {
@@ -268,7 +260,6 @@ export class StagingRows {
   to = -1;
   /** Rows per event hour (start of the UTC hour, epoch ms). */
   readonly hours = new Map<number, HourRows>();
-  private readonly w = new LineWriter();
   private lastHour = NaN;
   private lastRows: HourRows | undefined;
 
@@ -282,159 +273,92 @@ export class StagingRows {
    * Stages a Confluent-framed record written with reckon's own schema of this kind, straight from
    * its bytes. Returns false (staging nothing) when the record needs the general decoder.
    */
-  addAvro(value: Buffer, offset: number, seenAt: number): boolean {
-    const w = this.w;
-    w.src = value;
-    w.end = value.length;
-    w.pos = BODY_START;
-    // The id comes before the time that picks the hour: remember where it is.
-    const idLen = w.long();
-    if (!(idLen >= 0) || w.pos + idLen > w.end) return false;
-    w.pos += idLen;
-    const ts = w.long();
-    if (Number.isNaN(ts)) return false;
-    const afterTs = w.pos;
-    const hour = this.hourRows(hourStartOf(ts), seenAt);
-    const lines = hour.lines;
-    // Every body byte may become 6 (an escaped control character) and every 2 an offer's keys.
-    lines.reserve(ROW_OVERHEAD + (this.kind === 'emission' ? OFFER_OVERHEAD : 6) * value.length);
-    w.out = lines.buf;
-    w.at = lines.length;
-    w.put(K_ID);
-    w.pos = BODY_START;
-    w.avroString();
-    w.put(K_TS);
-    w.int(ts);
-    w.pos = afterTs;
-    const ok = this.kind === 'emission' ? this.emissionRest(w) : this.clickRest(w);
-    if (!ok || w.pos !== w.end) {
-      this.dropIfEmpty(hour);
-      return false;
+  addAvro(value: Uint8Array, offset: number, seenAt: number): boolean {
+    if (this.kind === 'emission') {
+      if (!scan.emission(value)) return false;
+      const hour = this.hourRows(hourStartOf(scan.ts), seenAt);
+      const b = hour.builder as EmissionBuilder;
+      scan.put(b.id, 0);
+      b.ts.push(scan.ts * 1000);
+      scan.put(b.placement, 1);
+      let next = 2;
+      if (scan.dcNull) b.dc.pushNull();
+      else scan.put(b.dc, next++);
+      for (let i = 0; i < scan.offerCount; i++) {
+        scan.put(b.offerId, next++);
+        b.clickCostMicros.push(scan.costs[i] as number);
+      }
+      b.offers.push(b.offerId.length);
+      b.logOffset.push(offset);
+      this.counted(hour, offset);
+      return true;
     }
-    w.put(K_LOG_OFFSET);
-    w.int(offset);
-    w.put(K_END);
-    lines.length = w.at;
+    if (!scan.click(value)) return false;
+    const hour = this.hourRows(hourStartOf(scan.ts), seenAt);
+    const b = hour.builder as ClickBuilder;
+    scan.put(b.id, 0);
+    b.ts.push(scan.ts * 1000);
+    scan.put(b.emissionId, 1);
+    scan.put(b.offerId, 2);
+    scan.put(b.userId, 3);
+    scan.put(b.ip, 4);
+    if (scan.dcNull) b.dc.pushNull();
+    else scan.put(b.dc, 5);
+    b.logOffset.push(offset);
     this.counted(hour, offset);
     return true;
-  }
-
-  private emissionRest(w: LineWriter): boolean {
-    w.put(K_PLACEMENT);
-    if (!w.avroString()) return false;
-    w.put(K_DC);
-    if (!w.avroNullableString()) return false;
-    w.put(K_OFFERS);
-    let first = true;
-    for (;;) {
-      const count = w.long();
-      if (count === 0) break;
-      if (!(count > 0)) return false; // negative (sized) blocks and truncation: the general path
-      for (let i = 0; i < count; i++) {
-        if (!first) w.out[w.at++] = 0x2c;
-        first = false;
-        w.put(K_OFFER_ID);
-        if (!w.avroString()) return false;
-        w.put(K_COST);
-        if (!w.avroDecimal()) return false;
-        w.out[w.at++] = 0x7d;
-      }
-    }
-    w.put(K_OFFERS_END);
-    return true;
-  }
-
-  private clickRest(w: LineWriter): boolean {
-    w.put(K_EMISSION_ID);
-    if (!w.avroString()) return false;
-    w.put(K_OFFER_ID_FIELD);
-    if (!w.avroString()) return false;
-    w.put(K_USER_ID);
-    if (!w.avroString()) return false;
-    w.put(K_IP);
-    if (!w.avroString()) return false;
-    w.put(K_DC);
-    return w.avroNullableString();
   }
 
   /** Stages a decoded event (the general path). */
   add(event: Emission | Click, offset: number, seenAt: number): void {
     const hour = this.hourRows(hourStartOf(event.ts), seenAt);
-    const lines = hour.lines;
-    const w = this.w;
-    let size = ROW_OVERHEAD + 6 * event.id.length;
     if (event.type === 'emission') {
-      size += 6 * event.placement.length + 6 * (event.dc?.length ?? 0);
-      for (const o of event.offers) size += OFFER_OVERHEAD + 6 * o.offerId.length + 24;
-    } else {
-      size += 6 * (event.emissionId.length + event.offerId.length + event.userId.length + event.ip.length);
-      size += 6 * (event.dc?.length ?? 0);
-    }
-    lines.reserve(size);
-    w.out = lines.buf;
-    w.at = lines.length;
-    w.put(K_ID);
-    w.string(event.id);
-    w.put(K_TS);
-    w.int(event.ts);
-    if (event.type === 'emission') {
-      w.put(K_PLACEMENT);
-      w.string(event.placement);
-      w.put(K_DC);
-      if (event.dc === undefined) w.put(K_NULL);
-      else w.string(event.dc);
-      w.put(K_OFFERS);
-      for (let i = 0; i < event.offers.length; i++) {
-        const o = event.offers[i] as Emission['offers'][number];
-        if (i > 0) w.out[w.at++] = 0x2c;
-        w.put(K_OFFER_ID);
-        w.string(o.offerId);
-        w.put(K_COST);
-        w.at += w.out.write(String(o.clickCost), w.at, 'latin1');
-        w.out[w.at++] = 0x7d;
+      const b = hour.builder as EmissionBuilder;
+      b.id.pushString(event.id);
+      b.ts.push(event.ts * 1000);
+      b.placement.pushString(event.placement);
+      if (event.dc === undefined) b.dc.pushNull();
+      else b.dc.pushString(event.dc);
+      for (const o of event.offers) {
+        b.offerId.pushString(o.offerId);
+        b.clickCostMicros.pushBigInt(o.clickCost);
       }
-      w.put(K_OFFERS_END);
+      b.offers.push(b.offerId.length);
+      b.logOffset.push(offset);
     } else {
-      w.put(K_EMISSION_ID);
-      w.string(event.emissionId);
-      w.put(K_OFFER_ID_FIELD);
-      w.string(event.offerId);
-      w.put(K_USER_ID);
-      w.string(event.userId);
-      w.put(K_IP);
-      w.string(event.ip);
-      w.put(K_DC);
-      if (event.dc === undefined) w.put(K_NULL);
-      else w.string(event.dc);
+      const b = hour.builder as ClickBuilder;
+      b.id.pushString(event.id);
+      b.ts.push(event.ts * 1000);
+      b.emissionId.pushString(event.emissionId);
+      b.offerId.pushString(event.offerId);
+      b.userId.pushString(event.userId);
+      b.ip.pushString(event.ip);
+      if (event.dc === undefined) b.dc.pushNull();
+      else b.dc.pushString(event.dc);
+      b.logOffset.push(offset);
     }
-    w.put(K_LOG_OFFSET);
-    w.int(offset);
-    w.put(K_END);
-    lines.length = w.at;
     this.counted(hour, offset);
+  }
+
+  /** The staged columns of one hour. */
+  columns(hour: number): HourColumns | undefined {
+    return this.hours.get(hour)?.builder.columns();
   }
 
   private hourRows(hour: number, seenAt: number): HourRows {
     if (hour === this.lastHour) return this.lastRows as HourRows;
     let rows = this.hours.get(hour);
     if (rows === undefined) {
-      rows = { rows: 0, firstSeenAt: seenAt, lines: new LineBuffer() };
+      rows = {
+        rows: 0,
+        firstSeenAt: seenAt,
+        builder: this.kind === 'emission' ? new EmissionBuilder() : new ClickBuilder(),
+      };
       this.hours.set(hour, rows);
     }
     this.lastHour = hour;
     this.lastRows = rows;
     return rows;
-  }
-
-  /** An hour opened for a refused record holds nothing: forget it. */
-  private dropIfEmpty(hour: HourRows): void {
-    if (hour.rows > 0) return;
-    for (const [h, rows] of this.hours) {
-      if (rows !== hour) continue;
-      this.hours.delete(h);
-      this.lastHour = NaN;
-      this.lastRows = undefined;
-    }
   }
 
   private counted(hour: HourRows, offset: number): void {

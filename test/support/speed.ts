@@ -1,7 +1,9 @@
 /** Test helpers for the speed layer: simulated events into a log, and store rows in the oracle's format. */
 import {
+  clickType,
   decodeClick,
   decodeEmission,
+  emissionType,
   encodeClick,
   encodeEmission,
   formatMoney,
@@ -19,6 +21,8 @@ export const IDS = { emission: 1, click: 2 };
 export const plainDecoder: EventDecoder = {
   emission: (v) => decodeEmission(v),
   click: (v) => decodeClick(v),
+  // The tests write emissions with schema id 1 and clicks with 2, both reckon's own schemas.
+  writerOf: (id) => (id === 1 ? emissionType : id === 2 ? clickType : undefined),
 };
 
 /** Where an event goes: `emissions`/`clicks` by default; per-DC topics for the merger. */
