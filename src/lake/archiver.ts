@@ -31,6 +31,7 @@ import {
   type PartStatus,
   type PartitionStatus,
 } from '../workers/index.ts';
+import { crashPoint } from './crash-points.ts';
 import { mkdirDurable, replaceJsonFile, syncDirectory, syncFile } from './durable-files.ts';
 import { compactSealedHours } from './compaction.ts';
 import { consumedPath, hourDirectory, hourPartition, manifestDirectory, partFileName, tmpDirectory } from './layout.ts';
@@ -130,6 +131,11 @@ interface PartitionState extends TopicPartition {
 const unflushedRows = (s: PartitionState) => s.current.rows + s.closed.reduce((n, t) => n + t.rows, 0);
 
 const key = (topic: string, partition: number) => `${topic}/${partition}`;
+
+/** Kill tests stop the archiver at a step of a flush with this variable (see `crash-points.ts`). */
+export const FLUSH_CRASH_AT = 'RECKON_LAKE_FLUSH_CRASH_AT';
+/** The steps of a flush, in order. */
+export const FLUSH_STEPS = ['written', 'synced', 'pending', 'renamed-one', 'renamed', 'before-commit', 'committed'];
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | null)?.then === 'function';
@@ -509,16 +515,21 @@ export class Archiver {
     const files = hours.map((h) => join(hourDirectory(topic, h), partFileName(partition, from, to)));
     try {
       await (this.writer as LakeWriter).writeHours(rows, partition, tmpPaths);
+      crashPoint(FLUSH_CRASH_AT, 'written');
       await Promise.all([...tmpPaths.values()].map((p) => syncFile(p)));
+      crashPoint(FLUSH_CRASH_AT, 'synced');
       await state.manifest.recordPending(from, to, files);
+      crashPoint(FLUSH_CRASH_AT, 'pending');
       const dirs = new Set<string>();
       for (let i = 0; i < hours.length; i++) {
         const target = join(lakeDir, files[i] as string);
         await this.ensureDirectory(dirname(target));
         await rename(tmpPaths.get(hours[i] as number) as string, target);
         dirs.add(dirname(target));
+        crashPoint(FLUSH_CRASH_AT, 'renamed-one');
       }
       await Promise.all([...dirs].map((d) => syncDirectory(d)));
+      crashPoint(FLUSH_CRASH_AT, 'renamed');
     } finally {
       await Promise.all([...tmpPaths.values()].map((p) => rm(p, { force: true })));
     }
@@ -527,7 +538,9 @@ export class Archiver {
     for (const [h, v] of rows.hours) perHour[String(h)] = { rows: v.rows, firstSeenAt: v.firstSeenAt };
     // Only the partition's owner commits (a lost lease stops this process; its files are undone).
     await state.lease.check();
+    crashPoint(FLUSH_CRASH_AT, 'before-commit');
     await state.manifest.commit({ from, to, files, rows: rows.rows, hours: perHour, at });
+    crashPoint(FLUSH_CRASH_AT, 'committed');
     state.durableNext = to + 1;
     this.figures.flushes++;
     this.figures.files += files.length;

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { FLUSH_CRASH_AT, FLUSH_STEPS } from '../../src/lake/archiver.ts';
 import { isHourSealed, readManifest } from '../../src/lake/index.ts';
 import { openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, SeededRandom, simulate } from '../../src/sim/index.ts';
@@ -99,6 +100,52 @@ describe('Archiver under SIGKILL', () => {
         `${kills} SIGKILLs (${killedWhileWriting} left temporary files, ${killedBeforeCommit} left renamed files ` +
           `without a manifest line); ${sim.lines.length} lines streamed; ${flushes} flushes committed`,
       );
+    } finally {
+      await log.close();
+    }
+  });
+
+  it(`archives every record exactly once across ${KILLS + 1} SIGKILLs at seeded steps of its flushes`, async (t) => {
+    const { logDir, lakeDir, log, sim } = await lakeSetUp('flush-kill', 12, 6_000);
+    const rng = new SeededRandom(22);
+    const kills = KILLS + 1;
+    const per = Math.ceil(sim.lines.length / kills);
+    let appended = 0;
+    const steps: string[] = [];
+    try {
+      for (let i = 0; i <= kills; i++) {
+        // Every step of the flush protocol in turn, each time at a seeded n-th flush.
+        const step = i < kills ? `${FLUSH_STEPS[i % FLUSH_STEPS.length]}:${1 + rng.int(3)}` : '';
+        const child = spawn(process.execPath, ['--import', TSX, WORKER, logDir, lakeDir], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+          env: { ...process.env, [FLUSH_CRASH_AT]: step },
+        });
+        const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
+        let ready = false;
+        child.stdout?.on('data', (c: Buffer) => {
+          if (c.toString().includes('ready')) ready = true;
+        });
+        await waitFor('the archiver process to start', () => ready, 30_000);
+        if (i < kills) {
+          const chunk = sim.lines.slice(appended, appended + per);
+          appended += chunk.length;
+          await appendLines(log, chunk, 50);
+          // It kills itself at the step; more records make it flush again if need be.
+          const signal = await Promise.race([
+            exited,
+            new Promise<'alive'>((r) => setTimeout(() => r('alive'), 20_000)),
+          ]);
+          assert.equal(signal, 'SIGKILL', `the archiver reached flush step ${step}`);
+          steps.push(step);
+          continue;
+        }
+        await appendLines(log, sim.lines.slice(appended));
+        await waitFor('the archiver to catch up', () => lakeCaughtUp(lakeDir, log), 30_000, 20);
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await assertLakeEqualsLog(lakeDir, log);
+      t.diagnostic(`killed at flush steps ${steps.join(', ')}; ${sim.lines.length} lines streamed`);
     } finally {
       await log.close();
     }
