@@ -113,10 +113,14 @@ function recordBatch(columns: HourColumns, partition: number): RecordBatch {
   return new RecordBatch(new Schema(fields), struct);
 }
 
-/** zstd without dictionaries: measured the fastest of the writer's settings for these files. */
+/**
+ * Snappy without dictionaries. On 125k emissions of an hour (6 offers each) the writer took about
+ * half the time of zstd (its level 1) for files 60% larger; compaction rewrites sealed hours with
+ * zstd, so the files that stay are small.
+ */
 function writerProperties(): parquet.WriterProperties {
   return new parquet.WriterPropertiesBuilder()
-    .setCompression(parquet.Compression.ZSTD)
+    .setCompression(parquet.Compression.SNAPPY)
     .setDictionaryEnabled(false)
     .setCreatedBy('reckon')
     .build();
