@@ -19,10 +19,9 @@
  * full, with every copy of a repeated id), for the key dictionaries, and into the big aggregate,
  * which subtracts the surplus copies instead of filtering every emission against them.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ipBlocklistMatcher, ReckonError, type StatsRules } from '../events/index.ts';
+import { lakeHourFiles } from '../lake/index.ts';
 import type { MinuteStats } from '../stats/index.ts';
 import { createKeyTypes, OFFER_KEY, PLACEMENT_KEY, RESULT_TABLE, resultRows } from './result-table.ts';
 
@@ -88,15 +87,9 @@ export function checkInterval(from: number, to: number): void {
 /** The lake's Parquet files of `topic` whose event hours overlap [from, to). */
 export function lakeFiles(lakeDir: string, topic: string, from: number, to: number): string[] {
   const files: string[] = [];
-  for (let hour = Math.floor(from / HOUR) * HOUR; hour < to; hour += HOUR) {
-    const iso = new Date(hour).toISOString();
-    const dir = join(lakeDir, topic, `date=${iso.slice(0, 10)}`, `hour=${iso.slice(11, 13)}`);
-    if (!existsSync(dir)) continue;
-    for (const name of readdirSync(dir).sort()) {
-      // Temporary files of a write in progress (or cut short) start with a dot.
-      if (name.endsWith('.parquet') && !name.startsWith('.')) files.push(join(dir, name));
-    }
-  }
+  // Each hour as the lake lists it for readers: consistent with a compaction in progress.
+  for (let hour = Math.floor(from / HOUR) * HOUR; hour < to; hour += HOUR)
+    files.push(...lakeHourFiles(lakeDir, topic, hour));
   return files;
 }
 

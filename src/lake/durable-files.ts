@@ -197,6 +197,18 @@ export async function replaceJsonFile(path: string, value: unknown): Promise<voi
   await rename(`${path}.tmp`, path);
 }
 
+/**
+ * Replaces a small JSON file whole and durably: written aside and fsynced, renamed over it, and
+ * the directory fsynced. A reader sees the old or the new, and after a crash so does the disk.
+ */
+export async function replaceJsonFileDurably(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, JSON.stringify(value));
+  await syncFile(tmp);
+  await rename(tmp, path);
+  await syncDirectory(dirname(path));
+}
+
 /** Size of a file, or undefined when it does not exist. */
 export async function fileSize(path: string): Promise<number | undefined> {
   try {

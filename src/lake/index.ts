@@ -1,6 +1,7 @@
 /** Lake: the archiver into Hive-partitioned Parquet, its layout, manifests, sealed hours and late arrivals. */
 export { Archiver, type ArchiverDecoder, type ArchiverFigures, type ArchiverOptions } from './archiver.ts';
 export {
+  compactedFileName,
   HOUR_MS,
   hourDirectory,
   hourGlob,
@@ -10,6 +11,18 @@ export {
   partFileName,
   topicGlob,
 } from './layout.ts';
+export {
+  type CompactedHour,
+  COMPACTION_CRASH_AT,
+  COMPACTION_STEPS,
+  compactSealedHours,
+  type CompactionJournal,
+  type CompactionOptions,
+  type CompactionReport,
+  lakeHourFiles,
+  lakeTopicFiles,
+  recoverCompactions,
+} from './compaction.ts';
 export {
   type AwaitLakeInput,
   awaitLakeInput,

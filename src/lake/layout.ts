@@ -5,11 +5,19 @@
  *
  * ```
  * <lake>/<topic>/date=YYYY-MM-DD/hour=HH/part-<partition>-<from>-<to>.parquet
+ * <lake>/<topic>/date=YYYY-MM-DD/hour=HH/compacted-<generation>-<k>.parquet   a sealed hour compacted (k < 4)
  * <lake>/_manifests/<topic>/<partition>.jsonl          commit log of one log partition's flushes
  * <lake>/_manifests/<topic>/<partition>.pending.json   files of the flush being committed
  * <lake>/_state/sealed.jsonl, late.jsonl               sealed hours, late arrivals
+ * <lake>/_state/compaction/state.json                  compaction's manifest scan, hours to compact, unfinished ones
+ * <lake>/_state/compaction/<topic>/<date>-<HH>.json    the journal of an hour's last compaction
  * <lake>/_tmp/<topic>/<partition>/.tmp-...             files being written
+ * <lake>/_tmp/compaction/<topic>/.tmp-...              compacted files being written
  * ```
+ *
+ * Readers of an hour list its files with `lakeHourFiles` (compaction.ts), which follows the
+ * journal of a compaction in progress; a plain glob may see an hour's compacted files next to the
+ * files they replace while a compaction is in progress.
  */
 import { join } from 'node:path';
 
@@ -101,4 +109,36 @@ export function sealedPath(lakeDir: string): string {
 /** Late arrivals, one JSON line per (flush, topic, hour). */
 export function latePath(lakeDir: string): string {
   return join(stateDirectory(lakeDir), 'late.jsonl');
+}
+
+/** A compacted file of a sealed hour: never mistaken for a flush's `part-` file, never removed by a manifest's recovery. */
+export function compactedFileName(generation: number, index: number): string {
+  return `compacted-${generation}-${index}.parquet`;
+}
+
+/** The generation of a compacted file's name, or undefined when the name is not one. */
+export function compactedGeneration(name: string): number | undefined {
+  const m = /^compacted-(\d+)-\d+\.parquet$/.exec(name);
+  return m === null ? undefined : Number(m[1]);
+}
+
+/** The directory of compaction's state and journals. */
+export function compactionDirectory(lakeDir: string): string {
+  return join(stateDirectory(lakeDir), 'compaction');
+}
+
+/** Compaction's scan of the manifests, the hours waiting to be compacted and the unfinished compactions. */
+export function compactionStatePath(lakeDir: string): string {
+  return join(compactionDirectory(lakeDir), 'state.json');
+}
+
+/** The journal of the last compaction of one topic's hour. */
+export function compactionJournalPath(lakeDir: string, topic: string, hourStartMs: number): string {
+  const { date, hour } = hourPartition(hourStartMs);
+  return join(compactionDirectory(lakeDir), topic, `${date}-${hour}.json`);
+}
+
+/** Where compacted files are written before being renamed into their hour directory. */
+export function compactionTmpDirectory(lakeDir: string, topic: string): string {
+  return join(lakeDir, '_tmp', 'compaction', topic);
 }
