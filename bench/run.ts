@@ -8,6 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { batchBenchmarks } from './batch.bench.ts';
 import { mttrBenchmarks } from './mttr.bench.ts';
 import { collectorBenchmarks } from './collector.bench.ts';
+import { compactionBenchmarks } from './compaction.bench.ts';
 import { eventBenchmarks } from './events.bench.ts';
 import { type BenchResult, report, withStableName } from './harness.ts';
 import { lakeBenchmarks } from './lake.bench.ts';
@@ -26,6 +27,7 @@ const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
   store: storeBenchmarks,
   serving: servingBenchmarks,
   lake: lakeBenchmarks,
+  compaction: compactionBenchmarks,
   batch: batchBenchmarks,
   mttr: mttrBenchmarks,
 };

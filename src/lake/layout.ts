@@ -46,12 +46,12 @@ export function hourDirectory(topic: string, hourStartMs: number): string {
   return join(topic, `date=${date}`, `hour=${hour}`);
 }
 
-/** A glob of one topic's Parquet files of one hour (absolute), for `read_parquet`. */
+/** A glob of one topic's Parquet files of one hour (absolute), for `read_parquet`; during a compaction it overlaps (use `lakeHourFiles`). */
 export function hourGlob(lakeDir: string, topic: string, hourStartMs: number): string {
   return join(lakeDir, hourDirectory(topic, hourStartMs), '*.parquet');
 }
 
-/** A glob of every Parquet file of a topic (absolute), for `read_parquet(..., hive_partitioning = true)`. */
+/** A glob of every Parquet file of a topic (absolute), for `read_parquet(..., hive_partitioning = true)`; see `hourGlob`. */
 export function topicGlob(lakeDir: string, topic: string): string {
   return join(lakeDir, topic, '**', '*.parquet');
 }

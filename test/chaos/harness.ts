@@ -16,6 +16,7 @@ import { freePort } from '../support/net.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { lakeTopicFiles } from '../../src/lake/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, SeededRandom, simulate } from '../../src/sim/index.ts';
 import { CLI, reckonAsync, simulatorRulesEnv } from '../support/cli.ts';
 import { type MockKafka, startMockKafka } from '../support/kafka-mock.ts';
@@ -326,7 +327,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
     let lakeDuplicates = 0;
     let lost = 0;
     try {
-      const files = ['emissions', 'clicks'].map((t) => `'${lake}/${t}/**/*.parquet'`).join(', ');
+      // The files a reader must read (a glob would also see an hour's files a compaction is replacing).
+      const files = ['emissions', 'clicks']
+        .flatMap((t) => lakeTopicFiles(lake, t))
+        .map((f) => `'${f}'`)
+        .join(', ');
       const dup = await c.runAndReadAll(
         `SELECT count(*)::BIGINT FROM (SELECT filename LIKE '%/emissions/%' AS em, log_partition, log_offset, count(*) AS n
          FROM read_parquet([${files}], filename = true, union_by_name = true) GROUP BY ALL HAVING count(*) > 1)`,

@@ -168,7 +168,7 @@ function filesPerHour(lakeDir: string): number[] {
 
 describe('Compacted hours', () => {
   it('reads the same rows before and after compaction, in at most four sorted files per hour with the same schema; a late file after it is read, then compacted again', async (t) => {
-    const { lakeDir, log, sim } = await setUp('exact', 31, 1_800);
+    const { dir, lakeDir, log, sim } = await setUp('exact', 31, 1_800);
     // The last lines of the stream arrive after the first compaction: late events of sealed, compacted hours.
     const held = Math.floor(sim.lines.length * 0.06);
     try {
@@ -217,11 +217,12 @@ describe('Compacted hours', () => {
       );
     } finally {
       await log.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
   it('an independent reader of the Hive layout (DuckDB as Spark or Trino) sees the documented schema and every row once', async () => {
-    const { lakeDir, log, sim } = await setUp('hive', 32, 600, 2);
+    const { dir, lakeDir, log, sim } = await setUp('hive', 32, 600, 2);
     try {
       await appendLines(log, sim.lines);
       await archiveAll(log, lakeDir);
@@ -254,6 +255,7 @@ describe('Compacted hours', () => {
       }
     } finally {
       await log.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -269,8 +271,12 @@ describe('Compacted hours', () => {
         return `${v[v.length - 4]}/${v[v.length - 3]}`;
       });
 
+    let baseDir = '';
+    after(() => rmSync(baseDir, { recursive: true, force: true }));
+
     before(async () => {
       const { dir, lakeDir, log, sim } = await setUp('kill', 33, 500, 3);
+      baseDir = dir;
       const held = Math.floor(sim.lines.length * 0.1);
       try {
         await appendLines(log, sim.lines.slice(0, sim.lines.length - held));
