@@ -248,6 +248,9 @@ export function startReckon(
 /**
  * A simulated day (no faults) appended to a fresh embedded log as reckon's collector would
  * (Avro, keyed by emission id), with `log.read` of all of it timed as the same-run baseline.
+ * `window`: the event time of the first emission instead of the simulator's day, and with
+ * `until` only the events whose event time is before it (what had arrived by then: without
+ * faults an event arrives about 0.3 s after its event time), so that no event is in the future.
  */
 export async function simulatedEventLog(
   seed: number,
@@ -255,6 +258,7 @@ export async function simulatedEventLog(
   partitions: number,
   prefix: string,
   durationMs?: number,
+  window?: { start: number; until?: number },
 ): Promise<{ log: Log; dir: string; total: number; readRate: number }> {
   const { DEFAULT_SIMULATION, NO_FAULTS, simulate } = await import('../src/sim/index.ts');
   const { encodeClick, encodeEmission, parseEventLine } = await import('../src/events/index.ts');
@@ -267,12 +271,15 @@ export async function simulatedEventLog(
     emissions,
     faults: NO_FAULTS,
     durationMs: durationMs ?? DEFAULT_SIMULATION.durationMs,
+    ...(window === undefined ? {} : { start: window.start }),
   });
+  const until = window?.until ?? Number.POSITIVE_INFINITY;
   const byTopic: Record<'emissions' | 'clicks', RecordInput[]> = { emissions: [], clicks: [] };
   for (const line of sim.lines) {
     const r = parseEventLine(line);
     if (!r.ok) continue;
     const e = r.event;
+    if (e.ts >= until) continue;
     if (e.type === 'emission') byTopic.emissions.push({ key: e.id, value: encodeEmission(1, e), timestamp: e.ts });
     else byTopic.clicks.push({ key: e.emissionId, value: encodeClick(2, e), timestamp: e.ts });
   }

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { batchBenchmarks } from './batch.bench.ts';
 import { mttrBenchmarks } from './mttr.bench.ts';
+import { catchupBenchmarks } from './catchup.bench.ts';
 import { collectorBenchmarks } from './collector.bench.ts';
 import { compactionBenchmarks } from './compaction.bench.ts';
 import { eventBenchmarks } from './events.bench.ts';
@@ -30,6 +31,7 @@ const GROUPS: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
   compaction: compactionBenchmarks,
   batch: batchBenchmarks,
   mttr: mttrBenchmarks,
+  catchup: catchupBenchmarks,
 };
 
 const filters = process.argv.slice(2);

@@ -197,7 +197,7 @@ function superviseDemo(url: string, config: ReckonConfig, out: NodeJS.WritableSt
 const QUERY_THREADS_MAX = 4;
 
 /** Scheduling priority of the archiver's process (nice value; higher runs later). */
-const ARCHIVER_NICENESS = 10;
+export const ARCHIVER_NICENESS = 10;
 
 /** Runs `reckon <verb>` (the speed layer, the archiver) as a supervised process of its own, restarted when it dies. */
 function supervise(
