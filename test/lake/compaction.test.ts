@@ -168,7 +168,7 @@ function filesPerHour(lakeDir: string): number[] {
 
 describe('Compacted hours', () => {
   it('reads the same rows before and after compaction, in at most four sorted files per hour with the same schema; a late file after it is read, then compacted again', async (t) => {
-    const { dir, lakeDir, log, sim } = await setUp('exact', 31, 1_800);
+    const { dir, lakeDir, log, sim } = await setUp('exact', 31, 1_200);
     // The last lines of the stream arrive after the first compaction: late events of sealed, compacted hours.
     const held = Math.floor(sim.lines.length * 0.06);
     try {
@@ -259,6 +259,55 @@ describe('Compacted hours', () => {
     }
   });
 
+  it('the archiver compacts sealed hours once no file came for them for a minute, and removes the inputs after their grace', async () => {
+    const { dir, lakeDir, log, sim } = await setUp('archiver', 34, 400, 2);
+    let now = NOW;
+    const onDisk = (prefix: string) => listFiles(lakeDir).filter((f) => basename(f).startsWith(prefix)).length;
+    try {
+      await appendLines(log, sim.lines);
+      const archiver = new Archiver({
+        log,
+        lakeDir,
+        decoder: plainDecoder,
+        flushIntervalMs: 15,
+        flushRows: 40,
+        maxBufferedRows: 120,
+        now: () => now,
+      });
+      await archiver.start();
+      try {
+        await waitFor('the lake to hold the whole log', () => lakeCaughtUp(lakeDir, log), 30_000, 20);
+        await waitFor('the hours to be sealed', () => isHourSealed(lakeDir, START + HOUR_MS), 30_000, 20);
+        assert.equal(archiver.figures.compactedHours, 0, 'not while files still come for the hours');
+        now += 61_000;
+        await waitFor(
+          'every hour to be read from compacted files',
+          () =>
+            TOPICS.every((topic) =>
+              hoursOf(lakeDir, topic).every((h) =>
+                lakeHourFiles(lakeDir, topic, h).every((f) => basename(f).startsWith('compacted-')),
+              ),
+            ),
+          30_000,
+          20,
+        );
+        assert.ok(onDisk('part-') > 0, 'the inputs stay for readers that listed them just before');
+        for (const topic of TOPICS)
+          assert.deepEqual(await lakeLines(lakeDir, topic), await expectedLakeLines(log, topic));
+        now += 5 * 60_000;
+        await waitFor('the inputs to be removed', () => onDisk('part-') === 0, 30_000, 20);
+      } finally {
+        await archiver.stop();
+      }
+      assert.ok(archiver.figures.compactedHours >= 4, `${archiver.figures.compactedHours} topic-hours compacted`);
+      await assertCompacted(lakeDir, true);
+      await assertLakeEqualsLog(lakeDir, log);
+    } finally {
+      await log.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   describe('under SIGKILL', () => {
     const RUNS = 24;
     /** Two lakes to copy for each run: one never compacted, one compacted with late part files since; the keys each holds. */
@@ -275,7 +324,7 @@ describe('Compacted hours', () => {
     after(() => rmSync(baseDir, { recursive: true, force: true }));
 
     before(async () => {
-      const { dir, lakeDir, log, sim } = await setUp('kill', 33, 500, 3);
+      const { dir, lakeDir, log, sim } = await setUp('kill', 33, 400, 2);
       baseDir = dir;
       const held = Math.floor(sim.lines.length * 0.1);
       try {
