@@ -183,6 +183,8 @@ export class Archiver {
   private runtime: WorkerRuntime | undefined;
   private writer: LakeWriter | undefined;
   private sealer: HourSealer | undefined;
+  /** The compaction pass running, if one is. */
+  private compacting: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Flushes and seal passes, one at a time. */
   private chain: Promise<unknown> = Promise.resolve();
@@ -247,6 +249,7 @@ export class Archiver {
       if (this.failed === undefined) await this.flush();
       await this.chain;
       // Handed over at once: whoever takes a partition next need not wait for this one.
+      await this.compacting;
       for (const s of [...this.states.values()]) await this.closePartition(s);
       await this.sealer?.close();
       this.writer?.close();
@@ -259,8 +262,17 @@ export class Archiver {
     return this.failed;
   }
 
-  /** Flushes every partition's buffer now, then seals what can be sealed (when this archiver seals). */
-  flush(): Promise<void> {
+  /**
+   * Flushes every partition's buffer now, then seals what can be sealed and compacts what is due
+   * (when this archiver seals); resolves when all of that is done.
+   */
+  async flush(): Promise<void> {
+    await this.flushAndSeal();
+    await this.compacting;
+  }
+
+  /** A flush of every partition and a seal pass (which starts a compaction pass beside the flushes). */
+  private flushAndSeal(): Promise<void> {
     return this.enqueue(async () => {
       if (this.failed !== undefined) return;
       const status = new Map((this.runtime?.status() ?? []).map((s) => [key(s.topic, s.partition), s]));
@@ -314,7 +326,7 @@ export class Archiver {
   private tick(): void {
     if (this.tickQueued) return;
     this.tickQueued = true;
-    this.flush()
+    this.flushAndSeal()
       .catch((e: unknown) => this.report(`flush failed: ${(e as Error).message}`, e as Error))
       .finally(() => {
         this.tickQueued = false;
@@ -617,20 +629,26 @@ export class Archiver {
     this.figures.sealedHours += sealed.length;
     const late = await sealer.scanLate(partitions, this.o.now());
     for (const l of late) this.figures.lateRows += l.count;
-    // Sealed hours' small files are merged into a few (compaction.ts); a failed pass is taken up by the next.
-    await compactSealedHours(this.o.lakeDir, topics, {
+    // Sealed hours' small files are merged into a few (compaction.ts), beside the flushes (a big
+    // hour takes seconds); one pass at a time, and a failed pass is taken up by the next.
+    if (this.compacting !== undefined) return;
+    this.compacting = compactSealedHours(this.o.lakeDir, topics, {
       now: this.o.now,
       checkOwner: async () => {
         const first = this.states.get(key(this.o.emissionsTopic, 0));
         if (first === undefined) throw new Error('this archiver no longer seals: it does not compact either');
         await first.lease.check();
       },
-    }).then(
-      (r) => {
-        this.figures.compactedHours += r.hours.length;
-      },
-      (e: unknown) => this.report(`compacting sealed hours failed: ${(e as Error).message}`, e as Error),
-    );
+    })
+      .then(
+        (r) => {
+          this.figures.compactedHours += r.hours.length;
+        },
+        (e: unknown) => this.report(`compacting sealed hours failed: ${(e as Error).message}`, e as Error),
+      )
+      .finally(() => {
+        this.compacting = undefined;
+      });
   }
 
   /** What another archiver published as dealt with in a partition (0 when nothing). */
