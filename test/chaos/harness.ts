@@ -306,18 +306,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
 
     // Recovery: every part up, both consumers caught up, the day sealed.
     type OverviewPart = { id: string; figures: Record<string, number> };
+    let lastSeen = 'no overview answered';
     const lagZero = async () => {
       if (!(await collectorUp())) return false;
       try {
         const o = (await (await fetch(`${url}/v1/overview`)).json()) as { parts: OverviewPart[] };
         const lag = (id: string) => o.parts.find((p) => p.id === id)?.figures.lagRecords;
         const sealed = o.parts.find((p) => p.id === 'archiver')?.figures.sealedUntil ?? 0;
+        lastSeen = `speed lag ${lag('speed')}, archiver lag ${lag('archiver')}, sealed until ${new Date(sealed).toISOString()} (wanted ${new Date(start + 2 * DAY).toISOString()})`;
         return lag('speed') === 0 && lag('archiver') === 0 && sealed >= start + 2 * DAY;
       } catch {
         return false;
       }
     };
-    await waitFor('both consumers caught up and the days sealed', lagZero, 180_000);
+    await waitFor('both consumers caught up and the days sealed', lagZero, 180_000).catch((e: unknown) => {
+      throw new Error(`${(e as Error).message}; last seen: ${lastSeen}`);
+    });
     const recoverSeconds = (Date.now() - trafficEnd) / 1000;
 
     // 1. Every acknowledged event is in the lake, and no log record is there twice.
