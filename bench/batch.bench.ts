@@ -16,6 +16,7 @@ import { lakeFiles, openBatchDatabase, runRecalculation } from '../src/batch/ind
 import { DEFAULT_SIMULATION } from '../src/sim/index.ts';
 import { openSqliteStatsStore } from '../src/stats/index.ts';
 import type { BenchResult } from './harness.ts';
+import { lakeHourFiles } from '../src/lake/index.ts';
 
 const DAY = 86_400_000;
 const START = Date.UTC(2026, 10, 21);
@@ -89,8 +90,8 @@ export async function batchBenchmarks(): Promise<BenchResult[]> {
     process.stderr.write(`batch.day: generating a day of ${events.toLocaleString('en-US')} events...\n`);
     await generateDay(lake, events);
     const files = [
-      ...lakeFiles(lake, 'emissions', START - 3_600_000, START + DAY),
-      ...lakeFiles(lake, 'clicks', START - 3_600_000, START + DAY),
+      ...lakeFiles(lake, 'emissions', START - 3_600_000, START + DAY, lakeHourFiles),
+      ...lakeFiles(lake, 'clicks', START - 3_600_000, START + DAY, lakeHourFiles),
     ];
     const scan = async (): Promise<{ rows: number; ms: number }> => {
       const db = await openBatchDatabase();
@@ -113,6 +114,7 @@ export async function batchBenchmarks(): Promise<BenchResult[]> {
         const parts: string[] = [];
         const t0 = performance.now();
         const run = await runRecalculation({
+          listHourFiles: lakeHourFiles,
           lakeDir: lake,
           store,
           from: START,

@@ -19,6 +19,7 @@ import { openSqliteStatsStore } from '../src/stats/index.ts';
 import { openSqliteSchedulerStore } from '../src/store/index.ts';
 import { generateDay } from './batch.bench.ts';
 import type { BenchResult } from './harness.ts';
+import { lakeHourFiles } from '../src/lake/index.ts';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -78,7 +79,9 @@ export async function mttrBenchmarks(): Promise<BenchResult[]> {
     for (const name of ['emissions', 'clicks']) await log.createTopic({ name, partitions: 4 });
     await log.close();
 
-    const files = ['emissions', 'clicks'].flatMap((t) => lakeFiles(lake, t, WEEK - HOUR, WEEK + DAYS * DAY));
+    const files = ['emissions', 'clicks'].flatMap((t) =>
+      lakeFiles(lake, t, WEEK - HOUR, WEEK + DAYS * DAY, lakeHourFiles),
+    );
     const db = await openBatchDatabase();
     const s0 = performance.now();
     const scanned = await db.connection.runAndReadAll(
@@ -121,6 +124,7 @@ export async function mttrBenchmarks(): Promise<BenchResult[]> {
     try {
       const parts: string[] = [];
       const one = await runRecalculation({
+        listHourFiles: lakeHourFiles,
         lakeDir: lake,
         store: stats,
         from: WEEK,

@@ -8,6 +8,7 @@ export {
 } from './job.ts';
 export {
   checkInterval,
+  type HourFileLister,
   lakeFiles,
   NO_PLACEMENT,
   openBatchDatabase,

@@ -5,7 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import { ReckonError, type StatsRules } from '../events/index.ts';
 import { STATS_COLUMNS, type StatsColumn, type StatsStore } from '../stats/index.ts';
-import { openBatchDatabase, type RecalculationFigures, recalculateIntoTable } from './recalculate.ts';
+import {
+  type HourFileLister,
+  openBatchDatabase,
+  type RecalculationFigures,
+  recalculateIntoTable,
+} from './recalculate.ts';
 import { resultTotals } from './result-table.ts';
 import { safeWriteResult } from './safe-write.ts';
 
@@ -39,6 +44,8 @@ export type InputCheck = (from: number, to: number, signal?: AbortSignal) => Pro
 /** Options of {@link runRecalculation}. */
 export interface RecalculationRunOptions {
   lakeDir: string;
+  /** Lists the data files of one topic's hour (the lake's `lakeHourFiles`). */
+  listHourFiles: HourFileLister;
   store: StatsStore;
   from: number;
   to: number;
@@ -92,6 +99,7 @@ export async function runRecalculation(o: RecalculationRunOptions): Promise<Reca
       from: o.from,
       to: o.to,
       rules: o.rules,
+      listHourFiles: o.listHourFiles,
       ...(o.emissionsTopic !== undefined ? { emissionsTopic: o.emissionsTopic } : {}),
       ...(o.clicksTopic !== undefined ? { clicksTopic: o.clicksTopic } : {}),
       ...(o.onStepTimed !== undefined ? { onStepTimed: o.onStepTimed } : {}),

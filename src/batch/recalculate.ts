@@ -21,7 +21,6 @@
  */
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ipBlocklistMatcher, ReckonError, type StatsRules } from '../events/index.ts';
-import { lakeHourFiles } from '../lake/index.ts';
 import type { MinuteStats } from '../stats/index.ts';
 import { createKeyTypes, OFFER_KEY, PLACEMENT_KEY, RESULT_TABLE, resultRows } from './result-table.ts';
 
@@ -49,6 +48,8 @@ export interface RecalculationOptions {
   clicksTopic?: string;
   /** DuckDB threads. Default: DuckDB's own (the cores). */
   threads?: number;
+  /** Lists the data files of one topic's hour: the lake's `lakeHourFiles`, which follows a compaction in progress. */
+  listHourFiles: HourFileLister;
   /** Called after each step of the SQL with its wall time, ms (for profiles). */
   onStepTimed?: (step: string, ms: number) => void;
 }
@@ -84,8 +85,20 @@ export function checkInterval(from: number, to: number): void {
   }
 }
 
+/**
+ * The data files a reader must read of one topic's hour. The lake provides it (`lakeHourFiles`);
+ * the batch takes it as a parameter because parts of one floor meet through small interfaces.
+ */
+export type HourFileLister = (lakeDir: string, topic: string, hourStartMs: number) => string[];
+
 /** The lake's Parquet files of `topic` whose event hours overlap [from, to). */
-export function lakeFiles(lakeDir: string, topic: string, from: number, to: number): string[] {
+export function lakeFiles(
+  lakeDir: string,
+  topic: string,
+  from: number,
+  to: number,
+  lakeHourFiles: HourFileLister,
+): string[] {
   const files: string[] = [];
   // Each hour as the lake lists it for readers: consistent with a compaction in progress.
   for (let hour = Math.floor(from / HOUR) * HOUR; hour < to; hour += HOUR)
@@ -154,8 +167,8 @@ export async function recalculateIntoTable(
   const lookback = o.emissionLookbackMs ?? 24 * HOUR;
   const emissionsTopic = o.emissionsTopic ?? 'emissions';
   const start = from - window;
-  const emissionFiles = lakeFiles(o.lakeDir, emissionsTopic, start, to);
-  const clickFiles = lakeFiles(o.lakeDir, o.clicksTopic ?? 'clicks', start, to);
+  const emissionFiles = lakeFiles(o.lakeDir, emissionsTopic, start, to, o.listHourFiles);
+  const clickFiles = lakeFiles(o.lakeDir, o.clicksTopic ?? 'clicks', start, to, o.listHourFiles);
   const emissions = lakeRows(emissionFiles, EMISSION_COLUMNS);
   const clicks = lakeRows(clickFiles, CLICK_COLUMNS);
   // Rows read: the interval and the click window before it.
@@ -252,7 +265,7 @@ export async function recalculateIntoTable(
     FROM ranked r LEFT JOIN over_allowance o ON o.id = r.id`),
   );
   // An invalid click whose emission is older than the window still takes its placement.
-  const olderFiles = lakeFiles(o.lakeDir, emissionsTopic, start - lookback, start);
+  const olderFiles = lakeFiles(o.lakeDir, emissionsTopic, start - lookback, start, o.listHourFiles);
   await step('look-back placements', async () => {
     if (olderFiles.length > 0) {
       await c.run(`UPDATE verdicts SET placement = older.placement

@@ -9,6 +9,7 @@ import { type ReckonConfig, statsRulesOf } from '../config/index.ts';
 import { UsageError } from './errors.ts';
 import { lakeInputCheck, lazyLogEnds } from './lake-input.ts';
 import { openStores } from './speed.ts';
+import { lakeHourFiles } from '../lake/index.ts';
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
@@ -48,6 +49,7 @@ export async function runBatch(
   try {
     const lakeDir = join(resolve(config.dataDir), 'lake');
     const run = await runRecalculation({
+      listHourFiles: lakeHourFiles,
       lakeDir,
       store: stats,
       from,

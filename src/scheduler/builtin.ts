@@ -19,6 +19,7 @@ import {
   lateArrivals,
   type LogEndsReader,
   readLogEnds,
+  lakeHourFiles,
 } from '../lake/index.ts';
 import type { NewAlert, SchedulerStore } from '../store/index.ts';
 import type { StatsColumn, StatsStore } from '../stats/index.ts';
@@ -297,6 +298,7 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
   const recalculate = async (c: TaskRunContext): Promise<void> => {
     const snapshot = ends.get(keyOf(c));
     await runRecalculation({
+      listHourFiles: lakeHourFiles,
       lakeDir: o.lakeDir,
       store: o.stats,
       from: c.interval.start,

@@ -53,7 +53,13 @@ describe('recalculation on compacted hours', () => {
       const recalculated = async () => {
         const minute = [];
         for (let day = options.start - DAY; day < options.start + 3 * DAY; day += DAY) {
-          const r = await recalculateInterval({ lakeDir, from: day, to: day + DAY, rules: options.rules });
+          const r = await recalculateInterval({
+            listHourFiles: lakeHourFiles,
+            lakeDir,
+            from: day,
+            to: day + DAY,
+            rules: options.rules,
+          });
           minute.push(...r.rows.map(expectedRowOf));
         }
         return sortRows(minute);

@@ -7,6 +7,7 @@ import { recalculateInterval } from '../../src/batch/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, simulate } from '../../src/sim/index.ts';
 import { writeLakeFromLines } from '../support/lake.ts';
 import { describeRowDifference, expectedRowOf, sortRows } from '../support/speed.ts';
+import { lakeHourFiles } from '../../src/lake/index.ts';
 
 const DAY = 86_400_000;
 
@@ -21,7 +22,13 @@ describe('recalculateInterval', () => {
     const minute = [];
     let acrossMidnight = 0;
     for (let day = options.start - DAY; day < options.start + 3 * DAY; day += DAY) {
-      const r = await recalculateInterval({ lakeDir: lake, from: day, to: day + DAY, rules });
+      const r = await recalculateInterval({
+        listHourFiles: lakeHourFiles,
+        lakeDir: lake,
+        from: day,
+        to: day + DAY,
+        rules,
+      });
       minute.push(...r.rows.map(expectedRowOf));
       if (day > options.start - DAY)
         acrossMidnight += r.rows.filter((x) => x.bucketStart < day + 3_600_000 && x.clicks > 0).length;

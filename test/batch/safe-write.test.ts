@@ -12,6 +12,7 @@ import { type MinuteStats, openSqliteStatsStore, type StatsStore } from '../../s
 import { writeLakeFromLines } from '../support/lake.ts';
 import { expectedRowOf, sortRows, storeRows } from '../support/speed.ts';
 import { waitFor } from '../support/wait.ts';
+import { lakeHourFiles } from '../../src/lake/index.ts';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -46,7 +47,14 @@ describe('safe write of batch rows', () => {
       engine.flush();
       const speedRows = engine.drain().filter((d) => d.bucketStart >= day.from && d.bucketStart < day.to);
       await store.applySpeedDeltas('speed', speedRows, []);
-      const first = await runRecalculation({ lakeDir: lake, store, ...day, rules: options.rules, runId: 'first' });
+      const first = await runRecalculation({
+        listHourFiles: lakeHourFiles,
+        lakeDir: lake,
+        store,
+        ...day,
+        rules: options.rules,
+        runId: 'first',
+      });
       const sumOf = (rows: { clicks: number; invalidClicks: number }[], c: 'clicks' | 'invalidClicks') =>
         rows.reduce((n, r) => n + r[c], 0);
       const expectedDayRows = expectedStatistics(sim.events, options.rules).day.filter(
@@ -68,7 +76,14 @@ describe('safe write of batch rows', () => {
       const rowsAfterFirst = await batchRows(store, day.from, day.to);
       const parquet = (h: number) => readFileSync(statsFileOf(lake, h));
       const filesAfterFirst = [0, 5, 23].map((i) => parquet(day.from + i * HOUR));
-      const second = await runRecalculation({ lakeDir: lake, store, ...day, rules: options.rules, runId: 'second' });
+      const second = await runRecalculation({
+        listHourFiles: lakeHourFiles,
+        lakeDir: lake,
+        store,
+        ...day,
+        rules: options.rules,
+        runId: 'second',
+      });
       assert.equal(second.rows, first.rows);
       assert.deepEqual(await batchRows(store, day.from, day.to), rowsAfterFirst);
       [0, 5, 23].forEach((i, k) => assert.ok(parquet(day.from + i * HOUR).equals(filesAfterFirst[k] as Buffer)));
@@ -99,7 +114,15 @@ describe('safe write of batch rows', () => {
     const to = from + 6 * HOUR;
     // Two row sets: the real rows, and the same rows with every click doubled.
     const store0 = await openSqliteStatsStore(dbPath);
-    await runRecalculation({ lakeDir: lake, store: store0, from, to, rules: options.rules, runId: 'seed' });
+    await runRecalculation({
+      listHourFiles: lakeHourFiles,
+      lakeDir: lake,
+      store: store0,
+      from,
+      to,
+      rules: options.rules,
+      runId: 'seed',
+    });
     const real = (await store0.query({ from, to, granularity: 'minute', limit: 10_000 })).rows;
     await store0.close();
     const sets: MinuteStats[][] = [
