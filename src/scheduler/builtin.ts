@@ -328,18 +328,28 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
       };
     const key = keyOf(c);
     let snapshot = ends.get(key);
-    if (snapshot === undefined) {
-      snapshot = o.log === undefined ? {} : await readLogEnds(o.log, topics);
-      ends.set(key, snapshot);
+    let state: Awaited<ReturnType<typeof lakeInputState>>;
+    try {
+      if (snapshot === undefined) {
+        snapshot = o.log === undefined ? {} : await readLogEnds(o.log, topics);
+        ends.set(key, snapshot);
+      }
+      state = await lakeInputState({
+        lakeDir: o.lakeDir,
+        from: c.interval.start,
+        to: c.interval.end,
+        ends: snapshot,
+        allowedLatenessMs: lateness,
+        now,
+      });
+    } catch (e) {
+      // A broker that does not answer now (or a lake file being replaced) is a reason to look
+      // again at the next poke, not to fail the run: the sensor's timeout bounds the wait.
+      return {
+        met: false,
+        waitingFor: `lake input: could not be checked now (${(e as Error).message}); looking again`,
+      };
     }
-    const state = await lakeInputState({
-      lakeDir: o.lakeDir,
-      from: c.interval.start,
-      to: c.interval.end,
-      ends: snapshot,
-      allowedLatenessMs: lateness,
-      now,
-    });
     return state.complete ? { met: true } : { met: false, waitingFor: `lake input: ${state.waitingFor}` };
   };
   // A sensor waits the allowed lateness (its interval's hours seal then) and 3 hours more for an
