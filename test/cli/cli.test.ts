@@ -4,9 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { openBatchDatabase } from '../../src/batch/index.ts';
 import { openEmbeddedLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
+import { lakeRowCount } from '../support/lake.ts';
 import { waitFor } from '../support/wait.ts';
 
 import { CLI, cleanEnv, reckon, reckonAsync, ROOT, simulatorRulesEnv, waitForLine } from '../support/cli.ts';
@@ -127,18 +127,7 @@ describe('reckon command line', () => {
       const lake = join(data, 'lake');
       await waitFor(
         'every accepted event in the lake',
-        async () => {
-          if (!existsSync(join(lake, 'emissions')) || !existsSync(join(lake, 'clicks'))) return false;
-          const db = await openBatchDatabase(1);
-          try {
-            const r = await db.connection.runAndReadAll(
-              `SELECT count(*)::INTEGER FROM read_parquet(['${lake}/emissions/**/*.parquet', '${lake}/clicks/**/*.parquet'])`,
-            );
-            return r.getRows()[0]?.[0] === accepted;
-          } finally {
-            db.close();
-          }
-        },
+        async () => (await lakeRowCount(lake, ['emissions', 'clicks'])) === accepted,
         60_000,
         200,
       );

@@ -1,30 +1,21 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { openBatchDatabase } from '../../src/batch/index.ts';
 import { isHourSealed } from '../../src/lake/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, simulate } from '../../src/sim/index.ts';
 import { openSqliteSchedulerStore } from '../../src/store/index.ts';
 import { CLI, minuteRows, reckonAsync, simulatorRulesEnv, waitForLine } from '../support/cli.ts';
+import { lakeRowCount } from '../support/lake.ts';
 import { waitFor } from '../support/wait.ts';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
 
-async function lakeCount(lake: string): Promise<number> {
-  if (!existsSync(join(lake, 'emissions')) || !existsSync(join(lake, 'clicks'))) return -1;
-  const db = await openBatchDatabase(1);
-  try {
-    const r = await db.connection.runAndReadAll(
-      `SELECT count(*)::INTEGER FROM read_parquet(['${lake}/emissions/**/*.parquet', '${lake}/clicks/**/*.parquet'])`,
-    );
-    return r.getRows()[0]?.[0] as number;
-  } finally {
-    db.close();
-  }
+function lakeCount(lake: string): Promise<number> {
+  return lakeRowCount(lake, ['emissions', 'clicks']);
 }
 
 describe('reckon dags', () => {

@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { parseEventLine } from '../../src/events/index.ts';
+import { lakeTopicFiles } from '../../src/lake/index.ts';
 
 /** Writes the valid events of `lines` (arrival order) into the lake; returns how many. */
 export async function writeLakeFromLines(lakeDir: string, lines: Iterable<string>): Promise<number> {
@@ -75,6 +76,26 @@ export async function writeLakeFromLines(lakeDir: string, lines: Iterable<string
       ),
     );
     return emissions + clicks;
+  } finally {
+    c.closeSync();
+    instance.closeSync();
+  }
+}
+
+/**
+ * Rows of the lake's `topics` as a reader must read them now (the lake's listing, which follows
+ * compactions); -1 while a topic has no data file yet (an hour directory may exist before its
+ * first file is renamed into it).
+ */
+export async function lakeRowCount(lakeDir: string, topics: readonly string[], where = ''): Promise<number> {
+  const files = topics.map((t) => lakeTopicFiles(lakeDir, t));
+  if (files.some((f) => f.length === 0)) return -1;
+  const instance = await DuckDBInstance.create(':memory:', { threads: '1' });
+  const c = await instance.connect();
+  try {
+    const list = files.flat().map((f) => `'${f.replaceAll("'", "''")}'`);
+    const r = await c.runAndReadAll(`SELECT count(*)::INTEGER FROM read_parquet([${list.join(', ')}]) ${where}`);
+    return r.getRows()[0]?.[0] as number;
   } finally {
     c.closeSync();
     instance.closeSync();

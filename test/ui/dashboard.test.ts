@@ -11,12 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { openBatchDatabase } from '../../src/batch/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { avroType, CLICK_SCHEMA, frameConfluent } from '../../src/events/index.ts';
 import { openLog } from '../../src/log/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, simulate } from '../../src/sim/index.ts';
 import { CLI, reckonAsync, simulatorRulesEnv, waitForLine } from '../support/cli.ts';
+import { lakeRowCount } from '../support/lake.ts';
 import { waitFor } from '../support/wait.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -57,17 +57,8 @@ async function seriesPixels(page: Page, testid: string, hex: string): Promise<nu
 }
 
 /** Rows of one kind of Parquet file in the lake whose id is `id` (-1 before the lake has any). */
-async function lakeRows(lake: string, kind: 'clicks' | 'emissions', id?: string): Promise<number> {
-  if (!existsSync(join(lake, kind))) return -1;
-  const db = await openBatchDatabase(1);
-  try {
-    const r = await db.connection.runAndReadAll(
-      `SELECT count(*)::INTEGER FROM read_parquet('${lake}/${kind}/**/*.parquet')${id === undefined ? '' : ` WHERE id = '${id}'`}`,
-    );
-    return r.getRows()[0]?.[0] as number;
-  } finally {
-    db.close();
-  }
+function lakeRows(lake: string, kind: 'clicks' | 'emissions', id?: string): Promise<number> {
+  return lakeRowCount(lake, [kind], id === undefined ? '' : `WHERE id = '${id}'`);
 }
 
 describe('dashboard (headless Chromium)', () => {
