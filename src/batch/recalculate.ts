@@ -14,10 +14,12 @@
  * (`preserve_insertion_order` off); the result table is written in key order.
  *
  * The work follows what a large day looks like (see bench/batch.bench.ts): most emissions are
- * never clicked and never redelivered. Their ids go through one aggregate (which ids have
- * copies); otherwise they are only scanned: for the emissions that clicks name (picked out in
- * full, with every copy of a repeated id), for the key dictionaries, and into the big aggregate,
- * which subtracts the surplus copies instead of filtering every emission against them.
+ * never clicked and never redelivered, and most minute rows hold one emission. No step groups or
+ * joins every emission by a string: repeated ids are found by sorting the 64-bit hashes of the
+ * ids (a superset, then ranked exactly by id), and only the rows of those hashes are read in
+ * full; the clicks (the small side) are hashed once and every emission probes them; the emissions
+ * counted go from the lake through one aggregate straight into the sorted result table, their
+ * keys looked up in small tables of ENUM keys. `src/batch/README.md` has the profile.
  */
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ipBlocklistMatcher, ReckonError, type StatsRules } from '../events/index.ts';
@@ -122,15 +124,6 @@ export async function openBatchDatabase(threads?: number): Promise<{ connection:
   };
 }
 
-/** A relation of the lake's rows of `columns` from `files`, empty (with those column types) when there are none. */
-function lakeRows(files: readonly string[], columns: Record<string, string>): string {
-  if (files.length > 0) {
-    return `(SELECT ${Object.keys(columns).join(', ')} FROM read_parquet([${files.map(sqlString).join(', ')}]))`;
-  }
-  const nulls = Object.entries(columns).map(([name, type]) => `NULL::${type} AS ${name}`);
-  return `(SELECT ${nulls.join(', ')} WHERE false)`;
-}
-
 const EMISSION_COLUMNS = {
   id: 'VARCHAR',
   ts: 'TIMESTAMP',
@@ -150,6 +143,24 @@ const CLICK_COLUMNS = {
   log_offset: 'BIGINT',
 };
 
+/**
+ * A relation of the lake's rows from `files`, with only the named columns (Parquet reads no
+ * other), empty (with those column types) when there are no files.
+ */
+function lakeRows<K extends string>(files: readonly string[], types: Record<K, string>, columns: readonly K[]): string {
+  if (files.length > 0) return `(SELECT ${columns.join(', ')} FROM read_parquet([${files.map(sqlString).join(', ')}]))`;
+  return `(SELECT ${columns.map((name) => `NULL::${types[name]} AS ${name}`).join(', ')} WHERE false)`;
+}
+
+/**
+ * The hashes `h` of a relation that occur more than `times` times, each once. A sort of the
+ * hashes finds them: neighbours `times` apart are equal. (DuckDB sorts 8-byte keys in about two
+ * thirds of the time a hash aggregate takes when nearly every key is distinct.)
+ */
+function repeatedHashes(relation: string, times = 1): string {
+  return `SELECT DISTINCT h FROM (SELECT h, lead(h, ${times}) OVER (ORDER BY h) AS next FROM (${relation})) WHERE h = next`;
+}
+
 /** A TIMESTAMP literal of epoch milliseconds (lake `ts` values are whole milliseconds). */
 const at = (ms: number): string => `make_timestamp(${ms * 1000})`;
 
@@ -167,11 +178,19 @@ export async function recalculateIntoTable(
   const lookback = o.emissionLookbackMs ?? 24 * HOUR;
   const emissionsTopic = o.emissionsTopic ?? 'emissions';
   const start = from - window;
-  const emissionFiles = lakeFiles(o.lakeDir, emissionsTopic, start, to, o.listHourFiles);
+  // Each hour directory is listed once: the files before `from` (the click window read for
+  // judging clicks only) and those of [from, to), whose emissions are counted.
+  const insideEmissionFiles = lakeFiles(o.lakeDir, emissionsTopic, from, to, o.listHourFiles);
+  const emissionFiles = [...lakeFiles(o.lakeDir, emissionsTopic, start, from, o.listHourFiles), ...insideEmissionFiles];
   const clickFiles = lakeFiles(o.lakeDir, o.clicksTopic ?? 'clicks', start, to, o.listHourFiles);
-  const emissions = lakeRows(emissionFiles, EMISSION_COLUMNS);
-  const clicks = lakeRows(clickFiles, CLICK_COLUMNS);
-  // Rows read: the interval and the click window before it.
+  const emissions = (...columns: (keyof typeof EMISSION_COLUMNS)[]) =>
+    lakeRows(emissionFiles, EMISSION_COLUMNS, columns);
+  const insideEmissions = (...columns: (keyof typeof EMISSION_COLUMNS)[]) =>
+    lakeRows(insideEmissionFiles, EMISSION_COLUMNS, columns);
+  const clicks = (...columns: (keyof typeof CLICK_COLUMNS)[]) => lakeRows(clickFiles, CLICK_COLUMNS, columns);
+  // Rows read: the interval and the click window before it. The hour directories already bound
+  // them; the filters also hold for files that span hours, and Parquet statistics skip them where
+  // a row group lies inside.
   const read = `ts >= ${at(start)} AND ts < ${at(to)}`;
   const inside = `ts >= ${at(from)} AND ts < ${at(to)}`;
 
@@ -184,39 +203,80 @@ export async function recalculateIntoTable(
   // Intermediate results need no order; the result table gets its order from ORDER BY below.
   await c.run('SET preserve_insertion_order = false');
 
-  // Ids delivered more than once. A redelivery repeats the id: copies resolve to the lowest log
-  // offset (then partition, then content, so that even a conflicting copy resolves the same way).
-  await step('repeated emission ids', () =>
-    c.run(`CREATE TEMP TABLE em_repeated AS
-    SELECT id FROM ${emissions} WHERE ${read} GROUP BY id HAVING count(*) > 1`),
-  );
-  await step('clicks', () =>
-    c.run(`CREATE TEMP TABLE cl AS
-    SELECT id, epoch_ms(ts) AS ts, emission_id, offer_id, user_id, ip FROM ${clicks} WHERE ${read}
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY log_offset, log_partition, ts, emission_id, offer_id, user_id, ip) = 1`),
-  );
-  // The emissions picked out in full: every copy of a repeated id, and every emission a click
-  // names. `copy` 1 is the copy that counts; the others are surplus.
-  await step('emissions picked', () =>
-    c.run(`CREATE TEMP TABLE em_picked AS
-    WITH picked AS (
-      SELECT e.id, epoch_ms(e.ts) AS ts, e.placement, e.offers, e.log_partition, e.log_offset
-      FROM ${emissions} e SEMI JOIN (SELECT id FROM em_repeated UNION ALL SELECT emission_id FROM cl) n ON n.id = e.id
-      WHERE ${read})
-    SELECT p.id, p.ts, p.placement, p.offers, 1 AS copy FROM picked p ANTI JOIN em_repeated r ON r.id = p.id
-    UNION ALL
-    SELECT p.id, p.ts, p.placement, p.offers,
-           row_number() OVER (PARTITION BY p.id ORDER BY p.log_offset, p.log_partition, p.ts, p.placement, p.offers)
-    FROM picked p SEMI JOIN em_repeated r ON r.id = p.id`),
+  // Copies. Copies of an id resolve to the lowest log offset (then partition, then content, so
+  // that even a conflicting copy resolves the same way); ids may repeat across hours, so the
+  // check is global. It sorts the 64-bit hashes of the ids, not the ids: the hashes seen more
+  // than once are a superset of the repeated ids (a collision only adds a row to rank), and every
+  // row with such a hash is then ranked exactly, by id.
+  await step('repeated ids', async () => {
+    await c.run(
+      `CREATE TEMP TABLE em_dup AS ${repeatedHashes(`SELECT hash(id) AS h FROM ${emissions('id', 'ts')} WHERE ${read}`)}`,
+    );
+    await c.run(
+      `CREATE TEMP TABLE cl_dup AS ${repeatedHashes(`SELECT hash(id) AS h FROM ${clicks('id', 'ts')} WHERE ${read}`)}`,
+    );
+  });
+  // Every copy of a possibly repeated emission id, in full; `copy` 1 is the copy that counts.
+  await step('emission copies', () =>
+    c.run(`CREATE TEMP TABLE em_copies AS
+      SELECT id, epoch_ms(ts) AS ts, placement, offers,
+             row_number() OVER (PARTITION BY id ORDER BY log_offset, log_partition, ts, placement, offers) AS copy
+      FROM ${emissions('id', 'ts', 'placement', 'offers', 'log_partition', 'log_offset')} e
+      SEMI JOIN em_dup d ON d.h = hash(e.id)
+      WHERE ${read}`),
   );
 
+  // Each click once, judged by rule 1 against the copy of its emission that counts: the clicks
+  // (the smaller side) are hashed and every emission read probes them, so no emission is
+  // materialized for the join.
+  await step('judged clicks', () =>
+    c.run(`CREATE TEMP TABLE judged AS
+      WITH cl AS (
+        SELECT id, epoch_ms(ts) AS ts, emission_id, offer_id, user_id, ip
+        FROM ${clicks('id', 'ts', 'emission_id', 'offer_id', 'user_id', 'ip')} k
+        ANTI JOIN cl_dup d ON d.h = hash(k.id)
+        WHERE ${read}
+        UNION ALL
+        SELECT id, epoch_ms(ts), emission_id, offer_id, user_id, ip FROM (
+          SELECT * FROM ${clicks('id', 'ts', 'emission_id', 'offer_id', 'user_id', 'ip', 'log_partition', 'log_offset')} k
+          SEMI JOIN cl_dup d ON d.h = hash(k.id)
+          WHERE ${read}
+          QUALIFY row_number() OVER (PARTITION BY id ORDER BY log_offset, log_partition, ts, emission_id, offer_id, user_id, ip) = 1)),
+      em AS (
+        SELECT id, epoch_ms(ts) AS ts, placement, offers
+        FROM ${emissions('id', 'ts', 'placement', 'offers')} e
+        ANTI JOIN em_dup d ON d.h = hash(e.id)
+        WHERE ${read}
+        UNION ALL
+        SELECT id, ts, placement, offers FROM em_copies WHERE copy = 1)
+      -- Rule 1, invalid: no emission, an offer it did not list, or outside [emission ts, + window].
+      SELECT id, ts, emission_id, offer_id, user_id, ip, placement, listed[1].click_cost_micros AS cost,
+             (len(listed) > 0 AND ts >= emitted AND ts <= emitted + ${window}) IS TRUE AS valid
+      FROM (SELECT c.*, e.placement, e.ts AS emitted, list_filter(e.offers, lambda x: x.offer_id = c.offer_id) AS listed
+            FROM cl c LEFT JOIN em e ON e.id = c.emission_id)`),
+  );
+  // An invalid click whose emission is older than the window still takes the emission's placement.
+  const olderFiles = lakeFiles(o.lakeDir, emissionsTopic, start - lookback, start, o.listHourFiles);
+  await step('look-back placements', async () => {
+    if (olderFiles.length > 0) {
+      await c.run(`UPDATE judged SET placement = older.placement
+        FROM (SELECT id, placement FROM read_parquet([${olderFiles.map(sqlString).join(', ')}]) e
+              SEMI JOIN (SELECT emission_id FROM judged WHERE placement IS NULL) v ON v.emission_id = e.id
+              QUALIFY row_number() OVER (PARTITION BY id ORDER BY log_offset, log_partition, placement) = 1) AS older
+        WHERE judged.emission_id = older.id AND judged.placement IS NULL`);
+    }
+    await c.run(`UPDATE judged SET placement = ${sqlString(NO_PLACEMENT)} WHERE placement IS NULL`);
+  });
+
   // Rule 3a's blocklist, matched in JS by the shared matcher over the distinct addresses of the
-  // interval's clicks (a superset of the billable ones it applies to).
+  // interval's valid clicks (a superset of the billable ones it applies to).
   await step('blocklist', async () => {
     await c.run('CREATE TEMP TABLE blocked (ip VARCHAR PRIMARY KEY)');
     if (rules.ipBlocklist.length === 0) return;
     const isBlocked = ipBlocklistMatcher(rules.ipBlocklist);
-    const ips = await c.runAndReadAll(`SELECT DISTINCT ip FROM cl WHERE ts >= ${from} AND ip IS NOT NULL`);
+    const ips = await c.runAndReadAll(
+      `SELECT DISTINCT ip FROM judged WHERE valid AND ts >= ${from} AND ip IS NOT NULL`,
+    );
     const hits = (ips.getRows() as [string][]).map(([ip]) => ip).filter(isBlocked);
     for (let i = 0; i < hits.length; i += 1000) {
       const values = hits.slice(i, i + 1000).map((ip) => `(${sqlString(ip)})`);
@@ -224,109 +284,87 @@ export async function recalculateIntoTable(
     }
   });
 
-  // One verdict per click of the interval, the rules in the contract's order.
+  // Rules 2 and 3b rank clicks only inside groups that can need it, found by hashing the group
+  // keys (a collision only adds a group to rank; the ranking itself is by the keys).
   const max = rules.maxClicksPerUserOfferHour;
-  await step('verdicts', () =>
-    c.run(`CREATE TEMP TABLE verdicts AS
-    WITH judged AS (
-      -- Rule 1, invalid: no emission, an offer it did not list, or outside [emission ts, + window].
-      SELECT id, ts, emission_id, offer_id, user_id, ip, placement, listed[1].click_cost_micros AS cost,
-             (len(listed) > 0 AND ts >= emitted AND ts <= emitted + ${window}) IS TRUE AS valid
-      FROM (SELECT c.*, e.placement, e.ts AS emitted, list_filter(e.offers, lambda o: o.offer_id = c.offer_id) AS listed
-            FROM cl c LEFT JOIN em_picked e ON e.id = c.emission_id AND e.copy = 1)),
-    repeated AS (
-      -- Rule 2, duplicates: among the valid clicks of one (emission, offer), only the earliest (ts, id)
-      -- is billable; ranked only where there is more than one.
-      SELECT j.id, row_number() OVER (PARTITION BY j.emission_id, j.offer_id ORDER BY j.ts, j.id) AS dup_rank
-      FROM judged j
-      SEMI JOIN (SELECT emission_id, offer_id FROM judged WHERE valid GROUP BY ALL HAVING count(*) > 1) g
-        ON g.emission_id = j.emission_id AND g.offer_id = j.offer_id
-      WHERE j.valid),
-    ranked AS (
-      SELECT j.*, coalesce(r.dup_rank, 1) AS dup_rank, b.ip IS NOT NULL AS blocked
-      FROM judged j LEFT JOIN repeated r ON r.id = j.id LEFT JOIN blocked b ON j.valid AND b.ip = j.ip
-      WHERE j.ts >= ${from}),
-    allowed AS (
-      SELECT id, ts, user_id, offer_id, ts // ${HOUR} AS hour FROM ranked WHERE valid AND dup_rank = 1 AND NOT blocked),
-    over_allowance AS (
-      -- Rule 3b, the hourly allowance among the billable clicks left, by (ts, id); ranked only
-      -- where a user clicked an offer more than the allowance in an hour.
+  await step('duplicates and allowance', async () => {
+    // Rule 2, duplicates: among the valid clicks of one (emission, offer), only the earliest
+    // (ts, id) is billable.
+    await c.run(`CREATE TEMP TABLE duplicate AS
       SELECT id FROM (
-        SELECT a.id, row_number() OVER (PARTITION BY a.user_id, a.offer_id, a.hour ORDER BY a.ts, a.id) AS n
-        FROM allowed a
-        SEMI JOIN (SELECT user_id, offer_id, hour FROM allowed GROUP BY ALL HAVING count(*) > ${max}) h
-          ON h.user_id = a.user_id AND h.offer_id = a.offer_id AND h.hour = a.hour)
-      WHERE n > ${max})
-    SELECT r.ts, r.emission_id, r.offer_id, r.placement, r.cost,
-      CASE WHEN NOT r.valid THEN 'invalid'
-           WHEN r.dup_rank > 1 THEN 'duplicate'
-           WHEN r.blocked OR o.id IS NOT NULL THEN 'fraud'
-           ELSE 'billable' END AS verdict
-    FROM ranked r LEFT JOIN over_allowance o ON o.id = r.id`),
-  );
-  // An invalid click whose emission is older than the window still takes its placement.
-  const olderFiles = lakeFiles(o.lakeDir, emissionsTopic, start - lookback, start, o.listHourFiles);
-  await step('look-back placements', async () => {
-    if (olderFiles.length > 0) {
-      await c.run(`UPDATE verdicts SET placement = older.placement
-        FROM (SELECT id, placement FROM read_parquet([${olderFiles.map(sqlString).join(', ')}]) e
-              SEMI JOIN (SELECT emission_id FROM verdicts WHERE placement IS NULL) v ON v.emission_id = e.id
-              QUALIFY row_number() OVER (PARTITION BY id ORDER BY log_offset, log_partition, placement) = 1) AS older
-        WHERE verdicts.emission_id = older.id AND verdicts.placement IS NULL`);
-    }
-    await c.run(`UPDATE verdicts SET placement = ${sqlString(NO_PLACEMENT)} WHERE placement IS NULL`);
+        SELECT j.id, row_number() OVER (PARTITION BY j.emission_id, j.offer_id ORDER BY j.ts, j.id) AS n
+        FROM judged j
+        SEMI JOIN (${repeatedHashes('SELECT hash(emission_id, offer_id) AS h FROM judged WHERE valid')}) g
+          ON g.h = hash(j.emission_id, j.offer_id)
+        WHERE j.valid)
+      WHERE n > 1`);
+    // Rule 3b, the hourly allowance among the clicks of the interval still billable, by (ts, id).
+    await c.run(`CREATE TEMP TABLE over_allowance AS
+      SELECT id FROM (
+        SELECT a.id, row_number() OVER (PARTITION BY a.user_id, a.offer_id, a.ts // ${HOUR} ORDER BY a.ts, a.id) AS n
+        FROM judged a
+        SEMI JOIN (${repeatedHashes(`SELECT hash(user_id, offer_id, ts // ${HOUR}) AS h FROM judged WHERE valid AND ts >= ${from}`, max)}) g
+          ON g.h = hash(a.user_id, a.offer_id, a.ts // ${HOUR})
+        ANTI JOIN duplicate d ON d.id = a.id
+        ANTI JOIN blocked b ON b.ip = a.ip
+        WHERE a.valid AND a.ts >= ${from})
+      WHERE n > ${max}`);
   });
 
-  // Keys as ENUMs in code-point order: the aggregates and the sort work on small integers.
+  // Keys as ENUMs in code-point order: the aggregates and the sort work on small integers. The
+  // emissions' keys are looked up in small tables of (string, key) rather than cast one by one.
   await step('key dictionaries', async () => {
-    // One pass for both: the distinct (offer, placement) pairs are few.
+    // One pass for both sets of keys.
     await c.run(`CREATE TEMP TABLE em_keys AS
-      SELECT DISTINCT unnest(offers).offer_id AS offer_id, placement FROM ${emissions} WHERE ${inside}`);
+      SELECT offer_id, placement FROM (
+        SELECT unnest(offers).offer_id AS offer_id, placement FROM ${insideEmissions('ts', 'placement', 'offers')} WHERE ${inside})
+      GROUP BY GROUPING SETS ((offer_id), (placement))`);
     await createKeyTypes(
       c,
-      'SELECT offer_id FROM em_keys UNION SELECT offer_id FROM verdicts',
-      'SELECT placement FROM em_keys UNION SELECT placement FROM verdicts',
+      'SELECT offer_id FROM em_keys UNION SELECT offer_id FROM judged',
+      'SELECT placement FROM em_keys UNION SELECT placement FROM judged',
     );
-    await c.run('DROP TABLE em_keys');
+    await c.run(`CREATE TEMP TABLE offer_keys AS
+      SELECT offer_id, offer_id::${OFFER_KEY} AS offer_key FROM em_keys WHERE offer_id IS NOT NULL`);
+    await c.run(`CREATE TEMP TABLE placement_keys AS
+      SELECT placement, placement::${PLACEMENT_KEY} AS placement_key FROM em_keys WHERE placement IS NOT NULL`);
   });
-  const minute = (ms: string) => `(${ms} // ${MINUTE})::INTEGER`;
-  // Emissions: every copy inside the interval counts once per listed offer, and each surplus
-  // copy takes itself back, so no emission has to be checked against the repeated ids.
-  await step('emission counts', () =>
-    c.run(`CREATE TEMP TABLE emission_counts AS
-    SELECT minute, offer_id, placement, sum(n)::INTEGER AS emissions FROM (
-      SELECT ${minute('epoch_ms(ts)')} AS minute, unnest(offers).offer_id::${OFFER_KEY} AS offer_id,
-             placement::${PLACEMENT_KEY} AS placement, 1 AS n
-      FROM ${emissions} WHERE ${inside}
-      UNION ALL
-      SELECT ${minute('ts')}, unnest(offers).offer_id::${OFFER_KEY}, placement::${PLACEMENT_KEY}, -1
-      FROM em_picked WHERE copy > 1 AND ts >= ${from})
-    GROUP BY minute, offer_id, placement HAVING sum(n) <> 0`),
-  );
-  await step('click counts', () =>
-    c.run(`CREATE TEMP TABLE click_counts AS
-    SELECT ${minute('ts')} AS minute, offer_id::${OFFER_KEY} AS offer_id, placement::${PLACEMENT_KEY} AS placement,
-           count_if(verdict = 'billable')::INTEGER AS clicks,
-           coalesce(sum(cost) FILTER (WHERE verdict = 'billable'), 0)::BIGINT AS click_cost,
-           count_if(verdict = 'duplicate')::INTEGER AS duplicate_clicks,
-           count_if(verdict = 'fraud')::INTEGER AS fraud_clicks,
-           coalesce(sum(cost) FILTER (WHERE verdict = 'fraud'), 0)::BIGINT AS fraud_cost,
-           count_if(verdict = 'invalid')::INTEGER AS invalid_clicks
-    FROM verdicts GROUP BY ALL`),
-  );
-  let figures: number[] = [];
-  await step('figures', async () => {
-    const got = await c.runAndReadAll(`SELECT
-      (SELECT count(*) FROM ${emissions} WHERE ${read}) + (SELECT count(*) FROM ${clicks} WHERE ${read}),
-      (SELECT count(*) FROM ${emissions} WHERE ${inside}),
-      (SELECT count(*) FROM em_picked WHERE copy > 1 AND ts >= ${from}),
-      (SELECT count(*) FROM cl WHERE ts >= ${from})`);
-    figures = got.getRows()[0]?.map(Number) ?? [];
-  });
-  const [recordsRead = 0, emissionsInside = 0, surplusInside = 0, clicksInside = 0] = figures;
-  await c.run('DROP TABLE em_repeated; DROP TABLE cl; DROP TABLE em_picked; DROP TABLE blocked; DROP TABLE verdicts');
 
-  // The result, in key order (the ENUMs order by code point).
+  const minute = (ms: string) => `(${ms} // ${MINUTE})::INTEGER`;
+  // Emissions: every emission inside the interval once (the rows whose id has no copies, and the
+  // copy that counts of the others), per listed offer, by emission ts.
+  const emissionCounts = `
+    SELECT minute, k.offer_key AS offer_id, p.placement_key AS placement, count(*)::INTEGER AS emissions
+    FROM (SELECT minute, unnest(offers).offer_id AS offer_id, placement FROM (
+            SELECT ${minute('epoch_ms(ts)')} AS minute, offers, placement
+            FROM ${insideEmissions('id', 'ts', 'placement', 'offers')} e ANTI JOIN em_dup d ON d.h = hash(e.id)
+            WHERE ${inside}
+            UNION ALL
+            SELECT ${minute('ts')}, offers, placement FROM em_copies WHERE copy = 1 AND ts >= ${from} AND ts < ${to})) u
+    JOIN offer_keys k USING (offer_id) JOIN placement_keys p USING (placement)
+    GROUP BY ALL`;
+  // Clicks of the interval: one verdict each, the rules in the contract's order; 0 billable,
+  // 1 duplicate, 2 fraud, 3 invalid.
+  const clickCounts = `
+    SELECT ${minute('ts')} AS minute, offer_id::${OFFER_KEY} AS offer_id, placement::${PLACEMENT_KEY} AS placement,
+           count(*) FILTER (WHERE verdict = 0)::INTEGER AS clicks,
+           coalesce(sum(cost) FILTER (WHERE verdict = 0), 0)::BIGINT AS click_cost,
+           count(*) FILTER (WHERE verdict = 1)::INTEGER AS duplicate_clicks,
+           count(*) FILTER (WHERE verdict = 2)::INTEGER AS fraud_clicks,
+           coalesce(sum(cost) FILTER (WHERE verdict = 2), 0)::BIGINT AS fraud_cost,
+           count(*) FILTER (WHERE verdict = 3)::INTEGER AS invalid_clicks
+    FROM (SELECT j.ts, j.offer_id, j.placement, j.cost,
+                 CASE WHEN NOT j.valid THEN 3
+                      WHEN d.id IS NOT NULL THEN 1
+                      WHEN b.ip IS NOT NULL OR a.id IS NOT NULL THEN 2
+                      ELSE 0 END AS verdict
+          FROM judged j LEFT JOIN duplicate d ON d.id = j.id LEFT JOIN over_allowance a ON a.id = j.id
+            LEFT JOIN blocked b ON j.valid AND b.ip = j.ip
+          WHERE j.ts >= ${from})
+    GROUP BY ALL`;
+
+  // The result, in key order (the ENUMs order by code point), in one statement from the lake:
+  // nothing of the result's size is materialized before it.
   await c.run('SET preserve_insertion_order = true');
   await step('result table', () =>
     c.run(`CREATE TABLE ${RESULT_TABLE} AS
@@ -334,10 +372,21 @@ export async function recalculateIntoTable(
            coalesce(k.click_cost, 0) AS click_cost, coalesce(k.duplicate_clicks, 0) AS duplicate_clicks,
            coalesce(k.fraud_clicks, 0) AS fraud_clicks, coalesce(k.fraud_cost, 0) AS fraud_cost,
            coalesce(k.invalid_clicks, 0) AS invalid_clicks
-    FROM emission_counts e FULL OUTER JOIN click_counts k USING (minute, offer_id, placement)
+    FROM (${emissionCounts}) e FULL OUTER JOIN (${clickCounts}) k USING (minute, offer_id, placement)
     ORDER BY minute, offer_id, placement`),
   );
-  await c.run('DROP TABLE emission_counts; DROP TABLE click_counts');
+  let figures: number[] = [];
+  await step('figures', async () => {
+    const got = await c.runAndReadAll(`SELECT
+      (SELECT count(*) FROM ${emissions('ts')} WHERE ${read}) + (SELECT count(*) FROM ${clicks('ts')} WHERE ${read}),
+      (SELECT count(*) FROM ${insideEmissions('ts')} WHERE ${inside}),
+      (SELECT count(*) FROM em_copies WHERE copy > 1 AND ts >= ${from} AND ts < ${to}),
+      (SELECT count(*) FROM judged WHERE ts >= ${from})`);
+    figures = got.getRows()[0]?.map(Number) ?? [];
+  });
+  const [recordsRead = 0, emissionsInside = 0, surplusInside = 0, clicksInside = 0] = figures;
+  await c.run(`DROP TABLE em_dup; DROP TABLE cl_dup; DROP TABLE em_copies; DROP TABLE judged; DROP TABLE blocked;
+    DROP TABLE duplicate; DROP TABLE over_allowance; DROP TABLE em_keys; DROP TABLE offer_keys; DROP TABLE placement_keys`);
   const rows = Number((await c.runAndReadAll(`SELECT count(*) FROM ${RESULT_TABLE}`)).getRows()[0]?.[0] ?? 0);
   return {
     from,
