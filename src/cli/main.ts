@@ -148,7 +148,7 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Runs the CLI; user errors print one clear line and exit 2. */
+/** Runs the CLI; user errors print one clear line and exit 2 at once. */
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   program.exitOverride();
@@ -161,8 +161,9 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (e instanceof ReckonError) {
       process.stderr.write(`reckon: ${e.message}\n`);
-      process.exitCode = 2;
-      return;
+      // Exit now: a part that failed while starting may already hold threads or open stores that
+      // would keep the process alive, and its supervisor only restarts a process that has ended.
+      process.exit(2);
     }
     throw e;
   }

@@ -236,6 +236,26 @@ describe('reckon command line', () => {
     }
   });
 
+  it('ends a speed layer or archiver that cannot start (no log writer running) with its error, so that its supervisor restarts it', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'reckon-nowriter-'));
+    // A log directory whose writer (the collector) is down: the readers cannot create their topics.
+    await (await openEmbeddedLog({ dir: join(data, 'log'), retentionIntervalMs: 0 })).close();
+    for (const verb of ['speed', 'archiver']) {
+      const child = spawn(process.execPath, [...CLI, verb, '--data', data], { cwd: ROOT, env: cleanEnv });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      // Its threads (the store's writer, the Parquet thread) must not keep a failed part alive.
+      const hung = setTimeout(() => child.kill('SIGKILL'), 45_000);
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+        child.once('exit', (c, s) => resolve([c, s])),
+      );
+      clearTimeout(hung);
+      assert.equal(signal, null, `reckon ${verb} was still running 45 s after failing to start: ${stderr}`);
+      assert.equal(code, 2, stderr);
+      assert.match(stderr, /cannot forward to the log writer of .*must be running/);
+    }
+  });
+
   it('refuses a non-loopback address without tokens and explains why', () => {
     const r = reckon(['start', '--host', '0.0.0.0', '--port', '0']);
     assert.equal(r.status, 2);
