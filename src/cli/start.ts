@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
+import { STATUS_CODES } from 'node:http';
 import { availableParallelism, setPriority } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   accessHook,
@@ -48,6 +50,27 @@ export interface Pipeline {
 export const subjectOf = (topic: string): string => `${topic}-value`;
 
 /**
+ * Answers a request Node's HTTP parser refused (headers too large, malformed, timed out) and
+ * closes its connection. Unlike fastify's default it says `Connection: close`, so that a client
+ * keeping connections alive does not send its next request into a closed socket.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request headers are larger than this server accepts (16 KiB)']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request was not received in time']
+        : [400, `the request is not valid HTTP/1.1 (${error.code ?? error.message})`];
+  const body = JSON.stringify({ error: 'RECKON_BAD_HTTP_REQUEST', message });
+  if (!socket.writable) return void socket.destroy();
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
+}
+
+/**
  * Opens the log and the registry, registers the event schemas, creates the topics and builds the
  * HTTP server (not listening yet): the collector, the schema registry, /healthz.
  */
@@ -55,7 +78,7 @@ export async function buildPipeline(config: ReckonConfig): Promise<Pipeline> {
   const log = await openLog(config);
   const { schemas, stats } = await openStores(config);
   const registry = new SchemaRegistry(schemas);
-  const app = Fastify({ logger: false, forceCloseConnections: true });
+  const app = Fastify({ logger: false, forceCloseConnections: true, clientErrorHandler: answerClientError });
   const parsePool = new ParsePool(config.ingestParseThreads);
   let scheduling: Scheduling | undefined;
   let sampler: RateSampler | undefined;

@@ -6,6 +6,8 @@ export {
   EMISSIONS_TOPIC,
   type IngestLimits,
   isBodyProblem,
+  jsonTooDeepAt,
+  MAX_JSON_DEPTH,
   type PreparedBatch,
   prepareJson,
   prepareNdjson,

@@ -60,6 +60,37 @@ export interface BodyProblem {
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 const NEWLINE = 0x0a;
 
+/**
+ * How deep JSON may nest in a body or line. An event nests three levels (the event, its offers,
+ * an offer) and a JSON body's array adds one; anything far deeper can never be an event, and
+ * would only cost stack and time further on.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * The byte offset at which JSON in `bytes[start, end)` opens its `max + 1`-th nested level, or -1
+ * if it never nests that deep. Brackets inside strings do not count. One pass, no allocation.
+ */
+export function jsonTooDeepAt(bytes: Uint8Array, start: number, end: number, max = MAX_JSON_DEPTH): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < end; i++) {
+    const b = bytes[i]!;
+    if (inString) {
+      if (b === 0x5c) i++;
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) inString = true;
+    else if (b === 0x5b || b === 0x7b) {
+      if (++depth > max) return i;
+    } else if (b === 0x5d || b === 0x7d) depth--;
+  }
+  return -1;
+}
+
+function tooDeep(max: number, at: number, offset: number): string {
+  return `nests deeper than ${max} levels (at byte ${at - offset + 1}), and an event nests 3 (the event, its offers, an offer)`;
+}
+
 function accept(result: ParseResult & { ok: true }, ids: WriterSchemaIds, out: PreparedBatch): void {
   const e = result.event;
   // Clicks are keyed by their emission, so each click lands on its emission's partition.
@@ -132,6 +163,16 @@ export function prepareNdjson(body: Buffer, ids: WriterSchemaIds, limits: Ingest
       events--;
       continue;
     }
+    const deep = jsonTooDeepAt(body, lineStart, lineEnd);
+    if (deep >= 0) {
+      out.rejected.push({
+        line: lineNo,
+        kind: 'invalid_json',
+        reason: `$: the line ${tooDeep(MAX_JSON_DEPTH, deep, lineStart)}`,
+        raw: body.subarray(lineStart, lineEnd),
+      });
+      continue;
+    }
     const result = parseEventLine(line);
     if (result.ok) accept(result, ids, out);
     else
@@ -145,18 +186,30 @@ export function prepareNdjson(body: Buffer, ids: WriterSchemaIds, limits: Ingest
   return out;
 }
 
+function unreadableJson(why: string): BodyProblem {
+  return {
+    status: 400,
+    code: 'RECKON_INGEST_UNREADABLE_BODY',
+    message: `the body is not a JSON array of events (${why}); send a JSON array, or one event per line with Content-Type application/x-ndjson`,
+  };
+}
+
 /** Validates a JSON body: an array of events (or one event object). Element numbers are 1-based. */
 export function prepareJson(body: Buffer, ids: WriterSchemaIds, limits: IngestLimits): PreparedBatch | BodyProblem {
+  // Refused before parsing: such a body can never hold events, and deep values overflow the stack
+  // of everything that walks them afterwards.
+  const deep = jsonTooDeepAt(body, 0, body.length, MAX_JSON_DEPTH + 1);
+  if (deep >= 0) return unreadableJson(`it ${tooDeep(MAX_JSON_DEPTH + 1, deep, 0)}`);
   let value: unknown;
   try {
     value = JSON.parse(UTF8.decode(body));
   } catch (e) {
-    return {
-      status: 400,
-      code: 'RECKON_INGEST_UNREADABLE_BODY',
-      message: `the body is not a JSON array of events (${(e as Error).message}); send a JSON array, or one event per line with Content-Type application/x-ndjson`,
-    };
+    return unreadableJson((e as Error).message);
   }
+  if (value === null || typeof value !== 'object')
+    return unreadableJson(
+      `it is ${value === null ? 'null' : `a JSON ${typeof value}`}, neither an event object nor an array of them`,
+    );
   const items = Array.isArray(value) ? value : [value];
   if (items.length > limits.maxEvents) return tooMany(items.length, limits);
   const out: PreparedBatch = { emissions: [], clicks: [], rejected: [] };

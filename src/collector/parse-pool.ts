@@ -34,6 +34,9 @@ export interface PackedRecords {
 /** A parse result from a thread. */
 export interface ParseResponse {
   id: number;
+  /** Parsing this body threw: the same body would fail again, so it is the client's problem. */
+  parseError?: string;
+  /** The thread died: nothing about the body is known, and a retry may succeed. */
   error?: string;
   problem?: BodyProblem;
   bytes?: ArrayBuffer;
@@ -52,6 +55,19 @@ function unpack(bytes: Buffer, packed: PackedRecords): RecordInput[] {
     out[i] = { key: packed.keys[i]!, value: bytes.subarray(m[i * 3]!, m[i * 3 + 1]!), timestamp: m[i * 3 + 2]! };
   }
   return out;
+}
+
+/**
+ * A body whose parsing threw (a bug's or a hostile body's way past the checks): parsing it again
+ * would throw again, so it is answered 400 and kept with its reason, never 503.
+ */
+export function unparsable(e: unknown): BodyProblem {
+  const why = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return {
+    status: 400,
+    code: 'RECKON_INGEST_UNREADABLE_BODY',
+    message: `the body could not be parsed (${why}); it was kept with this reason, and sending it again fails again`,
+  };
 }
 
 /** A pool of parse threads; `threads: 0` parses everything inline. */
@@ -96,14 +112,20 @@ export class ParsePool {
     ids: WriterSchemaIds,
     limits: IngestLimits,
   ): Promise<PreparedBatch | BodyProblem> {
-    if (this.workers.length === 0 || body.length < INLINE_BELOW_BYTES)
-      return kind === 'ndjson' ? prepareNdjson(body, ids, limits) : prepareJson(body, ids, limits);
+    if (this.workers.length === 0 || body.length < INLINE_BELOW_BYTES) {
+      try {
+        return kind === 'ndjson' ? prepareNdjson(body, ids, limits) : prepareJson(body, ids, limits);
+      } catch (e) {
+        return unparsable(e);
+      }
+    }
     const id = this.nextId++;
     const worker = this.workers[this.next++ % this.workers.length]!;
     const response = await new Promise<ParseResponse>((resolve) => {
       this.pending.set(id, resolve);
       worker.postMessage({ id, kind, body, ids, limits } satisfies ParseRequest);
     });
+    if (response.parseError !== undefined) return unparsable(response.parseError);
     if (response.error !== undefined) throw new Error(`parse thread failed: ${response.error}`);
     if (response.problem !== undefined) return response.problem;
     const bytes = Buffer.from(response.bytes!);

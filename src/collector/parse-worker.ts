@@ -31,7 +31,8 @@ parentPort?.on('message', (request: ParseRequest) => {
         ? prepareNdjson(body, request.ids, request.limits)
         : prepareJson(body, request.ids, request.limits);
   } catch (e) {
-    parentPort?.postMessage({ id: request.id, error: (e as Error).message } satisfies ParseResponse);
+    const parseError = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    parentPort?.postMessage({ id: request.id, parseError } satisfies ParseResponse);
     return;
   }
   if (isBodyProblem(result)) {
