@@ -87,6 +87,7 @@ const STABLE_IDS: readonly [prefix: string, id: string][] = [
   ['event JSON parse+validate', 'events.parse-validate'],
   ['Avro encode', 'events.avro.encode'],
   ['Avro decode', 'events.avro.decode'],
+  ['JSON line to Avro, single-pass transcoder, vs the general path', 'events.transcode.vs-general'],
   ['JSON line to Avro', 'events.transcode'],
   ['log.append (100-byte records, batches of 1000, group commit', 'log.append.inflight'],
   ['log.append (100-byte records, batches of 1000, one append', 'log.append.serial'],

@@ -79,7 +79,12 @@ const FIELD_NAMES: [number[], number][] = [
   ['userId', F_USER_ID],
   ['ip', F_IP],
 ].map(([name, bit]) => [[...Buffer.from(name as string)], bit as number]);
+/** The name's bytes by its field bit. */
+const FIELD_NAME_OF: number[][] = [];
+for (const [name, bit] of FIELD_NAMES) FIELD_NAME_OF[bit] = name;
 const OFFER_ID = [...Buffer.from('offerId')];
+const OFFER_HEAD = [...Buffer.from('{"offerId":"')];
+const OFFER_MIDDLE = [...Buffer.from('","clickCost":"')];
 const CLICK_COST = [...Buffer.from('clickCost')];
 const EMISSION = [...Buffer.from('emission')];
 const CLICK = [...Buffer.from('click')];
@@ -162,13 +167,18 @@ export class EventTranscoder {
     }
   }
 
+  // The scanning loops keep their position in a local and store it once: a field written per
+  // byte costs a memory store per byte.
   private ws(): void {
     const s = this.src;
-    while (this.at < this.end) {
-      const c = s[this.at] as number;
-      if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0a) return;
-      this.at++;
+    const end = this.end;
+    let i = this.at;
+    while (i < end) {
+      const c = s[i]!;
+      if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0a) break;
+      i++;
     }
+    this.at = i;
   }
 
   private expect(byte: number): void {
@@ -183,17 +193,17 @@ export class EventTranscoder {
   private string(): void {
     this.expect(QUOTE);
     const s = this.src;
+    const end = this.end;
     const from = this.at;
-    while (this.at < this.end) {
-      const c = s[this.at] as number;
+    for (let i = from; i < end; i++) {
+      const c = s[i]!;
       if (c === QUOTE) {
         this.strS = from;
-        this.strE = this.at;
-        this.at++;
+        this.strE = i;
+        this.at = i + 1;
         return;
       }
       if (c < 0x20 || c === BACKSLASH || c >= 0x80) throw DECLINE;
-      this.at++;
     }
     throw DECLINE;
   }
@@ -225,13 +235,34 @@ export class EventTranscoder {
     }
   }
 
-  /** The bit of the field named by src[s, e), or 0. */
+  /** The bit of the field named by src[s, e), or 0: picked by length and first byte, then compared whole. */
   private fieldBit(s: number, e: number): number {
     const src = this.src;
-    for (const [name, bit] of FIELD_NAMES) {
-      if (name.length === e - s && name[0] === src[s] && same(src, s, e, name)) return bit;
+    const first = src[s];
+    let candidate: number;
+    switch (e - s) {
+      case 2:
+        candidate = first === 0x69 ? (src[s + 1] === 0x64 ? F_ID : F_IP) : first === 0x74 ? F_TS : F_DC;
+        break;
+      case 4:
+        candidate = F_TYPE;
+        break;
+      case 6:
+        candidate = first === 0x6f ? F_OFFERS : F_USER_ID;
+        break;
+      case 7:
+        candidate = F_OFFER_ID;
+        break;
+      case 9:
+        candidate = F_PLACEMENT;
+        break;
+      case 10:
+        candidate = F_EMISSION_ID;
+        break;
+      default:
+        return 0;
     }
-    return 0;
+    return same(src, s, e, FIELD_NAME_OF[candidate]!) ? candidate : 0;
   }
 
   private value(bit: number): void {
@@ -293,20 +324,31 @@ export class EventTranscoder {
     let value: unknown;
     if (s[this.at] === QUOTE) {
       this.string();
+      const canonical = canonicalUtcBytes(s, this.strS, this.strE);
+      if (canonical >= 0) {
+        this.ts = canonical;
+        return;
+      }
       value = s.toString('latin1', this.strS, this.strE);
     } else {
-      // Plain non-negative integers only; other numbers go to the general path.
+      // Plain non-negative integers only; other numbers go to the general path. Up to 15 digits
+      // are exact in a double, so they are summed here as JSON.parse would read them.
       const from = this.at;
-      while (this.at < this.end) {
-        const c = s[this.at] as number;
+      const end = this.end;
+      let i = from;
+      let ms = 0;
+      while (i < end) {
+        const c = s[i]!;
         if (c < 0x30 || c > 0x39) break;
-        this.at++;
+        ms = ms * 10 + (c - 0x30);
+        i++;
       }
-      const n = this.at - from;
+      this.at = i;
+      const n = i - from;
       if (n === 0 || n > 15 || (n > 1 && s[from] === 0x30)) throw DECLINE;
-      const c = s[this.at];
+      const c = s[i];
       if (c === 0x2e || c === 0x65 || c === 0x45) throw DECLINE;
-      value = Number(s.toString('latin1', from, this.at));
+      value = ms;
     }
     const ts = parseTimestamp(value);
     if (typeof ts === 'string') throw DECLINE;
@@ -322,29 +364,36 @@ export class EventTranscoder {
     this.ws();
     if (this.src[this.at] === CLOSE_BRACKET) throw DECLINE;
     for (;;) {
-      this.expect(OPEN_BRACE);
+      this.ws();
       let idS = -1;
       let idE = -1;
       let cost = -1;
-      for (;;) {
-        this.string();
-        const nameS = this.strS;
-        const nameE = this.strE;
-        this.expect(COLON);
-        if (idS < 0 && same(this.src, nameS, nameE, OFFER_ID)) {
-          this.idString();
-          idS = this.strS;
-          idE = this.strE;
-        } else if (cost < 0 && same(this.src, nameS, nameE, CLICK_COST)) {
+      // Most offers come as `{"offerId":"…","clickCost":"…"}`, read here without tokenizing.
+      if (this.compactOffer()) {
+        idS = this.strS;
+        idE = this.strE;
+        cost = this.cost;
+      } else this.expect(OPEN_BRACE);
+      if (idS < 0)
+        for (;;) {
           this.string();
-          cost = this.money(this.strS, this.strE);
-        } else throw DECLINE;
-        this.ws();
-        const c = this.src[this.at];
-        this.at++;
-        if (c === CLOSE_BRACE) break;
-        if (c !== COMMA) throw DECLINE;
-      }
+          const nameS = this.strS;
+          const nameE = this.strE;
+          this.expect(COLON);
+          if (idS < 0 && same(this.src, nameS, nameE, OFFER_ID)) {
+            this.idString();
+            idS = this.strS;
+            idE = this.strE;
+          } else if (cost < 0 && same(this.src, nameS, nameE, CLICK_COST)) {
+            this.string();
+            cost = this.money(this.strS, this.strE);
+          } else throw DECLINE;
+          this.ws();
+          const c = this.src[this.at];
+          this.at++;
+          if (c === CLOSE_BRACE) break;
+          if (c !== COMMA) throw DECLINE;
+        }
       if (idS < 0 || cost < 0 || n >= MAX_OFFERS) throw DECLINE;
       // An offer listed twice is an error the general path words.
       for (let i = 0; i < n; i++) {
@@ -363,6 +412,46 @@ export class EventTranscoder {
       }
       if (c !== COMMA) throw DECLINE;
     }
+  }
+
+  private cost = 0;
+
+  /**
+   * Reads an offer written exactly as `{"offerId":"<id>","clickCost":"<money>"}` at the current
+   * position: sets [strS, strE) to the id and `cost`, moves past it and returns true. Returns
+   * false, moving nothing, for any other spelling (spaces, other order), which the tokenizing
+   * path then reads; an invalid id or amount declines the line as that path would.
+   */
+  private compactOffer(): boolean {
+    const s = this.src;
+    const end = this.end;
+    let i = this.at;
+    if (i + OFFER_HEAD.length + OFFER_MIDDLE.length + 4 > end) return false;
+    for (let k = 0; k < OFFER_HEAD.length; k++) if (s[i + k] !== OFFER_HEAD[k]) return false;
+    i += OFFER_HEAD.length;
+    const idS = i;
+    for (; i < end; i++) {
+      const c = s[i]!;
+      if (c === QUOTE) break;
+      if (c < 0x20 || c === BACKSLASH || c >= 0x80) return false;
+    }
+    const idE = i;
+    if (i + OFFER_MIDDLE.length > end) return false;
+    for (let k = 0; k < OFFER_MIDDLE.length; k++) if (s[i + k] !== OFFER_MIDDLE[k]) return false;
+    i += OFFER_MIDDLE.length;
+    const costS = i;
+    for (; i < end; i++) {
+      const c = s[i]!;
+      if (c === QUOTE) break;
+      if (c < 0x20 || c === BACKSLASH || c >= 0x80) return false;
+    }
+    if (i + 1 >= end || s[i + 1] !== CLOSE_BRACE) return false;
+    if (idE === idS || idE - idS > MAX_ID_LENGTH) throw DECLINE;
+    this.cost = this.money(costS, i);
+    this.strS = idS;
+    this.strE = idE;
+    this.at = i + 2;
+    return true;
   }
 
   /**
@@ -478,6 +567,50 @@ export class EventTranscoder {
       this.bytes(out, this.dcS, this.dcE);
     }
   }
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** The number of `count` ASCII digits at src[from], or -1. */
+function digitsAt(src: Buffer, from: number, count: number): number {
+  let n = 0;
+  for (let i = from; i < from + count; i++) {
+    const d = src[i]! - 0x30;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/**
+ * The canonical `YYYY-MM-DDTHH:MM:SS.sssZ` read from bytes, with exactly the checks of
+ * `parseRfc3339`'s canonical fast path (no string is made); -1 for anything else, which then
+ * goes through `parseTimestamp` as text.
+ */
+function canonicalUtcBytes(src: Buffer, s: number, e: number): number {
+  if (
+    e - s !== 24 ||
+    src[s + 4] !== 0x2d ||
+    src[s + 7] !== 0x2d ||
+    src[s + 10] !== 0x54 ||
+    src[s + 13] !== 0x3a ||
+    src[s + 16] !== 0x3a ||
+    src[s + 19] !== 0x2e ||
+    src[s + 23] !== 0x5a
+  )
+    return -1;
+  const year = digitsAt(src, s, 4);
+  const month = digitsAt(src, s + 5, 2);
+  const day = digitsAt(src, s + 8, 2);
+  const hour = digitsAt(src, s + 11, 2);
+  const minute = digitsAt(src, s + 14, 2);
+  const second = digitsAt(src, s + 17, 2);
+  const millis = digitsAt(src, s + 20, 3);
+  if (year < 1970 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23) return -1;
+  if (minute < 0 || minute > 59 || second < 0 || second > 59 || millis < 0) return -1;
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  if (day > (month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!)) return -1;
+  return Date.UTC(year, month - 1, day, hour, minute, second, millis);
 }
 
 /** Avro long: zig-zag varint (non-negative values here, up to 2^53). */
