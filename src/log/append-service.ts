@@ -50,35 +50,60 @@ function unavailable(logDir: string, detail: string): ReckonError {
   );
 }
 
+/** Per record: i32 partition, f64 timestamp, i32 key length, u32 value length, u16 header count. */
+const FIXED_BYTES = 22;
+
 /** Encodes records: `u16 topic | u32 count | per record: i32 partition, f64 timestamp, i32 key, u32 value, u16 headers`. */
 function encodeAppend(topic: string, records: readonly RecordInput[]): Buffer[] {
-  const parts: Buffer[] = [];
-  const topicBytes = Buffer.from(topic);
-  const head = Buffer.allocUnsafe(2 + topicBytes.length + 4);
-  head.writeUInt16BE(topicBytes.length, 0);
-  topicBytes.copy(head, 2);
-  head.writeUInt32BE(records.length, 2 + topicBytes.length);
-  parts.push(head);
+  // One buffer for the whole request (a socket write per part cost more than the encoding):
+  // sized for the worst case of each string, cut to what was written.
+  let bound = 2 + Buffer.byteLength(topic) + 4;
   for (const r of records) {
-    const key = r.key === undefined || r.key === null ? null : typeof r.key === 'string' ? Buffer.from(r.key) : r.key;
-    const headers = Object.entries(r.headers ?? {}).map(([name, v]) => [Buffer.from(name), Buffer.from(v)] as const);
-    const fixed = Buffer.allocUnsafe(4 + 8 + 4 + 4 + 2);
-    fixed.writeInt32BE(r.partition ?? -1, 0);
-    fixed.writeDoubleBE(r.timestamp ?? Number.NaN, 4);
-    fixed.writeInt32BE(key === null ? -1 : key.length, 12);
-    fixed.writeUInt32BE(r.value.length, 16);
-    fixed.writeUInt16BE(headers.length, 20);
-    parts.push(fixed);
-    if (key !== null) parts.push(key);
-    parts.push(r.value);
-    for (const [name, value] of headers) {
-      const h = Buffer.allocUnsafe(6);
-      h.writeUInt16BE(name.length, 0);
-      h.writeUInt32BE(value.length, 2);
-      parts.push(h, name, value);
-    }
+    bound += FIXED_BYTES + r.value.length;
+    if (r.key !== undefined && r.key !== null) bound += typeof r.key === 'string' ? r.key.length * 3 : r.key.length;
+    if (r.headers !== undefined)
+      for (const name in r.headers) {
+        const v = r.headers[name]!;
+        bound += 6 + name.length * 3 + (typeof v === 'string' ? v.length * 3 : v.length);
+      }
   }
-  return parts;
+  const out = Buffer.allocUnsafe(bound);
+  let at = 2;
+  const topicLength = out.write(topic, at);
+  out.writeUInt16BE(topicLength, 0);
+  at += topicLength;
+  out.writeUInt32BE(records.length, at);
+  at += 4;
+  for (const r of records) {
+    const fixed = at;
+    at += FIXED_BYTES;
+    out.writeInt32BE(r.partition ?? -1, fixed);
+    out.writeDoubleBE(r.timestamp ?? Number.NaN, fixed + 4);
+    let keyLength = -1;
+    if (r.key !== undefined && r.key !== null) {
+      keyLength = typeof r.key === 'string' ? out.write(r.key, at) : r.key.copy(out, at);
+      at += keyLength;
+    }
+    out.writeInt32BE(keyLength, fixed + 12);
+    out.writeUInt32BE(r.value.length, fixed + 16);
+    at += r.value.copy(out, at);
+    let headerCount = 0;
+    if (r.headers !== undefined)
+      for (const name in r.headers) {
+        const v = r.headers[name]!;
+        const h = at;
+        at += 6;
+        const nameLength = out.write(name, at);
+        at += nameLength;
+        const valueLength = typeof v === 'string' ? out.write(v, at) : v.copy(out, at);
+        at += valueLength;
+        out.writeUInt16BE(nameLength, h);
+        out.writeUInt32BE(valueLength, h + 2);
+        headerCount++;
+      }
+    out.writeUInt16BE(headerCount, fixed + 20);
+  }
+  return [out.subarray(0, at)];
 }
 
 function decodeAppend(body: Buffer): { topic: string; records: RecordInput[] } {
@@ -96,12 +121,10 @@ function decodeAppend(body: Buffer): { topic: string; records: RecordInput[] } {
     const valueLength = body.readUInt32BE(at + 16);
     const headerCount = body.readUInt16BE(at + 20);
     at += 22;
-    const record: RecordInput = { value: Buffer.alloc(0) };
-    if (keyLength >= 0) {
-      record.key = body.subarray(at, at + keyLength);
-      at += keyLength;
-    }
-    record.value = body.subarray(at, at + valueLength);
+    const key = keyLength >= 0 ? body.subarray(at, at + keyLength) : undefined;
+    if (keyLength > 0) at += keyLength;
+    const record: RecordInput = { value: body.subarray(at, at + valueLength) };
+    if (key !== undefined) record.key = key;
     at += valueLength;
     if (partition >= 0) record.partition = partition;
     if (!Number.isNaN(timestamp)) record.timestamp = timestamp;
