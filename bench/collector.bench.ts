@@ -2,9 +2,10 @@
  * Collector benchmark: `reckon collector` (the HTTP server alone) in its own process takes
  * 1000-event NDJSON bodies over HTTP on loopback (autocannon, bounded in requests and time) and
  * answers once they are durable; then the same against `reckon start`, whose speed layer and
- * archiver share the cores. Baseline: in-process `log.append` of the same events, Avro-encoded,
- * in batches of 1000.
+ * archiver share the cores. Baselines: in-process `log.append` of the same events, Avro-encoded,
+ * in batches of 1000; and (`collector.ingest.vs-http`) a bare node:http server under the same load.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,19 @@ import { DEFAULT_SIMULATION, NO_FAULTS, simulate } from '../src/sim/index.ts';
 import { type BenchResult, startReckon } from './harness.ts';
 
 const EVENTS_PER_BODY = 1000;
+/** A bare HTTP server: reads each body whole, answers a small JSON; prints its port. */
+const BARE_HTTP_SERVER = `
+const server = require('node:http').createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ accepted: body.length > 0 ? 1000 : 0, rejected: [] }));
+  });
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+`;
 const BODIES = 40;
 const ROUNDS = 3;
 /** Requests of the in-process baseline. */
@@ -62,6 +76,36 @@ export async function collectorBenchmarks(): Promise<BenchResult[]> {
     );
     return [...rounds].sort((a, b) => rate(a) - rate(b))[Math.floor(ROUNDS / 2)] as autocannon.Result;
   };
+  // The bare-HTTP baseline: a plain node:http server in its own process that reads each body and
+  // answers a small JSON, under the same load: what HTTP alone costs on these cores.
+  const bareHttp = async (): Promise<autocannon.Result> => {
+    const child = spawn(process.execPath, ['-e', BARE_HTTP_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stdout.once('data', (c: Buffer) => resolve(Number(c.toString().trim())));
+        child.once('exit', (code) => reject(new Error(`the bare HTTP server exited (${code})`)));
+      });
+      const load = (seconds: number) =>
+        autocannon({
+          url: `http://127.0.0.1:${port}/v1/events`,
+          connections: CONNECTIONS,
+          duration: seconds,
+          requests: bodies.map((body) => ({
+            method: 'POST',
+            headers: { 'content-type': 'application/x-ndjson' },
+            body,
+          })),
+        });
+      await load(1);
+      const rounds: autocannon.Result[] = [];
+      for (let r = 0; r < ROUNDS; r++) rounds.push(await load(ROUND_SECONDS));
+      process.stderr.write(`bare HTTP rounds (events/s): ${rounds.map((r) => Math.round(rate(r))).join(', ')}\n`);
+      return [...rounds].sort((a, b) => rate(a) - rate(b))[Math.floor(ROUNDS / 2)] as autocannon.Result;
+    } finally {
+      child.kill('SIGKILL');
+    }
+  };
+  const http = rate(await bareHttp());
   const alone = await measure('collector');
   const withPipeline = await measure('start');
   const eventsPerSecond = rate(alone);
@@ -106,6 +150,14 @@ export async function collectorBenchmarks(): Promise<BenchResult[]> {
       value: Math.round(eventsPerSecond),
       baseline: Math.round(baseline),
       ratio: Number((eventsPerSecond / baseline).toFixed(3)),
+    },
+    {
+      name: 'collector.ingest.vs-http',
+      description: `collector.ingest against a bare node:http server that reads the same bodies and answers (its own process, same load, same run)`,
+      unit: 'events/s',
+      value: Math.round(eventsPerSecond),
+      baseline: Math.round(http),
+      ratio: Number((eventsPerSecond / http).toFixed(3)),
     },
     {
       name: `collector.ingest under reckon start (its speed layer and archiver on the same cores), same load`,
