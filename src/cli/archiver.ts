@@ -4,10 +4,9 @@
  */
 import { join, resolve } from 'node:path';
 import type { ReckonConfig } from '../config/index.ts';
-import { SchemaRegistry } from '../events/index.ts';
+import { registryDecoder, SchemaRegistry } from '../events/index.ts';
 import { Archiver } from '../lake/index.ts';
 import { openLog } from '../log/index.ts';
-import { registryDecoder } from '../speed/index.ts';
 import { publishStatus } from '../workers/index.ts';
 import { exitWhenOrphaned, openStores, statusDirOf, stopOnSigterm } from './speed.ts';
 

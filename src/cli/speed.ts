@@ -5,9 +5,9 @@
  */
 import { join, resolve } from 'node:path';
 import { type ReckonConfig, statsRulesOf } from '../config/index.ts';
-import { SchemaRegistry, type SchemaStore } from '../events/index.ts';
+import { registryDecoder, SchemaRegistry, type SchemaStore } from '../events/index.ts';
 import { openLog } from '../log/index.ts';
-import { registryDecoder, SpeedLayer } from '../speed/index.ts';
+import { SpeedLayer } from '../speed/index.ts';
 import { publishStatus } from '../workers/index.ts';
 import { openPostgresSchemaStore, openSqliteSchemaStore } from '../store/index.ts';
 import {

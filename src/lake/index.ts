@@ -1,5 +1,5 @@
 /** Lake: the archiver into Hive-partitioned Parquet, its layout, manifests, sealed hours and late arrivals. */
-export { Archiver, type ArchiverDecoder, type ArchiverFigures, type ArchiverOptions } from './archiver.ts';
+export { Archiver, type ArchiverFigures, type ArchiverOptions } from './archiver.ts';
 export {
   compactedFileName,
   HOUR_MS,
