@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ReckonConfig, statsRulesOf } from '../config/index.ts';
 import type { SchemaStore } from '../events/index.ts';
+import { businessChecks } from '../monitor/index.ts';
 import {
   AlertDispatcher,
   type AlertSink,
@@ -68,10 +69,9 @@ export async function openScheduling(
     log,
     topics: LAKE_INPUT_TOPICS,
     stats,
-    store,
     rules: statsRulesOf(config),
+    checks: businessChecks({ stats, store, discrepancyThreshold: config.discrepancyThreshold }),
     startDate: options.startDate ?? config.schedulerStartDate ?? startOfToday,
-    discrepancyThreshold: config.discrepancyThreshold,
     lakeRetentionDays: config.lakeRetentionDays,
     allowedLatenessMs: config.allowedLatenessMs,
     pokeIntervalMs: config.schedulerPokeIntervalMs,

@@ -35,6 +35,7 @@ export {
 } from './completeness.ts';
 export { lakeOffsets, lakeRowsByHour, type ManifestEntry, readManifest } from './manifest.ts';
 export { LAKE_SCHEMAS } from './parquet.ts';
+export { dropLakeDays } from './retention.ts';
 export type { ArchivedKind } from './staging.ts';
 export {
   DEFAULT_ALLOWED_LATENESS_MS,
