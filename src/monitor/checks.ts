@@ -5,7 +5,7 @@
  * outbox and record every anomaly score for `/metrics`.
  */
 import { formatTimestamp } from '../events/index.ts';
-import type { NewAlert, SchedulerStore } from '../store/index.ts';
+import type { AlertStore, NewAlert } from '../store/index.ts';
 import type { StatsColumn, StatsStore } from '../stats/index.ts';
 
 const DAY_MS = 86_400_000;
@@ -13,7 +13,8 @@ const DAY_MS = 86_400_000;
 /** What the business checks read and where they raise alerts. */
 export interface BusinessCheckOptions {
   stats: StatsStore;
-  store: SchedulerStore;
+  /** Where alerts are raised and scores recorded. */
+  store: AlertStore;
   /** Relative deviation of a column (speed vs batch) above which the discrepancy check alerts. Default 0.02. */
   discrepancyThreshold?: number;
   /** Default `Date.now`. */
