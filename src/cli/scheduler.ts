@@ -33,7 +33,7 @@ import { UsageError } from './errors.ts';
 import { LAKE_INPUT_TOPICS, lazyLogEnds } from './lake-input.ts';
 import { createProgress } from './progress.ts';
 import { publishStatus } from '../workers/index.ts';
-import { exitWhenOrphaned, openStores, statusDirOf } from './speed.ts';
+import { exitWhenOrphaned, openStores, statusDirOf } from './process.ts';
 
 const DAY = 86_400_000;
 

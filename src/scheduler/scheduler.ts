@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ReckonError } from '../events/index.ts';
+import { processAlive } from '../log/index.ts';
 import type {
   ClaimedTask,
   DagRunRecord,
@@ -76,12 +77,7 @@ export function ownerProcessGone(owner: string): boolean {
   if (host !== hostname() || pidText === undefined) return false;
   const pid = Number(pidText);
   if (!Number.isSafeInteger(pid) || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !processAlive(pid);
 }
 
 /** The run id Airflow would give: `<type>__<logical date ISO>`. */
