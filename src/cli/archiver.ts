@@ -4,12 +4,10 @@
  */
 import { join, resolve } from 'node:path';
 import type { ReckonConfig } from '../config/index.ts';
-import { SchemaRegistry } from '../events/index.ts';
+import { registryDecoder, SchemaRegistry } from '../events/index.ts';
 import { Archiver } from '../lake/index.ts';
-import { openLog } from '../log/index.ts';
-import { registryDecoder } from '../speed/index.ts';
 import { publishStatus } from '../workers/index.ts';
-import { exitWhenOrphaned, openStores, statusDirOf, stopOnSigterm } from './speed.ts';
+import { exitWhenOrphaned, openLog, openStores, statusDirOf, stopOnSigterm } from './process.ts';
 
 /** Runs the archiver until SIGTERM (or, when `supervised`, until the process that started it is gone). */
 export async function runArchiver(config: ReckonConfig, supervised: boolean | number = false): Promise<void> {

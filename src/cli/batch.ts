@@ -8,7 +8,7 @@ import { runRecalculation } from '../batch/index.ts';
 import { type ReckonConfig, statsRulesOf } from '../config/index.ts';
 import { UsageError } from './errors.ts';
 import { lakeInputCheck, lazyLogEnds } from './lake-input.ts';
-import { openStores } from './speed.ts';
+import { openStores } from './process.ts';
 import { lakeHourFiles } from '../lake/index.ts';
 
 const HOUR = 3_600_000;

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { DEFAULT_SIMULATION, simulate } from '../sim/index.ts';
 import { UsageError } from './errors.ts';
 import { send } from './ingest.ts';
-import { exitWhenOrphaned } from './speed.ts';
+import { exitWhenOrphaned } from './process.ts';
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {

@@ -8,7 +8,8 @@ import type { InputCheck } from '../batch/index.ts';
 import { CLICKS_TOPIC, EMISSIONS_TOPIC } from '../collector/index.ts';
 import type { ReckonConfig } from '../config/index.ts';
 import { awaitLakeInput, type LogEndsReader } from '../lake/index.ts';
-import { type Log, openLog } from '../log/index.ts';
+import type { Log } from '../log/index.ts';
+import { openLog } from './process.ts';
 
 /** The topics the archiver lands in the lake. */
 export const LAKE_INPUT_TOPICS: readonly string[] = [EMISSIONS_TOPIC, CLICKS_TOPIC];

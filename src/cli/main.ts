@@ -11,7 +11,8 @@ import { parseInterval, runBatch } from './batch.ts';
 import { parseDay, runRecalc } from './recalc.ts';
 import { registerDemo } from './demo.ts';
 import { registerDags } from './scheduler.ts';
-import { exitWhenOrphaned, runSpeed } from './speed.ts';
+import { exitWhenOrphaned } from './process.ts';
+import { runSpeed } from './speed.ts';
 import { start } from './start.ts';
 import { VERSION } from './version.ts';
 

@@ -9,7 +9,8 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ReckonConfig, statsRulesOf } from '../config/index.ts';
-import type { SchemaStore } from '../events/index.ts';
+import { formatTimestamp, type SchemaStore } from '../events/index.ts';
+import { businessChecks } from '../monitor/index.ts';
 import {
   AlertDispatcher,
   type AlertSink,
@@ -32,7 +33,7 @@ import { UsageError } from './errors.ts';
 import { LAKE_INPUT_TOPICS, lazyLogEnds } from './lake-input.ts';
 import { createProgress } from './progress.ts';
 import { publishStatus } from '../workers/index.ts';
-import { exitWhenOrphaned, openStores, statusDirOf } from './speed.ts';
+import { exitWhenOrphaned, openStores, statusDirOf } from './process.ts';
 
 const DAY = 86_400_000;
 
@@ -68,10 +69,9 @@ export async function openScheduling(
     log,
     topics: LAKE_INPUT_TOPICS,
     stats,
-    store,
     rules: statsRulesOf(config),
+    checks: businessChecks({ stats, store, discrepancyThreshold: config.discrepancyThreshold }),
     startDate: options.startDate ?? config.schedulerStartDate ?? startOfToday,
-    discrepancyThreshold: config.discrepancyThreshold,
     lakeRetentionDays: config.lakeRetentionDays,
     allowedLatenessMs: config.allowedLatenessMs,
     pokeIntervalMs: config.schedulerPokeIntervalMs,
@@ -118,7 +118,7 @@ export async function runScheduler(config: ReckonConfig, supervised: boolean | n
   });
 }
 
-const iso = (t: number | null): string => (t === null ? '-' : new Date(t).toISOString());
+const isoOrDash = (t: number | null): string => (t === null ? '-' : formatTimestamp(t));
 
 /** `2026-11-21` or an RFC 3339 time; `inclusiveEnd`: a date names its whole day, a time itself. */
 function parseWhen(flag: string, text: string, inclusiveEnd = false): number {
@@ -175,7 +175,7 @@ async function runToEnd(
 function summary(runs: DagRunRecord[]): string {
   const failed = runs.filter((r) => r.state === 'failed');
   const lines = failed.map(
-    (r) => `failed: ${r.dagId} ${iso(r.logicalDate)} (reckon dags runs ${r.dagId} --state failed)`,
+    (r) => `failed: ${r.dagId} ${isoOrDash(r.logicalDate)} (reckon dags runs ${r.dagId} --state failed)`,
   );
   return [...lines, `${runs.length - failed.length} of ${runs.length} runs succeeded`].join('\n');
 }
@@ -215,7 +215,7 @@ export function registerDags(
           const last = (await s.store.listRuns({ dagId: d.id })).at(-1);
           process.stdout.write(
             `${d.id.padEnd(20)} ${d.schedule.expression.padEnd(8)} ${d.tasks.map((t) => t.id).join(' -> ')}\n` +
-              `${''.padEnd(20)} latest run: ${last === undefined ? 'none' : `${iso(last.logicalDate)} ${last.state}`}\n`,
+              `${''.padEnd(20)} latest run: ${last === undefined ? 'none' : `${isoOrDash(last.logicalDate)} ${last.state}`}\n`,
           );
         }
       } finally {
@@ -287,7 +287,7 @@ export function registerDags(
       const byDag = new Map<string, number>();
       for (const r of runs) byDag.set(r.dagId, (byDag.get(r.dagId) ?? 0) + 1);
       process.stdout.write(
-        `backfill ${iso(from)} .. ${iso(to)}: ${[...byDag].map(([d, n]) => `${n} runs of ${d}`).join(', ')}\n`,
+        `backfill ${isoOrDash(from)} .. ${isoOrDash(to)}: ${[...byDag].map(([d, n]) => `${n} runs of ${d}`).join(', ')}\n`,
       );
       if (flags.detach) return;
       const ended = await runToEnd(config, runs, 'backfill', flags.watch !== true);
@@ -358,10 +358,11 @@ export function registerDags(
         runs.map((r) => r.logicalDate),
       );
       for (const r of runs) {
-        process.stdout.write(`${iso(r.logicalDate)} ${r.runType.padEnd(9)} ${r.state.padEnd(7)} ${r.runId}\n`);
+        process.stdout.write(`${isoOrDash(r.logicalDate)} ${r.runType.padEnd(9)} ${r.state.padEnd(7)} ${r.runId}\n`);
         for (const t of tasks.filter((x) => x.logicalDate === r.logicalDate)) {
           const took = t.durationMs === null ? '' : ` ${(t.durationMs / 1000).toFixed(2)} s`;
-          const waiting = t.waitingFor !== null ? `  waiting since ${iso(t.firstPokeAt)} for ${t.waitingFor}` : '';
+          const waiting =
+            t.waitingFor !== null ? `  waiting since ${isoOrDash(t.firstPokeAt)} for ${t.waitingFor}` : '';
           process.stdout.write(
             `  ${t.taskId.padEnd(22)} ${t.state.padEnd(17)} try ${t.tryNumber}/${t.maxTries}${took}${t.error ? `  ${t.error}` : ''}${waiting}\n`,
           );

@@ -5,58 +5,12 @@
  */
 import { join, resolve } from 'node:path';
 import { type ReckonConfig, statsRulesOf } from '../config/index.ts';
-import { SchemaRegistry, type SchemaStore } from '../events/index.ts';
-import { openLog } from '../log/index.ts';
-import { registryDecoder, SpeedLayer } from '../speed/index.ts';
+import { registryDecoder, SchemaRegistry } from '../events/index.ts';
+import { SpeedLayer } from '../speed/index.ts';
 import { publishStatus } from '../workers/index.ts';
 import { openPostgresSchemaStore, openSqliteSchemaStore } from '../store/index.ts';
-import {
-  openPostgresStatsStore,
-  openSqliteStatsStore,
-  openStatsWriterThread,
-  type StatsStore,
-} from '../stats/index.ts';
-
-/** The relational stores of the configured mode: SQLite under the data directory, or PostgreSQL. */
-export async function openStores(config: ReckonConfig): Promise<{ schemas: SchemaStore; stats: StatsStore }> {
-  if (config.postgresUrl !== undefined) {
-    return {
-      schemas: await openPostgresSchemaStore(config.postgresUrl),
-      stats: await openPostgresStatsStore(config.postgresUrl),
-    };
-  }
-  const file = join(resolve(config.dataDir), 'reckon.sqlite');
-  return { schemas: await openSqliteSchemaStore(file), stats: await openSqliteStatsStore(file) };
-}
-
-/** Where supervised processes publish their status files (`<dataDir>/status`). */
-export const statusDirOf = (config: ReckonConfig): string => join(resolve(config.dataDir), 'status');
-
-/** Exits when the process that started this one is gone (a supervisor killed with SIGKILL cannot stop its workers). */
-export function exitWhenOrphaned(supervisorPid?: number): void {
-  // The supervisor names itself: it may already be gone when this process gets here, and then
-  // `process.ppid` would be whoever adopted the orphan.
-  const parent = supervisorPid ?? process.ppid;
-  if (process.ppid !== parent) process.exit(0);
-  setInterval(() => {
-    if (process.ppid !== parent) process.exit(0);
-  }, 250).unref();
-}
-
-/** On SIGTERM: stops `worker`, closes `resources` in order, and exits (1 if any of it failed). */
-export function stopOnSigterm(worker: { stop(): Promise<void> }, resources: { close(): Promise<void> }[]): void {
-  process.once('SIGTERM', () => {
-    worker
-      .stop()
-      .then(async () => {
-        for (const r of resources) await r.close();
-      })
-      .then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-  });
-}
+import { openStatsWriterThread } from '../stats/index.ts';
+import { exitWhenOrphaned, openLog, statusDirOf, stopOnSigterm } from './process.ts';
 
 /** Runs the speed layer until SIGTERM (or, when `supervised`, until the process that started it is gone). */
 export async function runSpeed(config: ReckonConfig, supervised: boolean | number = false): Promise<void> {

@@ -16,7 +16,7 @@ import {
 } from '../collector/index.ts';
 import { checkBindAddress, type ReckonConfig } from '../config/index.ts';
 import { CLICK_SCHEMA, EMISSION_SCHEMA, SchemaRegistry } from '../events/index.ts';
-import { type Log, openLog } from '../log/index.ts';
+import type { Log } from '../log/index.ts';
 import {
   type MonitorSources,
   monitorRoutes,
@@ -30,7 +30,7 @@ import { registerReconciliationMetrics, statsRoutes } from '../serving/index.ts'
 import { openStatsThreadPool, type StatsStore } from '../stats/index.ts';
 import { WorkerSupervisor } from '../workers/index.ts';
 import { openScheduling, type Scheduling } from './scheduler.ts';
-import { openStores, statusDirOf } from './speed.ts';
+import { openLog, openStores, statusDirOf } from './process.ts';
 import { VERSION } from './version.ts';
 
 /** Parts of the pipeline that `reckon start` does not run yet, said plainly at start and on /healthz. */

@@ -14,6 +14,7 @@ export {
   unframeConfluent,
   type WriterTypeLookup,
 } from './avro.ts';
+export { type EventDecoder, registryDecoder } from './decoder.ts';
 export { ReckonError } from './errors.ts';
 export { eventToJsonLine, eventToWire } from './json.ts';
 export {

@@ -19,7 +19,7 @@
  */
 import { readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type Click, clickType, type Emission, emissionType, type WriterTypeLookup } from '../events/index.ts';
+import { type Click, clickType, type Emission, emissionType, type EventDecoder } from '../events/index.ts';
 import type { Log } from '../log/index.ts';
 import {
   type RecordObserver,
@@ -41,23 +41,12 @@ import { LakeWriter } from './parquet.ts';
 import { type ArchivedKind, StagingRows } from './staging.ts';
 import { DEFAULT_ALLOWED_LATENESS_MS, earliestLakeHour, HourSealer } from './sealing.ts';
 
-/** Turns log records into events (e.g. the speed layer's `registryDecoder`, which knows every registered schema). */
-export interface ArchiverDecoder {
-  emission(value: Buffer): Emission | Promise<Emission>;
-  click(value: Buffer): Click | Promise<Click>;
-  /**
-   * The writer schema of a registry id, when known: records written with reckon's own schema are
-   * staged straight from their bytes, without an event object (see `staging.ts`).
-   */
-  writerOf?: WriterTypeLookup;
-}
-
 /** Options of {@link Archiver}. */
 export interface ArchiverOptions {
   log: Log;
   /** The lake's root directory (e.g. `data/lake`). Archivers sharing a lake must share a group. */
   lakeDir: string;
-  decoder: ArchiverDecoder;
+  decoder: EventDecoder;
   /** Consumer group of the worker runtime (dead letters and gaps are kept under it). Default `archiver`. */
   group?: string;
   emissionsTopic?: string;

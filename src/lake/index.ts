@@ -1,5 +1,5 @@
 /** Lake: the archiver into Hive-partitioned Parquet, its layout, manifests, sealed hours and late arrivals. */
-export { Archiver, type ArchiverDecoder, type ArchiverFigures, type ArchiverOptions } from './archiver.ts';
+export { Archiver, type ArchiverFigures, type ArchiverOptions } from './archiver.ts';
 export {
   compactedFileName,
   HOUR_MS,
@@ -35,6 +35,7 @@ export {
 } from './completeness.ts';
 export { lakeOffsets, lakeRowsByHour, type ManifestEntry, readManifest } from './manifest.ts';
 export { LAKE_SCHEMAS } from './parquet.ts';
+export { dropLakeDays } from './retention.ts';
 export type { ArchivedKind } from './staging.ts';
 export {
   DEFAULT_ALLOWED_LATENESS_MS,

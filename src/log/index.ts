@@ -4,7 +4,6 @@ export { checkName, LogErrors } from './errors.ts';
 export { processAlive } from './files.ts';
 export { KafkaLog, type KafkaLogOptions } from './kafka.ts';
 export { murmur2, partitionForKey, partitionForKeyBytes } from './murmur2.ts';
-export { openLog } from './open.ts';
 export { assignRoundRobin, GROUP_HEARTBEAT_MS, GROUP_SESSION_MS } from './group.ts';
 export type {
   AppendedRange,

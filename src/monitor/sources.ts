@@ -55,13 +55,13 @@ export async function topicEnds(log: Log, topic: string): Promise<number[]> {
 }
 
 /** Lag of both consumer groups on every event topic partition. */
-export async function consumerLags(s: MonitorSources): Promise<PartitionLag[]> {
+export async function consumerLags(sources: MonitorSources): Promise<PartitionLag[]> {
   const out: PartitionLag[] = [];
-  for (const topic of s.eventTopics) {
-    const ends = await topicEnds(s.log, topic);
+  for (const topic of sources.eventTopics) {
+    const ends = await topicEnds(sources.log, topic);
     const partitions = ends.map((_, p) => p);
-    const speed = await s.stats.speedOffsets('speed', topic);
-    const lake = await lakeOffsets(s.lakeDir, topic, partitions);
+    const speed = await sources.stats.speedOffsets('speed', topic);
+    const lake = await lakeOffsets(sources.lakeDir, topic, partitions);
     for (const p of partitions) {
       const end = ends[p] as number;
       for (const [group, at] of [
@@ -77,20 +77,22 @@ export async function consumerLags(s: MonitorSources): Promise<PartitionLag[]> {
 }
 
 /** Records in each group's dead-letter topic (replay markers included), and the collector's rejected lines. */
-export async function deadLetterCounts(s: MonitorSources): Promise<Record<string, number>> {
+export async function deadLetterCounts(sources: MonitorSources): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const group of CONSUMER_GROUPS) out[group] = (await topicEnds(s.log, deadLetterTopic(group)))[0] ?? 0;
-  out[REJECTED_TOPIC] = (await topicEnds(s.log, REJECTED_TOPIC))[0] ?? 0;
+  for (const group of CONSUMER_GROUPS) out[group] = (await topicEnds(sources.log, deadLetterTopic(group)))[0] ?? 0;
+  out[REJECTED_TOPIC] = (await topicEnds(sources.log, REJECTED_TOPIC))[0] ?? 0;
   return out;
 }
 
 /** Up to where the lake's hours are sealed (epoch ms, exclusive), and how many late arrivals it recorded. */
-export async function lakeState(s: MonitorSources): Promise<{ sealedUntil: number | null; lateArrivals: number }> {
-  const sealed = await sealedHours(s.lakeDir);
+export async function lakeState(
+  sources: MonitorSources,
+): Promise<{ sealedUntil: number | null; lateArrivals: number }> {
+  const sealed = await sealedHours(sources.lakeDir);
   const last = sealed.at(-1);
   return {
     sealedUntil: last === undefined ? null : last.hourStartMs + HOUR_MS,
-    lateArrivals: (await lateArrivals(s.lakeDir)).length,
+    lateArrivals: (await lateArrivals(sources.lakeDir)).length,
   };
 }
 
@@ -103,10 +105,10 @@ export type WorkerStatus = PartStatus & { up: boolean; processes: number };
  * latest, per-partition series are put together (members hold different partitions). A part with
  * no fresh file shows its newest one, down.
  */
-export function workerStatuses(s: MonitorSources): WorkerStatus[] {
-  const now = (s.clock ?? Date.now)();
+export function workerStatuses(sources: MonitorSources): WorkerStatus[] {
+  const now = (sources.clock ?? Date.now)();
   const byPart = new Map<string, PartStatus[]>();
-  for (const st of readStatuses(s.statusDir)) byPart.set(st.part, [...(byPart.get(st.part) ?? []), st]);
+  for (const st of readStatuses(sources.statusDir)) byPart.set(st.part, [...(byPart.get(st.part) ?? []), st]);
   const out: WorkerStatus[] = [];
   for (const all of byPart.values()) {
     const up = all.filter((st) => now - st.at < STATUS_STALE_MS);

@@ -4,7 +4,7 @@
  * hands each to every sink once: the log, and HTTP webhooks retried a bounded number of times.
  */
 import { ReckonError } from '../events/index.ts';
-import type { AlertRecord, SchedulerStore } from '../store/index.ts';
+import type { AlertRecord, AlertStore } from '../store/index.ts';
 
 /** Where alerts go. `deliver` throws when it finally could not deliver. */
 export interface AlertSink {
@@ -80,7 +80,7 @@ export function webhookAlertSink(url: string, options: WebhookOptions = {}): Ale
 
 /** Options of an {@link AlertDispatcher}. */
 export interface AlertDispatcherOptions {
-  store: SchedulerStore;
+  store: AlertStore;
   sinks: readonly AlertSink[];
   owner: string;
   clock?: () => number;

@@ -7,12 +7,11 @@
  * dashboard, `reckon dags trigger`, backfill, `reckon recalc`); both rerun by themselves when
  * late data lands in their interval.
  */
-import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { type InputCheck, runRecalculation } from '../batch/index.ts';
-import type { StatsRules } from '../events/index.ts';
+import { formatTimestamp, type StatsRules } from '../events/index.ts';
 import {
   awaitLakeInput,
+  dropLakeDays,
   HOUR_MS,
   lakeInputState,
   lakeOffsets,
@@ -21,8 +20,7 @@ import {
   readLogEnds,
   lakeHourFiles,
 } from '../lake/index.ts';
-import type { NewAlert, SchedulerStore } from '../store/index.ts';
-import type { StatsColumn, StatsStore } from '../stats/index.ts';
+import type { StatsStore } from '../stats/index.ts';
 import { type Dag, defineDag, type PokeResult, type TaskRunContext } from './dag.ts';
 import type { LateData } from './scheduler.ts';
 
@@ -41,12 +39,14 @@ export interface PipelineDagOptions {
   /** How long a recalculation waits for the archiver to land what the log held when it began. Default 30 s. */
   inputWaitMs?: number;
   stats: StatsStore;
-  store: SchedulerStore;
   rules: StatsRules;
+  /**
+   * What follows each recalculation, in order: the speed-vs-batch check, then the business
+   * checks (the monitor's `businessChecks`). A check that throws fails its task, which is retried.
+   */
+  checks: RecalculationChecks;
   /** First logical date of scheduled runs; undefined: triggered and backfilled runs only. */
   startDate?: number;
-  /** Relative deviation of a column (speed vs batch) above which the discrepancy check alerts. Default 0.02. */
-  discrepancyThreshold?: number;
   /** Days of lake partitions kept (0: all). Default 0. */
   lakeRetentionDays?: number;
   /** The allowed lateness: the recalculations' SLA counts from the interval's end plus this. Default 1 hour. */
@@ -57,231 +57,23 @@ export interface PipelineDagOptions {
   clock?: () => number;
 }
 
-/** Topics of the lake whose partitions retention drops. */
-const LAKE_TOPICS = ['emissions', 'clicks', 'stats'];
-
-const iso = (t: number): string => new Date(t).toISOString();
-
-/** Speed-vs-batch deviations of [from, to) larger than `threshold` (relative to the batch value, at least 1). */
-async function discrepancyCheck(o: PipelineDagOptions, c: TaskRunContext): Promise<void> {
-  const threshold = o.discrepancyThreshold ?? 0.02;
-  const rows = (await o.stats.discrepancies(c.interval.start, c.interval.end)).filter(
-    (d) => d.from === c.interval.start && d.to === c.interval.end,
-  );
-  if (rows.length === 0)
-    throw new Error(`no reconciliation recorded for ${iso(c.interval.start)}: the recalculation did not record one`);
-  const over = rows.filter((d) => {
-    const diff = d.speed > d.batch ? d.speed - d.batch : d.batch - d.speed;
-    const base = d.batch < 0n ? -d.batch : d.batch;
-    return Number(diff) > threshold * Math.max(1, Number(base));
-  });
-  if (over.length === 0) return;
-  const alert: NewAlert = {
-    key: `discrepancy:${c.dagId}:${iso(c.logicalDate)}`,
-    kind: 'discrepancy',
-    source: 'scheduler',
-    message: `speed deviated from batch for ${iso(c.interval.start)} .. ${iso(c.interval.end)} beyond ${threshold * 100}%: ${over
-      .map((d) => `${d.column} speed ${d.speed} vs batch ${d.batch}`)
-      .join('; ')}`,
-    details: {
-      from: iso(c.interval.start),
-      to: iso(c.interval.end),
-      columns: Object.fromEntries(over.map((d) => [d.column, { speed: String(d.speed), batch: String(d.batch) }])),
-    },
-  };
-  await o.store.raiseAlert(alert, (o.clock ?? Date.now)());
-}
-
-/** Median of a non-empty list. */
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
-/** Business columns the anomaly checks compare; counts have Poisson noise, money a wider one. */
-const ANOMALY_COLUMNS: readonly { column: StatsColumn; money: boolean }[] = [
-  { column: 'emissions', money: false },
-  { column: 'clicks', money: false },
-  { column: 'clickCost', money: true },
-];
-
-/** Robust scores beyond this many scaled deviations raise an alert. */
-export const ANOMALY_THRESHOLD = 5;
-
-/**
- * Robust score of `x` against `history`: its distance from the median in scaled MADs (1.4826 MAD
- * estimates a standard deviation). The scale has a floor, so that a flat or short history does
- * not make noise look like an anomaly: for counts the Poisson deviation (sqrt of the median), for
- * money a tenth of the median; at least 1.
- */
-export function robustScore(x: number, history: number[], money = false): { score: number; baseline: number } {
-  const m = median(history);
-  const mad = median(history.map((v) => Math.abs(v - m)));
-  const floor = money ? 0.1 * Math.abs(m) : Math.sqrt(Math.abs(m));
-  return { score: (x - m) / Math.max(1.4826 * mad, floor, 1), baseline: m };
-}
-
-/** A population stability index above this is a distribution shift (0.1-0.25 is the usual "moderate" band). */
-export const SHIFT_THRESHOLD = 0.25;
-/** Intervals with fewer emissions are too small for a shift check: their mix is mostly noise. */
-const MIN_EVENTS_FOR_SHIFT = 500;
-
-/** Population stability index of `actual` against `expected` shares (each smoothed, so an empty share counts). */
-export function populationStabilityIndex(actual: readonly number[], expected: readonly number[]): number {
-  const eps = 1e-4;
-  let psi = 0;
-  for (let i = 0; i < actual.length; i++) {
-    const a = Math.max(actual[i] ?? 0, eps);
-    const e = Math.max(expected[i] ?? 0, eps);
-    psi += (a - e) * Math.log(a / e);
-  }
-  return psi;
-}
-
-/** The business checks: an hour against the same hour of the 7 days before, a day against the same weekday of the 7 weeks before. */
-const ANOMALY_SCOPES = {
-  hourly: { granularity: 'hour', stepMs: DAY_MS, baseline: 'the same hour of the 7 days before' },
-  daily: { granularity: 'day', stepMs: 7 * DAY_MS, baseline: 'the same weekday of the 7 weeks before' },
-} as const;
-
-/**
- * Per placement and column (emissions, clicks, cost), the run's interval against the same
- * interval one step back, 7 times (periods without any data are left out; at least 4 are
- * needed). Records every score; raises one alert per (scope, interval, placement) with a score
- * beyond {@link ANOMALY_THRESHOLD}.
- */
-async function anomalyCheck(
-  o: PipelineDagOptions,
-  c: TaskRunContext,
-  scope: keyof typeof ANOMALY_SCOPES,
-): Promise<void> {
-  const { granularity, stepMs, baseline } = ANOMALY_SCOPES[scope];
-  const start = c.interval.start;
-  const length = c.interval.end - start;
-  const periods = [start, ...Array.from({ length: 7 }, (_, i) => start - (i + 1) * stepMs)];
-  const totals = new Map<string, Map<number, Record<string, number>>>();
-  const withData = new Set<number>();
-  for (const p of periods) {
-    let cursor: string | undefined;
-    do {
-      const page = await o.stats.query({
-        from: p,
-        to: p + length,
-        granularity,
-        limit: 10_000,
-        ...(cursor ? { cursor } : {}),
-      });
-      for (const r of page.rows) {
-        withData.add(p);
-        const byPeriod = totals.get(r.placement) ?? new Map<number, Record<string, number>>();
-        const t = byPeriod.get(p) ?? {};
-        for (const { column } of ANOMALY_COLUMNS) t[column] = (t[column] ?? 0) + Number(r[column]);
-        byPeriod.set(p, t);
-        totals.set(r.placement, byPeriod);
-      }
-      cursor = page.nextCursor;
-    } while (cursor !== undefined);
-  }
-  const history = periods.slice(1).filter((p) => withData.has(p));
-  if (history.length < 4) return;
-  const now = (o.clock ?? Date.now)();
-  const scores = [];
-  for (const [placement, byPeriod] of [...totals].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const findings = [];
-    for (const { column, money } of ANOMALY_COLUMNS) {
-      const value = byPeriod.get(start)?.[column] ?? 0;
-      const { score, baseline: base } = robustScore(
-        value,
-        history.map((p) => byPeriod.get(p)?.[column] ?? 0),
-        money,
-      );
-      const rounded = Math.round(score * 100) / 100;
-      scores.push({ placement, column, intervalStart: start, value, baseline: base, score: rounded });
-      if (Math.abs(score) > ANOMALY_THRESHOLD) findings.push({ column, value, baseline: base, score: rounded });
-    }
-    if (findings.length === 0) continue;
-    const what = granularity === 'day' ? iso(start).slice(0, 10) : iso(start);
-    await o.store.raiseAlert(
-      {
-        key: `anomaly:${scope}:${iso(start)}:${placement}`,
-        kind: 'anomaly',
-        source: 'scheduler',
-        message: `placement ${placement} at ${what} is unlike ${baseline}: ${findings
-          .map((f) => `${f.column} ${f.value} against a median of ${f.baseline} (score ${f.score})`)
-          .join(', ')}`,
-        details: { scope, interval: iso(start), placement, findings },
-      },
-      now,
-    );
-  }
-  // Distribution shift: the traffic mix (each placement's share of emissions) against the
-  // median shares of the history, as a population stability index.
-  const shares = (p: number) => {
-    const counts = [...totals.keys()].map((pl) => totals.get(pl)?.get(p)?.emissions ?? 0);
-    const sum = counts.reduce((a, b) => a + b, 0);
-    return { sum, shares: counts.map((c) => (sum > 0 ? c / sum : 0)) };
-  };
-  const current = shares(start);
-  const past = history.map(shares);
-  const expected = [...totals.keys()].map((_, i) => median(past.map((h) => h.shares[i] ?? 0)));
-  const psi = populationStabilityIndex(current.shares, expected);
-  scores.push({
-    placement: '(all)',
-    column: 'emissions_mix_psi',
-    intervalStart: start,
-    value: psi,
-    baseline: 0,
-    score: Math.round(psi * 1000) / 1000,
-  });
-  if (current.sum >= MIN_EVENTS_FOR_SHIFT && psi > SHIFT_THRESHOLD) {
-    const what = granularity === 'day' ? iso(start).slice(0, 10) : iso(start);
-    await o.store.raiseAlert(
-      {
-        key: `distribution_shift:${scope}:${iso(start)}`,
-        kind: 'distribution_shift',
-        source: 'scheduler',
-        message: `the placement mix of emissions at ${what} shifted from ${baseline} (population stability index ${psi.toFixed(3)} > ${SHIFT_THRESHOLD})`,
-        details: { scope, interval: iso(start), psi, emissions: current.sum },
-      },
-      now,
-    );
-  }
-  await o.store.recordAnomalyScores(scope, scores, now);
-}
-
-/** Removes lake partitions (`date=` directories) of days wholly before `cutoff`. */
-async function dropLakeDays(lakeDir: string, cutoff: number): Promise<number> {
-  let removed = 0;
-  for (const topic of LAKE_TOPICS) {
-    let dates: string[];
-    try {
-      dates = (await readdir(join(lakeDir, topic))).filter((n) => n.startsWith('date='));
-    } catch {
-      continue;
-    }
-    for (const d of dates) {
-      const start = Date.parse(`${d.slice(5)}T00:00:00.000Z`);
-      if (Number.isFinite(start) && start + DAY_MS <= cutoff) {
-        await rm(join(lakeDir, topic, d), { recursive: true, force: true });
-        removed++;
-      }
-    }
-  }
-  return removed;
+/** The checks the recalculation DAGs run after recalculating, given the run's context and its scope. */
+export interface RecalculationChecks {
+  discrepancy(context: TaskRunContext): Promise<void>;
+  anomaly(context: TaskRunContext, scope: 'hourly' | 'daily'): Promise<void>;
 }
 
 /** The built-in DAGs over the lake and the serving store. */
-export function pipelineDags(o: PipelineDagOptions): Dag[] {
-  const lateness = o.allowedLatenessMs ?? HOUR_MS;
-  const poke = o.pokeIntervalMs ?? 30_000;
-  const topics = o.log === undefined ? [] : (o.topics ?? ['emissions', 'clicks']);
+export function pipelineDags(options: PipelineDagOptions): Dag[] {
+  const lateness = options.allowedLatenessMs ?? HOUR_MS;
+  const poke = options.pokeIntervalMs ?? 30_000;
+  const topics = options.log === undefined ? [] : (options.topics ?? ['emissions', 'clicks']);
   const inputOf =
     (waitMs: number): InputCheck =>
     (from, to, signal) =>
       awaitLakeInput({
-        lakeDir: o.lakeDir,
-        log: o.log ?? { partitionCount: async () => 0, latestOffset: async () => 0 },
+        lakeDir: options.lakeDir,
+        log: options.log ?? { partitionCount: async () => 0, latestOffset: async () => 0 },
         topics,
         from,
         to,
@@ -295,49 +87,50 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
   // is a late arrival, which reruns the run). A restarted scheduler reads them again.
   const ends = new Map<string, Record<string, number[]>>();
   const keyOf = (c: TaskRunContext) => `${c.dagId} ${c.logicalDate} ${c.clearCount}`;
-  const recalculate = async (c: TaskRunContext): Promise<void> => {
-    const snapshot = ends.get(keyOf(c));
+  const recalculate = async (context: TaskRunContext): Promise<void> => {
+    const snapshot = ends.get(keyOf(context));
     await runRecalculation({
       listHourFiles: lakeHourFiles,
-      lakeDir: o.lakeDir,
-      store: o.stats,
-      from: c.interval.start,
-      to: c.interval.end,
-      rules: o.rules,
-      runId: `${c.dagId}/${c.runId}/${c.attempt}`,
+      lakeDir: options.lakeDir,
+      store: options.stats,
+      from: context.interval.start,
+      to: context.interval.end,
+      rules: options.rules,
+      runId: `${context.dagId}/${context.runId}/${context.attempt}`,
       inputCheck:
         snapshot === undefined
-          ? inputOf(o.inputWaitMs ?? 30_000)
-          : (from, to) => lakeInputState({ lakeDir: o.lakeDir, from, to, ends: snapshot, allowedLatenessMs: lateness }),
-      signal: c.signal,
+          ? inputOf(options.inputWaitMs ?? 30_000)
+          : (from, to) =>
+              lakeInputState({ lakeDir: options.lakeDir, from, to, ends: snapshot, allowedLatenessMs: lateness }),
+      signal: context.signal,
     });
-    ends.delete(keyOf(c));
+    ends.delete(keyOf(context));
   };
   /**
    * The sensor of both recalculations: every lake hour of the interval sealed, and everything
    * the log held at the first poke landed. It says what it waits for; it cannot become true for
    * an interval whose lake partitions retention has dropped.
    */
-  const lakeInputReady = async (c: TaskRunContext): Promise<PokeResult> => {
-    const days = o.lakeRetentionDays ?? 0;
-    const now = (o.clock ?? Date.now)();
-    if (days > 0 && c.interval.start < Math.floor(now / DAY_MS) * DAY_MS - days * DAY_MS)
+  const lakeInputReady = async (context: TaskRunContext): Promise<PokeResult> => {
+    const days = options.lakeRetentionDays ?? 0;
+    const now = (options.clock ?? Date.now)();
+    if (days > 0 && context.interval.start < Math.floor(now / DAY_MS) * DAY_MS - days * DAY_MS)
       return {
         met: false,
-        never: `the lake keeps ${days} days (RECKON_LAKE_RETENTION_DAYS): the events of ${iso(c.interval.start)} were dropped by retention`,
+        never: `the lake keeps ${days} days (RECKON_LAKE_RETENTION_DAYS): the events of ${formatTimestamp(context.interval.start)} were dropped by retention`,
       };
-    const key = keyOf(c);
+    const key = keyOf(context);
     let snapshot = ends.get(key);
     let state: Awaited<ReturnType<typeof lakeInputState>>;
     try {
       if (snapshot === undefined) {
-        snapshot = o.log === undefined ? {} : await readLogEnds(o.log, topics);
+        snapshot = options.log === undefined ? {} : await readLogEnds(options.log, topics);
         ends.set(key, snapshot);
       }
       state = await lakeInputState({
-        lakeDir: o.lakeDir,
-        from: c.interval.start,
-        to: c.interval.end,
+        lakeDir: options.lakeDir,
+        from: context.interval.start,
+        to: context.interval.end,
         ends: snapshot,
         allowedLatenessMs: lateness,
         now,
@@ -364,20 +157,20 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
     pool: 'batch',
     slaMs,
   });
-  const start = o.startDate !== undefined ? { startDate: o.startDate } : {};
+  const start = options.startDate !== undefined ? { startDate: options.startDate } : {};
   /** What follows a recalculation: the speed-vs-batch check, then the business checks. */
   const checkTasks = (scope: 'hourly' | 'daily') => [
     {
       id: 'discrepancy-check',
       upstream: ['recalculate'],
-      run: (c: TaskRunContext) => discrepancyCheck(o, c),
+      run: (c: TaskRunContext) => options.checks.discrepancy(c),
       retries: 2,
       retryDelayMs: 10_000,
     },
     {
       id: 'anomaly-check',
       upstream: ['discrepancy-check'],
-      run: (c: TaskRunContext) => anomalyCheck(o, c, scope),
+      run: (c: TaskRunContext) => options.checks.anomaly(c, scope),
       retries: 2,
       retryDelayMs: 10_000,
     },
@@ -417,8 +210,8 @@ export function pipelineDags(o: PipelineDagOptions): Dag[] {
       {
         id: 'lake-retention',
         run: async (c) => {
-          const days = o.lakeRetentionDays ?? 0;
-          if (days > 0) await dropLakeDays(o.lakeDir, c.interval.end - days * DAY_MS);
+          const days = options.lakeRetentionDays ?? 0;
+          if (days > 0) await dropLakeDays(options.lakeDir, c.interval.end - days * DAY_MS);
         },
         retries: 2,
       },

@@ -20,14 +20,11 @@ export {
   type TaskDefinition,
 } from './dag.ts';
 export {
-  ANOMALY_THRESHOLD,
   lakeLateData,
   PIPELINE_POOLS,
   type PipelineDagOptions,
   pipelineDags,
-  populationStabilityIndex,
-  robustScore,
-  SHIFT_THRESHOLD,
+  type RecalculationChecks,
 } from './builtin.ts';
 export { planDagRuns } from './planner.ts';
 export { upstreamRunsSucceeded } from './sensors.ts';

@@ -5,7 +5,7 @@
  * needs the admin token.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { ReckonError } from '../events/index.ts';
+import { formatTimestamp, ReckonError } from '../events/index.ts';
 import type { DagRunRecord, RunType, SchedulerStore, TaskInstanceRecord } from '../store/index.ts';
 import { isTick } from './schedule.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -18,7 +18,7 @@ export interface SchedulerRoutesOptions {
   adminAccess?: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 }
 
-const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+const isoOrNull = (t: number | null): string | null => (t === null ? null : formatTimestamp(t));
 const DAY_MS = 86_400_000;
 /** The longest window one request recalculates. */
 const MAX_WINDOW_DAYS = 366;
@@ -28,14 +28,14 @@ export function runJson(r: DagRunRecord): Record<string, unknown> {
   return {
     dag_id: r.dagId,
     dag_run_id: r.runId,
-    logical_date: iso(r.logicalDate),
-    data_interval_start: iso(r.intervalStart),
-    data_interval_end: iso(r.intervalEnd),
+    logical_date: isoOrNull(r.logicalDate),
+    data_interval_start: isoOrNull(r.intervalStart),
+    data_interval_end: isoOrNull(r.intervalEnd),
     run_type: r.runType,
     state: r.state,
-    queued_at: iso(r.queuedAt),
-    start_date: iso(r.startedAt),
-    end_date: iso(r.endedAt),
+    queued_at: isoOrNull(r.queuedAt),
+    start_date: isoOrNull(r.startedAt),
+    end_date: isoOrNull(r.endedAt),
     clear_count: r.clearCount,
     pending_clear: r.pendingClear,
   };
@@ -46,20 +46,20 @@ export function taskJson(t: TaskInstanceRecord): Record<string, unknown> {
   return {
     dag_id: t.dagId,
     task_id: t.taskId,
-    logical_date: iso(t.logicalDate),
+    logical_date: isoOrNull(t.logicalDate),
     state: t.state,
     try_number: t.tryNumber,
     max_tries: t.maxTries,
     pool: t.pool,
-    start_date: iso(t.startedAt),
-    end_date: iso(t.endedAt),
+    start_date: isoOrNull(t.startedAt),
+    end_date: isoOrNull(t.endedAt),
     duration: t.durationMs === null ? null : t.durationMs / 1000,
-    next_try_at: iso(t.nextTryAt),
+    next_try_at: isoOrNull(t.nextTryAt),
     hostname: t.owner,
     error: t.error,
     // A waiting sensor (between pokes, or poking again): what it waits for as of its last poke, and since when.
     waiting_for: t.waitingFor,
-    waiting_since: t.waitingFor === null ? null : iso(t.firstPokeAt),
+    waiting_since: t.waitingFor === null ? null : isoOrNull(t.firstPokeAt),
   };
 }
 
@@ -99,7 +99,7 @@ export const schedulerRoutes: FastifyPluginAsync<SchedulerRoutesOptions> = async
       schedule_interval: d.schedule.expression,
       max_active_runs: d.maxActiveRuns,
       catchup: d.catchup,
-      start_date: d.startDate === undefined ? null : iso(d.startDate),
+      start_date: d.startDate === undefined ? null : isoOrNull(d.startDate),
       tasks: d.tasks.map((t) => ({
         task_id: t.id,
         upstream_task_ids: t.upstream,
@@ -120,13 +120,13 @@ export const schedulerRoutes: FastifyPluginAsync<SchedulerRoutesOptions> = async
     const logicalDate = parseDateField('logicalDate', body.logicalDate ?? body.logical_date);
     if (!isTick(dag.schedule, logicalDate))
       throw new BadRequest(
-        `logicalDate: ${iso(logicalDate)} is not a tick of ${dag.id}'s schedule ${dag.schedule.expression} (a run covers one interval, e.g. 2026-11-21 for @daily)`,
+        `logicalDate: ${isoOrNull(logicalDate)} is not a tick of ${dag.id}'s schedule ${dag.schedule.expression} (a run covers one interval, e.g. 2026-11-21 for @daily)`,
       );
     const { created, run } = await scheduler.trigger(dag.id, logicalDate);
     if (!created)
       return reply.code(409).send({
         error: 'conflict',
-        message: `${dag.id} already has run ${run.runId} for ${iso(logicalDate)} (state ${run.state}); clear it to rerun`,
+        message: `${dag.id} already has run ${run.runId} for ${isoOrNull(logicalDate)} (state ${run.state}); clear it to rerun`,
         dag_run: runJson(run),
       });
     return reply.code(200).send(runJson(run));
@@ -212,11 +212,11 @@ export const schedulerRoutes: FastifyPluginAsync<SchedulerRoutesOptions> = async
       return {
         task_tries: tries.map((t) => ({
           task_id: t.taskId,
-          logical_date: iso(t.logicalDate),
+          logical_date: isoOrNull(t.logicalDate),
           try_number: t.tryNumber,
           state: t.state,
-          start_date: iso(t.startedAt),
-          end_date: iso(t.endedAt),
+          start_date: isoOrNull(t.startedAt),
+          end_date: isoOrNull(t.endedAt),
           duration: t.durationMs / 1000,
           hostname: t.owner,
           error: t.error,
@@ -251,8 +251,8 @@ export const schedulerRoutes: FastifyPluginAsync<SchedulerRoutesOptions> = async
     const ended = (r: DagRunRecord) => (r.state === 'success' || r.state === 'failed') && r.pendingClear === null;
     return {
       dag_id: dagId,
-      from: iso(start),
-      to: iso(end),
+      from: isoOrNull(start),
+      to: isoOrNull(end),
       total: runs.length,
       done: runs.filter(ended).length,
       failed: runs.filter((r) => r.state === 'failed' && r.pendingClear === null).length,
@@ -273,13 +273,13 @@ export const schedulerRoutes: FastifyPluginAsync<SchedulerRoutesOptions> = async
     const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
     if (end > today)
       throw new BadRequest(
-        `to: ${iso(end - DAY_MS)?.slice(0, 10)} has not ended yet; a day can be recalculated once it is over`,
+        `to: ${isoOrNull(end - DAY_MS)?.slice(0, 10)} has not ended yet; a day can be recalculated once it is over`,
       );
     const plan = await scheduler.rerunWindow(dag.id, start, end);
     return reply.code(202).send({
       dag_id: dag.id,
-      from: iso(start),
-      to: iso(end),
+      from: isoOrNull(start),
+      to: isoOrNull(end),
       runs: plan.map((p) => ({ ...runJson(p.run), action: p.action })),
     });
   });
@@ -305,10 +305,10 @@ export const schedulerRoutes: FastifyPluginAsync<SchedulerRoutesOptions> = async
         source: a.source,
         message: a.message,
         details: a.details,
-        created_at: iso(a.createdAt),
+        created_at: isoOrNull(a.createdAt),
         state: a.state,
         attempts: a.attempts,
-        delivered_at: iso(a.deliveredAt),
+        delivered_at: isoOrNull(a.deliveredAt),
         last_error: a.lastError,
       })),
     };

@@ -7,7 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { ReckonError } from '../events/index.ts';
+import { formatTimestamp, ReckonError } from '../events/index.ts';
+import { processAlive } from '../log/index.ts';
 import type {
   ClaimedTask,
   DagRunRecord,
@@ -76,12 +77,7 @@ export function ownerProcessGone(owner: string): boolean {
   if (host !== hostname() || pidText === undefined) return false;
   const pid = Number(pidText);
   if (!Number.isSafeInteger(pid) || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !processAlive(pid);
 }
 
 /** The run id Airflow would give: `<type>__<logical date ISO>`. */
@@ -99,8 +95,6 @@ export function taskInstancesOf(dag: Dag): NewTaskInstance[] {
     slaMs: t.slaMs ?? null,
   }));
 }
-
-const iso = (t: number): string => new Date(t).toISOString();
 
 /** Runs DAGs; see the file comment. */
 export class Scheduler {
@@ -178,15 +172,15 @@ export class Scheduler {
       await this.#o.store.planDag(dag.id, (view) => planDagRuns(dag, view, now));
     }
     await this.#o.store.recordSlaMisses(now, (m) => ({
-      key: `sla_miss:${m.dagId}:${iso(m.logicalDate)}:${m.taskId}`,
+      key: `sla_miss:${m.dagId}:${formatTimestamp(m.logicalDate)}:${m.taskId}`,
       kind: 'sla_miss',
       source: 'scheduler',
-      message: `SLA missed: ${m.dagId}.${m.taskId} for ${iso(m.logicalDate)} had not succeeded by ${iso(m.deadline)} (state ${m.state})`,
+      message: `SLA missed: ${m.dagId}.${m.taskId} for ${formatTimestamp(m.logicalDate)} had not succeeded by ${formatTimestamp(m.deadline)} (state ${m.state})`,
       details: {
         dagId: m.dagId,
         taskId: m.taskId,
-        logicalDate: iso(m.logicalDate),
-        deadline: iso(m.deadline),
+        logicalDate: formatTimestamp(m.logicalDate),
+        deadline: formatTimestamp(m.deadline),
         state: m.state,
       },
     }));
@@ -202,7 +196,7 @@ export class Scheduler {
       if (due.length > MAX_CATCH_UP_RUNS) due = due.slice(-MAX_CATCH_UP_RUNS);
       for (const ld of due) {
         const { created } = await this.createRun(dag.id, ld, 'scheduled');
-        if (created) this.#event(`${dag.id}: run for ${iso(ld)} is due`);
+        if (created) this.#event(`${dag.id}: run for ${formatTimestamp(ld)} is due`);
       }
     }
   }
@@ -232,7 +226,7 @@ export class Scheduler {
       if (id === dagId && dates.length === 0) {
         throw new ReckonError(
           'RECKON_SCHEDULER_EMPTY_RANGE',
-          `no interval of ${dagId} (${d.schedule.expression}) lies inside ${iso(from)} .. ${iso(to)}`,
+          `no interval of ${dagId} (${d.schedule.expression}) lies inside ${formatTimestamp(from)} .. ${formatTimestamp(to)}`,
         );
       }
       for (const ld of dates) runs.push((await this.createRun(id, ld, 'backfill', maxActive ?? d.maxActiveRuns)).run);
@@ -274,7 +268,7 @@ export class Scheduler {
     if (dates.length === 0)
       throw new ReckonError(
         'RECKON_SCHEDULER_EMPTY_RANGE',
-        `no interval of ${dagId} (${dag.schedule.expression}) lies inside ${iso(from)} .. ${iso(to)}`,
+        `no interval of ${dagId} (${dag.schedule.expression}) lies inside ${formatTimestamp(from)} .. ${formatTimestamp(to)}`,
       );
     const existing = new Map((await this.#o.store.listRuns({ dagId, from, to })).map((r) => [r.logicalDate, r]));
     const toClear = dates.filter((ld) => {
@@ -363,7 +357,8 @@ export class Scheduler {
         now,
         ...this.#failureOf(t, task, `try ${t.tryNumber} was lost: ${why}`, now),
       });
-      if (taken) this.#event(`${t.dagId}.${t.taskId} ${iso(t.logicalDate)}: try ${t.tryNumber} taken over (${why})`);
+      if (taken)
+        this.#event(`${t.dagId}.${t.taskId} ${formatTimestamp(t.logicalDate)}: try ${t.tryNumber} taken over (${why})`);
     }
   }
 
@@ -401,7 +396,9 @@ export class Scheduler {
     for (const key of fresh) {
       const a = withClears.find((x) => x.key === key);
       for (const c of a?.clears ?? [])
-        this.#event(`${c.dagId}: late data for ${iso(a?.hourStart ?? 0)}, rerunning ${iso(c.logicalDate)}`);
+        this.#event(
+          `${c.dagId}: late data for ${formatTimestamp(a?.hourStart ?? 0)}, rerunning ${formatTimestamp(c.logicalDate)}`,
+        );
     }
   }
 
@@ -412,19 +409,25 @@ export class Scheduler {
     now: number,
     final = false,
   ): { outcome: TryOutcome; alerts: NewAlert[] } {
-    const details = { dagId: t.dagId, taskId: t.taskId, logicalDate: iso(t.logicalDate), try: t.tryNumber, error };
-    const at = `${t.dagId}.${t.taskId} for ${iso(t.logicalDate)}`;
+    const details = {
+      dagId: t.dagId,
+      taskId: t.taskId,
+      logicalDate: formatTimestamp(t.logicalDate),
+      try: t.tryNumber,
+      error,
+    };
+    const at = `${t.dagId}.${t.taskId} for ${formatTimestamp(t.logicalDate)}`;
     if (!final && task !== undefined && t.tryNumber < t.maxTries) {
       const nextTryAt = now + retryDelayOf(task, t.tryNumber);
       return {
         outcome: { state: 'up_for_retry', error, nextTryAt },
         alerts: [
           {
-            key: `task_retry:${t.dagId}:${iso(t.logicalDate)}:${t.taskId}:${t.tryNumber}`,
+            key: `task_retry:${t.dagId}:${formatTimestamp(t.logicalDate)}:${t.taskId}:${t.tryNumber}`,
             kind: 'task_retry',
             source: 'scheduler',
-            message: `${at}: try ${t.tryNumber} of ${t.maxTries} failed, retrying at ${iso(nextTryAt)}: ${error}`,
-            details: { ...details, nextTryAt: iso(nextTryAt) },
+            message: `${at}: try ${t.tryNumber} of ${t.maxTries} failed, retrying at ${formatTimestamp(nextTryAt)}: ${error}`,
+            details: { ...details, nextTryAt: formatTimestamp(nextTryAt) },
           },
         ],
       };
@@ -433,7 +436,7 @@ export class Scheduler {
       outcome: { state: 'failed', error },
       alerts: [
         {
-          key: `task_failed:${t.dagId}:${iso(t.logicalDate)}:${t.taskId}:${t.tryNumber}`,
+          key: `task_failed:${t.dagId}:${formatTimestamp(t.logicalDate)}:${t.taskId}:${t.tryNumber}`,
           kind: 'task_failed',
           source: 'scheduler',
           message: `${at} failed on try ${t.tryNumber}: ${error}`,
@@ -496,7 +499,7 @@ export class Scheduler {
         } catch (e) {
           if (attempt >= FINISH_ATTEMPTS) {
             this.#event(
-              `${t.dagId}.${t.taskId} ${iso(t.logicalDate)}: could not record try ${t.tryNumber}: ${String(e)}`,
+              `${t.dagId}.${t.taskId} ${formatTimestamp(t.logicalDate)}: could not record try ${t.tryNumber}: ${String(e)}`,
             );
             return;
           }
@@ -504,7 +507,7 @@ export class Scheduler {
         }
       }
       if (done && result.outcome.state !== 'up_for_reschedule')
-        this.#event(`${t.dagId}.${t.taskId} ${iso(t.logicalDate)}: try ${t.tryNumber} ${note}`);
+        this.#event(`${t.dagId}.${t.taskId} ${formatTimestamp(t.logicalDate)}: try ${t.tryNumber} ${note}`);
     };
     if (task === undefined) {
       await finish(

@@ -9,34 +9,16 @@
  * lateness behind the watermark (the latest event time seen), clicks that wait for their
  * emission for the allowed lateness, and the ids and counters the rules need for as long.
  */
-import {
-  type Click,
-  compareTsThenId,
-  type Emission,
-  ipBlocklistMatcher,
-  type Micros,
-  type StatsRules,
-} from '../events/index.ts';
-import { RunColumnsBuilder, rowAt } from '../stats/index.ts';
+import { type Click, compareTsThenId, type Emission, ipBlocklistMatcher, type StatsRules } from '../events/index.ts';
+import { type MinuteStats, RunColumnsBuilder, rowAt } from '../stats/index.ts';
 import { type DeltaColumn, DeltaColumns, type Money } from './delta-columns.ts';
 import { EmissionTable } from './emission-table.ts';
 
 /** Placement of invalid clicks whose emission is unknown (DESIGN.md). */
 export const NO_PLACEMENT = '(none)';
 
-/** A change to one minute row; money in micros. Columns may be negative (retractions). */
-export interface MinuteDelta {
-  bucketStart: number;
-  offerId: string;
-  placement: string;
-  emissions: number;
-  clicks: number;
-  clickCost: Micros;
-  duplicateClicks: number;
-  fraudClicks: number;
-  fraudCost: Micros;
-  invalidClicks: number;
-}
+/** A change to one minute row, as the store takes it; money in micros. Columns may be negative (retractions). */
+export type MinuteDelta = MinuteStats;
 
 /** Deletes entries from the front of `map` (its oldest insertions) while `old` holds for them. */
 function trimOldest<V>(map: Map<string, V>, old: (value: V, key: string) => boolean): void {

@@ -9,9 +9,7 @@ export {
 export { type MergerFigures, StreamMerger } from './merger.ts';
 export {
   ALIGNED_WATERMARK_TOPIC,
-  type EventDecoder,
   type EventKind,
-  registryDecoder,
   SpeedLayer,
   type SpeedLayerOptions,
   type SpeedSink,

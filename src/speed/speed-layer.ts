@@ -18,15 +18,7 @@
  * keeps the store's write path to one small transaction per flush, and the log keeps what the
  * replay needs (its retention is far longer than the horizon).
  */
-import {
-  type Click,
-  decodeClick,
-  decodeEmission,
-  type Emission,
-  type SchemaRegistry,
-  type StatsRules,
-  type WriterTypeLookup,
-} from '../events/index.ts';
+import { type Click, type Emission, type EventDecoder, type StatsRules } from '../events/index.ts';
 import type { Log, LogRecord } from '../log/index.ts';
 import {
   type PartStatus,
@@ -54,14 +46,6 @@ export interface SpeedSink {
   ): Promise<void>;
   /** The group's recorded next offsets. */
   speedOffsets(group: string, topic: string): Promise<Map<number, number>>;
-}
-
-/** Turns log records into events (Avro with registry schema ids). */
-export interface EventDecoder {
-  emission(value: Buffer): Emission | Promise<Emission>;
-  click(value: Buffer): Click | Promise<Click>;
-  /** The writer schema of a registry id, when already known. */
-  writerOf?: WriterTypeLookup;
 }
 
 /** Options of {@link SpeedLayer}. */
@@ -720,18 +704,4 @@ export class SpeedLayer {
     });
     return this.flushing;
   }
-}
-
-/** Decodes events with the registry's writer schemas (any registered version), fetching unknown ids. */
-export function registryDecoder(registry: SchemaRegistry): EventDecoder {
-  const lookup = registry.writerTypeLookup();
-  const decode = <T>(value: Buffer, decoder: (m: Buffer, writerOf: WriterTypeLookup) => T): T | Promise<T> => {
-    try {
-      return decoder(value, lookup);
-    } catch (e) {
-      if ((e as { code?: string }).code === 'RECKON_AVRO_UNKNOWN_SCHEMA') return registry.decode(value, decoder);
-      throw e;
-    }
-  };
-  return { emission: (v) => decode(v, decodeEmission), click: (v) => decode(v, decodeClick), writerOf: lookup };
 }

@@ -1,17 +1,15 @@
-/** Store: relational state in SQLite (embedded) or PostgreSQL (distributed): the schema registry's and the scheduler's, and the database openers the statistics store shares. */
+/** Store: relational state in SQLite (embedded) or PostgreSQL (distributed): the schema registry's, the scheduler's, the alert outbox, and the database openers the statistics store shares. */
 export { openPostgresSchemaStore } from './postgres-schema-store.ts';
 export { openSqliteSchemaStore } from './sqlite-schema-store.ts';
+export type { AlertRecord, AlertStore, AnomalyScore, NewAlert } from './alert-store.ts';
 export { openPostgresSchedulerStore, openSqliteSchedulerStore } from './scheduler-store.ts';
 export type {
-  AlertRecord,
-  AnomalyScore,
   ClaimedTask,
   DagPlanView,
   DagRunRecord,
   DagRunState,
   FinishTry,
   LateArrivalClears,
-  NewAlert,
   NewDagRun,
   NewTaskInstance,
   RunChange,

@@ -17,6 +17,49 @@ export const GLOBAL_CONFIG_SUBJECT = '';
 
 const LEVELS_SQL = COMPATIBILITY_LEVELS.map((l) => `'${l}'`).join(', ');
 
+/** Column types of a dialect: `I` the 64-bit integer, `T` the key text (code point order). */
+interface DialectTypes {
+  I: string;
+  T: string;
+}
+const SQLITE_TYPES: DialectTypes = { I: 'INTEGER', T: 'TEXT' };
+const POSTGRES_TYPES: DialectTypes = { I: 'bigint', T: 'text COLLATE "C"' };
+
+/** The value columns of a statistics row (counts, and money in micros), one line each. */
+const statsValueColumns = (I: string): string =>
+  ['emissions', 'clicks', 'click_cost', 'duplicate_clicks', 'fraud_clicks', 'fraud_cost', 'invalid_clicks']
+    .map(
+      (column) => `
+        ${column} ${I} NOT NULL,`,
+    )
+    .join('');
+
+/** Bucket sizes of the statistics tables (ms). */
+const BUCKET_MS = { minute: 60_000, day: 86_400_000 } as const;
+
+/**
+ * A statistics table of one side and bucket, keyed by (bucket start, offer, placement), with its
+ * lookups by offer and by placement. It writes the text migrations 2 and 4 were applied with
+ * (`test/store/migrations.test.ts` holds every applied migration to its bytes).
+ */
+function statsTableSql(
+  { I, T }: DialectTypes,
+  side: 'speed' | 'batch',
+  level: keyof typeof BUCKET_MS,
+  suffix: string,
+): string {
+  const table = `stats_${side}_${level}`;
+  return `
+      CREATE TABLE ${table} (
+        bucket_start ${I} NOT NULL CHECK (bucket_start >= 0 AND bucket_start % ${BUCKET_MS[level]} = 0),
+        offer_id ${T} NOT NULL,
+        placement ${T} NOT NULL,${statsValueColumns(I)}
+        PRIMARY KEY (bucket_start, offer_id, placement)
+      )${suffix};
+      CREATE INDEX ${table}_offer ON ${table} (offer_id, bucket_start);
+      CREATE INDEX ${table}_placement ON ${table} (placement, bucket_start);`;
+}
+
 /** Fills the day rollups from the minute rows (the same statement in both dialects). */
 const DAY_BACKFILL = ['speed', 'batch']
   .map(
@@ -166,14 +209,7 @@ function rollupStoreSql(I: string, T: string, table: string, runKey: string): st
   const columns = (key: string) => `${key}
         bucket_start ${I} NOT NULL,
         offer_id ${T} NOT NULL,
-        placement ${T} NOT NULL,
-        emissions ${I} NOT NULL,
-        clicks ${I} NOT NULL,
-        click_cost ${I} NOT NULL,
-        duplicate_clicks ${I} NOT NULL,
-        fraud_clicks ${I} NOT NULL,
-        fraud_cost ${I} NOT NULL,
-        invalid_clicks ${I} NOT NULL,`;
+        placement ${T} NOT NULL,${statsValueColumns(I)}`;
   const sums = `sum(emissions), sum(clicks), sum(click_cost), sum(duplicate_clicks), sum(fraud_clicks),
         sum(fraud_cost), sum(invalid_clicks)`;
   const keyCols = 'bucket_start, offer_id, placement';
@@ -282,37 +318,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
     // Money columns hold micros in a 64-bit integer; times are epoch milliseconds (UTC).
     // STRICT: a count or an amount that is not an integer is refused, never stored as REAL.
     // WITHOUT ROWID: rows live in primary-key order, so a bucket range is one contiguous scan.
-    sql: `
-      CREATE TABLE stats_speed_minute (
-        bucket_start INTEGER NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 60000 = 0),
-        offer_id TEXT NOT NULL,
-        placement TEXT NOT NULL,
-        emissions INTEGER NOT NULL,
-        clicks INTEGER NOT NULL,
-        click_cost INTEGER NOT NULL,
-        duplicate_clicks INTEGER NOT NULL,
-        fraud_clicks INTEGER NOT NULL,
-        fraud_cost INTEGER NOT NULL,
-        invalid_clicks INTEGER NOT NULL,
-        PRIMARY KEY (bucket_start, offer_id, placement)
-      ) STRICT, WITHOUT ROWID;
-      CREATE INDEX stats_speed_minute_offer ON stats_speed_minute (offer_id, bucket_start);
-      CREATE INDEX stats_speed_minute_placement ON stats_speed_minute (placement, bucket_start);
-      CREATE TABLE stats_batch_minute (
-        bucket_start INTEGER NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 60000 = 0),
-        offer_id TEXT NOT NULL,
-        placement TEXT NOT NULL,
-        emissions INTEGER NOT NULL,
-        clicks INTEGER NOT NULL,
-        click_cost INTEGER NOT NULL,
-        duplicate_clicks INTEGER NOT NULL,
-        fraud_clicks INTEGER NOT NULL,
-        fraud_cost INTEGER NOT NULL,
-        invalid_clicks INTEGER NOT NULL,
-        PRIMARY KEY (bucket_start, offer_id, placement)
-      ) STRICT, WITHOUT ROWID;
-      CREATE INDEX stats_batch_minute_offer ON stats_batch_minute (offer_id, bucket_start);
-      CREATE INDEX stats_batch_minute_placement ON stats_batch_minute (placement, bucket_start);
+    sql: `${statsTableSql(SQLITE_TYPES, 'speed', 'minute', ' STRICT, WITHOUT ROWID')}${statsTableSql(SQLITE_TYPES, 'batch', 'minute', ' STRICT, WITHOUT ROWID')}
       CREATE TABLE stats_batch_intervals (
         from_ms INTEGER NOT NULL,
         to_ms INTEGER NOT NULL,
@@ -354,37 +360,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
     // Per (day, offer, placement), the sum of the minute rows of the same side: a day bucket that
     // one side covers whole is read from here, a row per key instead of up to 1,440. Filled from
     // the minute rows already there.
-    sql: `
-      CREATE TABLE stats_speed_day (
-        bucket_start INTEGER NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 86400000 = 0),
-        offer_id TEXT NOT NULL,
-        placement TEXT NOT NULL,
-        emissions INTEGER NOT NULL,
-        clicks INTEGER NOT NULL,
-        click_cost INTEGER NOT NULL,
-        duplicate_clicks INTEGER NOT NULL,
-        fraud_clicks INTEGER NOT NULL,
-        fraud_cost INTEGER NOT NULL,
-        invalid_clicks INTEGER NOT NULL,
-        PRIMARY KEY (bucket_start, offer_id, placement)
-      ) STRICT, WITHOUT ROWID;
-      CREATE INDEX stats_speed_day_offer ON stats_speed_day (offer_id, bucket_start);
-      CREATE INDEX stats_speed_day_placement ON stats_speed_day (placement, bucket_start);
-      CREATE TABLE stats_batch_day (
-        bucket_start INTEGER NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 86400000 = 0),
-        offer_id TEXT NOT NULL,
-        placement TEXT NOT NULL,
-        emissions INTEGER NOT NULL,
-        clicks INTEGER NOT NULL,
-        click_cost INTEGER NOT NULL,
-        duplicate_clicks INTEGER NOT NULL,
-        fraud_clicks INTEGER NOT NULL,
-        fraud_cost INTEGER NOT NULL,
-        invalid_clicks INTEGER NOT NULL,
-        PRIMARY KEY (bucket_start, offer_id, placement)
-      ) STRICT, WITHOUT ROWID;
-      CREATE INDEX stats_batch_day_offer ON stats_batch_day (offer_id, bucket_start);
-      CREATE INDEX stats_batch_day_placement ON stats_batch_day (placement, bucket_start);
+    sql: `${statsTableSql(SQLITE_TYPES, 'speed', 'day', ' STRICT, WITHOUT ROWID')}${statsTableSql(SQLITE_TYPES, 'batch', 'day', ' STRICT, WITHOUT ROWID')}
       ${DAY_BACKFILL}
     `,
   },
@@ -444,37 +420,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
     // COLLATE "C": keys order by code point (as in SQLite), whatever the database's locale, so
     // pages and cursors mean the same in both dialects. fillfactor leaves room on each page for
     // the speed layer's updates to stay heap-only (no key column changes).
-    sql: `
-      CREATE TABLE stats_speed_minute (
-        bucket_start bigint NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 60000 = 0),
-        offer_id text COLLATE "C" NOT NULL,
-        placement text COLLATE "C" NOT NULL,
-        emissions bigint NOT NULL,
-        clicks bigint NOT NULL,
-        click_cost bigint NOT NULL,
-        duplicate_clicks bigint NOT NULL,
-        fraud_clicks bigint NOT NULL,
-        fraud_cost bigint NOT NULL,
-        invalid_clicks bigint NOT NULL,
-        PRIMARY KEY (bucket_start, offer_id, placement)
-      ) WITH (fillfactor = 80);
-      CREATE INDEX stats_speed_minute_offer ON stats_speed_minute (offer_id, bucket_start);
-      CREATE INDEX stats_speed_minute_placement ON stats_speed_minute (placement, bucket_start);
-      CREATE TABLE stats_batch_minute (
-        bucket_start bigint NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 60000 = 0),
-        offer_id text COLLATE "C" NOT NULL,
-        placement text COLLATE "C" NOT NULL,
-        emissions bigint NOT NULL,
-        clicks bigint NOT NULL,
-        click_cost bigint NOT NULL,
-        duplicate_clicks bigint NOT NULL,
-        fraud_clicks bigint NOT NULL,
-        fraud_cost bigint NOT NULL,
-        invalid_clicks bigint NOT NULL,
-        PRIMARY KEY (bucket_start, offer_id, placement)
-      );
-      CREATE INDEX stats_batch_minute_offer ON stats_batch_minute (offer_id, bucket_start);
-      CREATE INDEX stats_batch_minute_placement ON stats_batch_minute (placement, bucket_start);
+    sql: `${statsTableSql(POSTGRES_TYPES, 'speed', 'minute', ' WITH (fillfactor = 80)')}${statsTableSql(POSTGRES_TYPES, 'batch', 'minute', '')}
       CREATE TABLE stats_batch_intervals (
         from_ms bigint NOT NULL,
         to_ms bigint NOT NULL,
@@ -512,22 +458,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
     version: 4,
     name: 'day rollups',
-    sql: `
-      CREATE TABLE stats_speed_day (
-        bucket_start bigint NOT NULL CHECK (bucket_start >= 0 AND bucket_start % 86400000 = 0),
-        offer_id text COLLATE "C" NOT NULL,
-        placement text COLLATE "C" NOT NULL,
-        emissions bigint NOT NULL,
-        clicks bigint NOT NULL,
-        click_cost bigint NOT NULL,
-        duplicate_clicks bigint NOT NULL,
-        fraud_clicks bigint NOT NULL,
-        fraud_cost bigint NOT NULL,
-        invalid_clicks bigint NOT NULL,
-        PRIMARY KEY (bucket_start, offer_id, placement)
-      );
-      CREATE INDEX stats_speed_day_offer ON stats_speed_day (offer_id, bucket_start);
-      CREATE INDEX stats_speed_day_placement ON stats_speed_day (placement, bucket_start);
+    sql: `${statsTableSql(POSTGRES_TYPES, 'speed', 'day', '')}
       CREATE TABLE stats_batch_day (LIKE stats_speed_day INCLUDING ALL);
       ${DAY_BACKFILL}
     `,

@@ -6,16 +6,14 @@
 import { resolve } from 'node:path';
 import { ReckonError } from '../events/index.ts';
 import { openPostgresPool } from './postgres-database.ts';
+import type { AlertRecord, NewAlert } from './alert-store.ts';
 import type {
-  AlertRecord,
-  AnomalyScore,
   ClaimedTask,
   DagPlanView,
   DagRunRecord,
   DagRunState,
   FinishTry,
   LateArrivalClears,
-  NewAlert,
   NewDagRun,
   NewTaskInstance,
   RunChange,
@@ -29,14 +27,19 @@ import type {
   TaskState,
   TaskTryRecord,
 } from './scheduler-types.ts';
+import { insertAlert, SqlAlertStore } from './alert-store.ts';
 import { openSqliteDatabase } from './sqlite-database.ts';
-import { LOCK, postgresRunner, SKIP_LOCKED, type SqlRunner, type SqlTransaction, sqliteRunner } from './sql-runner.ts';
-
-type Row = Record<string, unknown>;
-
-const num = (v: unknown): number => Number(v);
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+import {
+  LOCK,
+  num,
+  numOrNull,
+  postgresRunner,
+  type Row,
+  type SqlRunner,
+  type SqlTransaction,
+  sqliteRunner,
+  strOrNull,
+} from './sql-runner.ts';
 
 const RUN_COLUMNS =
   'dag_id, run_id, logical_date, run_type, interval_start, interval_end, state, max_active, queued_at, started_at, ended_at, clear_count, pending_clear';
@@ -87,36 +90,11 @@ function taskOf(r: Row): TaskInstanceRecord {
   };
 }
 
-function alertOf(r: Row): AlertRecord {
-  return {
-    id: num(r.id),
-    key: String(r.alert_key),
-    kind: String(r.kind),
-    source: String(r.source),
-    message: String(r.message),
-    details: JSON.parse(String(r.details)) as Record<string, unknown>,
-    createdAt: num(r.created_at),
-    state: r.state as AlertRecord['state'],
-    attempts: num(r.attempts),
-    deliveredAt: numOrNull(r.delivered_at),
-    lastError: strOrNull(r.last_error),
-  };
-}
-
 const TASK_KEY = 'dag_id = ? AND logical_date = ? AND task_id = ?';
 
 /** Fields a clear resets: the instance is as new, with room for its retries again. */
 const CLEAR_SET = `state = 'none', next_try_at = NULL, first_poke_at = NULL, started_at = NULL, ended_at = NULL,
   duration_ms = NULL, owner = NULL, heartbeat_at = NULL, error = NULL, waiting_for = NULL, max_tries = try_number + retries + 1`;
-
-async function insertAlert(tx: SqlTransaction, a: NewAlert, now: number): Promise<boolean> {
-  const rows = await tx.all(
-    `INSERT INTO alerts (alert_key, kind, source, message, details, created_at, state)
-     VALUES (?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (alert_key) DO NOTHING RETURNING id`,
-    [a.key, a.kind, a.source, a.message, JSON.stringify(a.details), now],
-  );
-  return rows.length > 0;
-}
 
 async function requestClearIn(
   tx: SqlTransaction,
@@ -154,11 +132,12 @@ function checkRun(run: NewDagRun): void {
   }
 }
 
-class SqlSchedulerStore implements SchedulerStore {
+class SqlSchedulerStore extends SqlAlertStore implements SchedulerStore {
   readonly dialect: 'sqlite' | 'postgres';
   readonly #db: SqlRunner;
 
   constructor(db: SqlRunner) {
+    super(db);
     this.#db = db;
     this.dialect = db.dialect;
   }
@@ -586,64 +565,6 @@ class SqlSchedulerStore implements SchedulerStore {
     return this.#db.transaction((tx) => requestClearIn(tx, dagId, logicalDates, taskIds));
   }
 
-  raiseAlert(alert: NewAlert, now: number): Promise<boolean> {
-    return this.#db.transaction((tx) => insertAlert(tx, alert, now));
-  }
-
-  claimAlerts(owner: string, now: number, limit: number, leaseMs: number): Promise<AlertRecord[]> {
-    return this.#db.transaction(async (tx) => {
-      const due = await tx.all<{ id: unknown }>(
-        `SELECT id FROM alerts WHERE state IN ('pending', 'delivering') AND (lease_until IS NULL OR lease_until <= ?)
-         ORDER BY id LIMIT ? ${SKIP_LOCKED}`,
-        [now, limit],
-      );
-      const out: AlertRecord[] = [];
-      for (const { id } of due) {
-        const [row] = await tx.all(
-          `UPDATE alerts SET state = 'delivering', lease_owner = ?, lease_until = ?, attempts = attempts + 1
-           WHERE id = ? RETURNING *`,
-          [owner, now + leaseMs, id],
-        );
-        if (row !== undefined) out.push(alertOf(row));
-      }
-      return out;
-    });
-  }
-
-  completeAlert(
-    id: number,
-    owner: string,
-    now: number,
-    result: { delivered: true } | { delivered: false; error: string; retryAt?: number },
-  ): Promise<void> {
-    return this.#db.transaction(async (tx) => {
-      if (result.delivered) {
-        await tx.run(
-          `UPDATE alerts SET state = 'delivered', delivered_at = ?, lease_owner = NULL, lease_until = NULL
-           WHERE id = ? AND lease_owner = ? AND state = 'delivering'`,
-          [now, id, owner],
-        );
-      } else {
-        await tx.run(
-          `UPDATE alerts SET state = ?, last_error = ?, lease_owner = NULL, lease_until = ?
-           WHERE id = ? AND lease_owner = ? AND state = 'delivering'`,
-          [result.retryAt !== undefined ? 'pending' : 'failed', result.error, result.retryAt ?? null, id, owner],
-        );
-      }
-    });
-  }
-
-  listAlerts(filter: { kind?: string; limit?: number } = {}): Promise<AlertRecord[]> {
-    return this.#db.transaction(async (tx) =>
-      (
-        await tx.all(
-          `SELECT * FROM alerts ${filter.kind !== undefined ? 'WHERE kind = ?' : ''} ORDER BY id LIMIT ?`,
-          filter.kind !== undefined ? [filter.kind, filter.limit ?? 1_000_000] : [filter.limit ?? 1_000_000],
-        )
-      ).map(alertOf),
-    );
-  }
-
   markLateArrivals(arrivals: readonly LateArrivalClears[], now: number): Promise<string[]> {
     return this.#db.transaction(async (tx) => {
       const fresh: string[] = [];
@@ -704,33 +625,6 @@ class SqlSchedulerStore implements SchedulerStore {
         count: num(r.n),
       })),
     }));
-  }
-
-  recordAnomalyScores(scope: string, scores: readonly AnomalyScore[], now: number): Promise<void> {
-    return this.#db.transaction(async (tx) => {
-      await tx.run('DELETE FROM anomaly_scores WHERE scope = ?', [scope]);
-      for (const a of scores) {
-        await tx.run(
-          `INSERT INTO anomaly_scores (scope, placement, column_name, interval_start, value, baseline, score, computed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          [scope, a.placement, a.column, a.intervalStart, a.value, a.baseline, a.score, now],
-        );
-      }
-    });
-  }
-
-  anomalyScores(): Promise<(AnomalyScore & { scope: string })[]> {
-    return this.#db.transaction(async (tx) =>
-      (await tx.all('SELECT * FROM anomaly_scores ORDER BY scope, placement, column_name')).map((r) => ({
-        scope: String(r.scope),
-        placement: String(r.placement),
-        column: String(r.column_name),
-        intervalStart: num(r.interval_start),
-        value: num(r.value),
-        baseline: num(r.baseline),
-        score: num(r.score),
-      })),
-    );
   }
 
   close(): Promise<void> {

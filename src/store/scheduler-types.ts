@@ -1,8 +1,9 @@
 /**
  * The scheduler's state as the store keeps it: DAG runs, task instances and their tries, SLA
- * misses, the alert outbox and the late arrivals already acted on. One implementation over two
+ * misses and the late arrivals already acted on (the alert outbox is `alert-store.ts`). One implementation over two
  * SQL dialects (`scheduler-store.ts`); every state change is one transaction.
  */
+import type { AlertRecord, AlertStore, NewAlert } from './alert-store.ts';
 
 /** State of a DAG run (Airflow's names). */
 export type DagRunState = 'queued' | 'running' | 'success' | 'failed';
@@ -96,27 +97,6 @@ export interface NewDagRun {
   intervalStart: number;
   intervalEnd: number;
   maxActive: number;
-}
-
-/** An alert to raise; its key makes it happen once (a second raise with the same key is ignored). */
-export interface NewAlert {
-  key: string;
-  /** `task_failed`, `task_retry`, `sla_miss`, `discrepancy`, `anomaly`, … */
-  kind: string;
-  /** Who raised it: `scheduler`, `monitor`, … */
-  source: string;
-  message: string;
-  details: Record<string, unknown>;
-}
-
-/** An alert in the outbox. */
-export interface AlertRecord extends NewAlert {
-  id: number;
-  createdAt: number;
-  state: 'pending' | 'delivering' | 'delivered' | 'failed';
-  attempts: number;
-  deliveredAt: number | null;
-  lastError: string | null;
 }
 
 /** A change the planner makes to a run, applied only if the run is still in `from`. */
@@ -216,16 +196,6 @@ export interface SchedulerSummary {
   alerts: { kind: string; state: AlertRecord['state']; count: number }[];
 }
 
-/** The latest robust score of one placement's column (see the business checks). */
-export interface AnomalyScore {
-  placement: string;
-  column: string;
-  intervalStart: number;
-  value: number;
-  baseline: number;
-  score: number;
-}
-
 /** A late arrival and the clears it asks for when it is new. */
 export interface LateArrivalClears {
   key: string;
@@ -233,8 +203,11 @@ export interface LateArrivalClears {
   clears: { dagId: string; logicalDate: number; taskIds: readonly string[] }[];
 }
 
-/** Relational state of the scheduler (SQLite or PostgreSQL). */
-export interface SchedulerStore {
+/**
+ * Relational state of the scheduler (SQLite or PostgreSQL), with the alert outbox in the same
+ * database: a task's failure or SLA miss raises its alert in the transaction that records it.
+ */
+export interface SchedulerStore extends AlertStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Records a DAG's settings (on every scheduler start). */
   syncDag(dagId: string, maxActiveRuns: number, now: number): Promise<void>;
@@ -287,18 +260,6 @@ export interface SchedulerStore {
   recordSlaMisses(now: number, alertOf: (miss: SlaMiss) => NewAlert): Promise<SlaMiss[]>;
   /** Asks for tasks of the runs with these logical dates to be cleared (rerun); returns the runs found. */
   requestClear(dagId: string, logicalDates: readonly number[], taskIds: readonly string[]): Promise<DagRunRecord[]>;
-  /** Raises an alert unless one with its key exists; true when it was new. */
-  raiseAlert(alert: NewAlert, now: number): Promise<boolean>;
-  /** Leases up to `limit` alerts due for delivery to `owner` for `leaseMs`. */
-  claimAlerts(owner: string, now: number, limit: number, leaseMs: number): Promise<AlertRecord[]>;
-  /** Records the outcome of a delivery: delivered, or failed (`retryAt` to try again, else final). */
-  completeAlert(
-    id: number,
-    owner: string,
-    now: number,
-    result: { delivered: true } | { delivered: false; error: string; retryAt?: number },
-  ): Promise<void>;
-  listAlerts(filter?: { kind?: string; limit?: number }): Promise<AlertRecord[]>;
   /**
    * Records late arrivals and, for each not seen before, requests its clears in the same
    * transaction (so each arrival reruns what it made stale exactly once); returns the new keys.
@@ -306,9 +267,5 @@ export interface SchedulerStore {
   markLateArrivals(arrivals: readonly LateArrivalClears[], now: number): Promise<string[]>;
   /** Counts of runs, task instances, tries (with seconds), SLA misses and alerts. */
   summary(): Promise<SchedulerSummary>;
-  /** Replaces the scores of a check's scope (`hourly`, `daily`) with the latest ones. */
-  recordAnomalyScores(scope: string, scores: readonly AnomalyScore[], now: number): Promise<void>;
-  /** The latest scores of every scope. */
-  anomalyScores(): Promise<(AnomalyScore & { scope: string })[]>;
   close(): Promise<void>;
 }

@@ -24,6 +24,15 @@ export interface SqlRunner {
 }
 
 /** `FOR UPDATE` on PostgreSQL, nothing on SQLite. */
+/** A row as a driver returns it. */
+export type Row = Record<string, unknown>;
+/** A column as a number (drivers may return big integers as strings). */
+export const num = (v: unknown): number => Number(v);
+/** A nullable column as a number or null. */
+export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+/** A nullable column as a string or null. */
+export const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
 export const LOCK = '/*lock*/';
 /** `FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite. */
 export const SKIP_LOCKED = '/*skip-locked*/';

@@ -8,65 +8,16 @@ import { ReckonError } from '../events/index.ts';
 import type { GroupMember, Log, LogRecord } from '../log/index.ts';
 import { ensureGroupTopics, recordGap, writeDeadLetters } from './dead-letters.ts';
 import { ContiguousOffsetTracker } from './offsets.ts';
-import type { RecordObserver, TaskContext, TopicPartition, WorkerOptions, WorkerRecord, WorkerTask } from './types.ts';
+import { Completion, type CompletionHandler, QueuedRecord, SubPartitionQueue } from './sub-partition-queue.ts';
+import type { TaskContext, TopicPartition, WorkerOptions, WorkerTask } from './types.ts';
 
-/** Per-record memory overhead counted on top of key and value bytes. */
-const RECORD_OVERHEAD_BYTES = 96;
 /** Feeding tasks from a backlog returns to the event loop at least this often (ms). */
 const YIELD_EVERY_MS = 25;
-
-class QueuedRecord implements WorkerRecord {
-  attempt = 1;
-  /** Memory this record holds while queued. */
-  readonly bytes: number;
-  constructor(
-    readonly topic: string,
-    readonly raw: LogRecord,
-    public subpartition: number,
-  ) {
-    this.bytes = raw.size + RECORD_OVERHEAD_BYTES;
-  }
-  get partition(): number {
-    return this.raw.partition;
-  }
-  get offset(): number {
-    return this.raw.offset;
-  }
-  get key(): Buffer | null {
-    return this.raw.key;
-  }
-  get value(): Buffer {
-    return this.raw.value;
-  }
-  get timestamp(): number {
-    return this.raw.timestamp;
-  }
-  get headers(): Readonly<Record<string, Buffer>> {
-    return this.raw.headers;
-  }
-}
-
-interface Sub {
-  part: PartitionState;
-  index: number;
-  task: WorkerTask;
-  queue: QueuedRecord[];
-  head: number;
-  bytes: number;
-  busy: boolean;
-  draining: boolean;
-  /** A retry is scheduled: nothing is taken before it fires. */
-  retryTimer: NodeJS.Timeout | undefined;
-  /** An `offer()` is scheduled. */
-  offerPending: boolean;
-  /** The rest of a drain is scheduled after a yield to the event loop. */
-  yieldPending: boolean;
-}
 
 interface PartitionState extends TopicPartition {
   tracker: ContiguousOffsetTracker;
   fetchOffset: number;
-  subs: Sub[];
+  subs: SubPartitionQueue<PartitionState>[];
   pausedByPressure: boolean;
   pausedByTask: boolean;
   /** Handed over to another member: no new records are taken. */
@@ -96,61 +47,6 @@ export interface PartitionStatus extends TopicPartition {
   paused: boolean;
 }
 
-/** A record (or batch) being processed: the observer handed to the task. */
-class Completion implements RecordObserver {
-  done = false;
-  timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly runtime: WorkerRuntime,
-    readonly sub: Sub,
-    /** The record, or the first of the batch. */
-    readonly first: QueuedRecord,
-    /** The whole batch, for processBatch; undefined for a single record (no array per record). */
-    readonly batch: QueuedRecord[] | undefined,
-  ) {}
-
-  /** Every record this completion covers. */
-  get records(): QueuedRecord[] {
-    return this.batch ?? [this.first];
-  }
-
-  success(): void {
-    if (this.finish('success')) this.runtime.completed(this);
-  }
-
-  failure(error: Error): void {
-    if (this.finish('failure')) this.runtime.failed(this, error instanceof Error ? error : new Error(String(error)));
-  }
-
-  timeout(ms: number): void {
-    if (this.done) return;
-    this.runtime.stats.timedOut++;
-    const first = this.records[0] as QueuedRecord;
-    this.failure(
-      new ReckonError(
-        'RECKON_WORKER_TIMEOUT',
-        `${first.topic}/${first.partition}@${first.offset} was not completed within ${ms} ms`,
-        { retriable: true },
-      ),
-    );
-  }
-
-  private finish(kind: string): boolean {
-    if (this.done) {
-      const first = this.records[0] as QueuedRecord;
-      this.runtime.report(
-        `observer of ${first.topic}/${first.partition}@${first.offset} called (${kind}) after completion or timeout; ignored`,
-      );
-      return false;
-    }
-    this.done = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    return true;
-  }
-}
-
 /** Resolves when `wake()` is called; re-armed by each `wait()`. */
 class Wakeup {
   private resolve: (() => void) | undefined;
@@ -171,7 +67,7 @@ class Wakeup {
 }
 
 /** The worker runtime. Create, `start()`, and `stop()` (also on SIGTERM: see {@link stopOnSignals}). */
-export class WorkerRuntime {
+export class WorkerRuntime implements CompletionHandler<PartitionState> {
   readonly stats: WorkerStats = {
     processed: 0,
     failed: 0,
@@ -376,19 +272,7 @@ export class WorkerRuntime {
       };
       const count = o.partitioner?.count(tp) ?? 1;
       for (let i = 0; i < count; i++) {
-        const sub: Sub = {
-          part,
-          index: i,
-          task: o.taskFactory(tp, i),
-          queue: [],
-          head: 0,
-          bytes: 0,
-          busy: false,
-          draining: false,
-          retryTimer: undefined,
-          offerPending: false,
-          yieldPending: false,
-        };
+        const sub = new SubPartitionQueue(part, i, o.taskFactory(tp, i));
         part.subs.push(sub);
         const context: TaskContext = {
           topicPartition: tp,
@@ -508,7 +392,7 @@ export class WorkerRuntime {
     if (records.length === 0 || part.revoked) return 0;
     const partitioner = this.o.partitioner;
     const subs = part.subs;
-    const single = subs.length === 1 ? (subs[0] as Sub) : undefined;
+    const single = subs.length === 1 ? subs[0] : undefined;
     const tracker = part.tracker;
     const limit = this.o.queueBytes;
     for (const raw of records) {
@@ -528,8 +412,7 @@ export class WorkerRuntime {
         }
       }
       tracker.register(offset);
-      sub.queue.push(record);
-      sub.bytes += record.bytes;
+      sub.push(record);
       if (sub.bytes > limit && !part.pausedByPressure) {
         part.pausedByPressure = true;
         this.stats.pauses++;
@@ -546,7 +429,7 @@ export class WorkerRuntime {
    * and timers (a sink's flush, punctuation) would wait for the whole backlog: after
    * YIELD_EVERY_MS of that, the rest of the drain waits for the next turn of the event loop.
    */
-  private drain(sub: Sub): void {
+  private drain(sub: SubPartitionQueue<PartitionState>): void {
     if (sub.draining || sub.yieldPending) return;
     sub.draining = true;
     try {
@@ -598,26 +481,13 @@ export class WorkerRuntime {
     }
   }
 
-  private dequeue(sub: Sub, first: QueuedRecord, batch: QueuedRecord[] | undefined): void {
+  private dequeue(
+    sub: SubPartitionQueue<PartitionState>,
+    first: QueuedRecord,
+    batch: QueuedRecord[] | undefined,
+  ): void {
+    sub.dequeue(first, batch);
     const part = sub.part;
-    if (batch === undefined) {
-      part.tracker.finish(first.offset);
-      sub.bytes -= first.bytes;
-      sub.head++;
-    } else {
-      for (const r of batch) {
-        part.tracker.finish(r.offset);
-        sub.bytes -= r.bytes;
-      }
-      sub.head += batch.length;
-    }
-    if (sub.head === sub.queue.length) {
-      sub.queue = [];
-      sub.head = 0;
-    } else if (sub.head > 4096 && sub.head * 2 > sub.queue.length) {
-      sub.queue = sub.queue.slice(sub.head);
-      sub.head = 0;
-    }
     if (part.pausedByPressure && part.subs.every((s) => s.bytes <= this.o.queueBytes * this.o.resumeRatio)) {
       part.pausedByPressure = false;
       this.wake();
@@ -625,31 +495,31 @@ export class WorkerRuntime {
   }
 
   /** Called by a completion's success. */
-  completed(c: Completion): void {
-    const sub = c.sub;
-    this.stats.processed += c.batch === undefined ? 1 : c.batch.length;
+  completed(completion: Completion<PartitionState>): void {
+    const sub = completion.sub;
+    this.stats.processed += completion.batch === undefined ? 1 : completion.batch.length;
     sub.busy = false;
-    this.dequeue(sub, c.first, c.batch);
+    this.dequeue(sub, completion.first, completion.batch);
     this.drain(sub);
   }
 
   /** Called by a completion's failure or timeout. */
-  failed(c: Completion, error: Error): void {
-    const sub = c.sub;
-    const first = c.records[0] as QueuedRecord;
+  failed(completion: Completion<PartitionState>, error: Error): void {
+    const sub = completion.sub;
+    const first = completion.records[0] as QueuedRecord;
     this.stats.failed++;
     if (this.o.guarantee === 'none') {
       this.report(
         `${first.topic}/${first.partition}@${first.offset}: ${error.message} (skipped: guarantee none)`,
         error,
       );
-      this.completed(c);
+      this.completed(completion);
       return;
     }
     if (first.attempt < this.o.maxAttempts) {
       this.stats.retried++;
       const backoff = Math.min(this.o.maxBackoffMs, this.o.initialBackoffMs * 2 ** (first.attempt - 1));
-      for (const r of c.records) r.attempt++;
+      for (const r of completion.records) r.attempt++;
       sub.busy = false;
       sub.retryTimer = setTimeout(() => {
         sub.retryTimer = undefined;
@@ -671,11 +541,11 @@ export class WorkerRuntime {
     // Dead-letter, then move on; a failing write is retried, never skipped.
     const attempts = first.attempt;
     const write = (): void => {
-      writeDeadLetters(this.log, this.o.group, c.records, error, attempts).then(
+      writeDeadLetters(this.log, this.o.group, completion.records, error, attempts).then(
         () => {
-          this.stats.deadLettered += c.records.length;
+          this.stats.deadLettered += completion.records.length;
           sub.busy = false;
-          this.dequeue(sub, c.first, c.batch);
+          this.dequeue(sub, completion.first, completion.batch);
           this.drain(sub);
         },
         (e: unknown) => {

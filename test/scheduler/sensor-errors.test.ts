@@ -27,8 +27,8 @@ describe('lake input sensors', () => {
     const dags = pipelineDags({
       lakeDir: join(dir, 'lake'),
       stats,
-      store,
       rules: DEFAULT_SIMULATION.rules,
+      checks: { discrepancy: async () => {}, anomaly: async () => {} },
       log,
       clock: () => day + 3 * DAY,
     });

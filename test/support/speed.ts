@@ -6,11 +6,12 @@ import {
   emissionType,
   encodeClick,
   encodeEmission,
+  type EventDecoder,
   formatMoney,
   parseEventLine,
 } from '../../src/events/index.ts';
 import type { Log, RecordInput } from '../../src/log/index.ts';
-import type { EventDecoder, MinuteDelta } from '../../src/speed/index.ts';
+import type { MinuteDelta } from '../../src/speed/index.ts';
 import type { ExpectedRow } from '../../src/sim/index.ts';
 import type { Granularity, StatsStore } from '../../src/stats/index.ts';
 

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { loadConfig } from '../../src/config/index.ts';
 import { avroType, CLICK_SCHEMA, frameConfluent } from '../../src/events/index.ts';
-import { openLog } from '../../src/log/index.ts';
+import { openLog } from '../../src/cli/process.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, simulate } from '../../src/sim/index.ts';
 import { CLI, reckonAsync, simulatorRulesEnv, waitForLine } from '../support/cli.ts';
 import { lakeRowCount } from '../support/lake.ts';

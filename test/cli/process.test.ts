@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/index.ts';
-import { openLog } from '../../src/log/index.ts';
+import { openLog } from '../../src/cli/process.ts';
 import { startMockKafka } from '../support/kafka-mock.ts';
 
 describe('openLog', () => {

@@ -4,14 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseMoney } from '../../src/events/index.ts';
-import {
-  PIPELINE_POOLS,
-  pipelineDags,
-  populationStabilityIndex,
-  robustScore,
-  Scheduler,
-  SHIFT_THRESHOLD,
-} from '../../src/scheduler/index.ts';
+import { businessChecks, populationStabilityIndex, robustScore, SHIFT_THRESHOLD } from '../../src/monitor/index.ts';
+import { PIPELINE_POOLS, pipelineDags, Scheduler } from '../../src/scheduler/index.ts';
 import { DEFAULT_SIMULATION, expectedStatistics, NO_FAULTS, simulate } from '../../src/sim/index.ts';
 import { openSqliteSchedulerStore } from '../../src/store/index.ts';
 import { type MinuteStats, openSqliteStatsStore } from '../../src/stats/index.ts';
@@ -91,7 +85,13 @@ describe('business anomaly checks', () => {
           }));
         await stats.replaceBatchInterval(from, from + DAY, rows, `history-${d}`);
       }
-      const dags = pipelineDags({ lakeDir: lake, stats, store, rules: options.rules, pokeIntervalMs: 10 });
+      const dags = pipelineDags({
+        lakeDir: lake,
+        stats,
+        rules: options.rules,
+        checks: businessChecks({ stats, store }),
+        pokeIntervalMs: 10,
+      });
       const scheduler = new Scheduler({ store, dags, pools: PIPELINE_POOLS, pollMs: 20 });
       const runs = await scheduler.backfill('recalculate-hourly', day8, day8 + DAY, 4);
       assert.equal(runs.length, 24);
