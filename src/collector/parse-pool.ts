@@ -4,8 +4,9 @@
  * of worker threads round-robin and their records come back ready to append; small bodies are
  * parsed inline, where a thread hop would cost more than it saves.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { RecordInput } from '../log/index.ts';
+import { siblingModule, startModuleThread } from '../workers/index.ts';
 import {
   type BodyProblem,
   type IngestLimits,
@@ -78,20 +79,12 @@ export class ParsePool {
   private nextId = 1;
 
   constructor(threads: number) {
-    const url = new URL(import.meta.url.endsWith('.ts') ? './parse-worker.ts' : './parse-worker.js', import.meta.url);
+    const url = siblingModule(import.meta.url, 'parse-worker');
     for (let i = 0; i < threads; i++) this.workers.push(this.spawn(url, i));
   }
 
   private spawn(url: URL, index: number): Worker {
-    // Run from TypeScript sources (tests, benchmarks), the thread registers tsx's loader first,
-    // found from this module (not from the working directory, which may be anywhere).
-    const worker = url.pathname.endsWith('.ts')
-      ? new Worker(
-          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
-          { eval: true },
-        )
-      : new Worker(url);
-    worker.unref();
+    const worker = startModuleThread(url);
     worker.on('message', (r: ParseResponse) => {
       const resolve = this.pending.get(r.id);
       this.pending.delete(r.id);

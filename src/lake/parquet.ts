@@ -3,7 +3,8 @@
  * written to its own file on a Parquet thread (see `parquet-worker.ts`), so consumption goes on
  * while a flush writes. `LAKE_SCHEMAS` is the files' schema, which the batch layer reads.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { siblingModule, startModuleThread } from '../workers/index.ts';
 import type { WriteRequest, WriteResponse } from './parquet-worker.ts';
 import type { ArchivedKind, HourColumns, StagingRows } from './staging.ts';
 
@@ -57,10 +58,7 @@ export class LakeWriter {
   private closed = false;
 
   private constructor(threads: number) {
-    const url = new URL(
-      import.meta.url.endsWith('.ts') ? './parquet-worker.ts' : './parquet-worker.js',
-      import.meta.url,
-    );
+    const url = siblingModule(import.meta.url, 'parquet-worker');
     for (let i = 0; i < threads; i++) this.workers.push(this.spawn(url, i));
   }
 
@@ -70,14 +68,7 @@ export class LakeWriter {
   }
 
   private spawn(url: URL, index: number): Worker {
-    // Run from TypeScript sources (tests, benchmarks), the thread registers tsx's loader first.
-    const worker = url.pathname.endsWith('.ts')
-      ? new Worker(
-          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
-          { eval: true },
-        )
-      : new Worker(url);
-    worker.unref();
+    const worker = startModuleThread(url);
     worker.on('message', (r: WriteResponse) => {
       const waiter = this.pending.get(r.id);
       this.pending.delete(r.id);

@@ -28,3 +28,4 @@ export type {
   WorkerTask,
 } from './types.ts';
 export { type PartStatus, publishStatus, readStatuses } from './status-file.ts';
+export { siblingModule, startModuleThread } from './threads.ts';
