@@ -16,7 +16,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
-import { ARCHIVER_NICENESS } from '../src/cli/start.ts';
+import { ARCHIVER_NICENESS, SPEED_NICENESS } from '../src/cli/start.ts';
 import { CLICKS_TOPIC, EMISSIONS_TOPIC, ensureCollectorTopics } from '../src/collector/index.ts';
 import { CLICK_SCHEMA, EMISSION_SCHEMA, SchemaRegistry } from '../src/events/index.ts';
 import { lakeOffsets, readManifest } from '../src/lake/index.ts';
@@ -76,9 +76,10 @@ function spawnPart(verb: PartName, dataDir: string): ChildProcess {
     ],
     { cwd: ROOT, env, stdio: ['ignore', 2, 'inherit'] },
   );
-  if (verb === 'archiver' && child.pid !== undefined) {
+  const niceness = verb === 'archiver' ? ARCHIVER_NICENESS : SPEED_NICENESS;
+  if (child.pid !== undefined) {
     try {
-      setPriority(child.pid, ARCHIVER_NICENESS);
+      setPriority(child.pid, niceness);
     } catch {
       // Not permitted here: it runs at the default priority, as under reckon start.
     }
@@ -283,7 +284,7 @@ export async function catchupBenchmarks(): Promise<BenchResult[]> {
     figure(
       'catchup',
       `seconds of outage over seconds until both parts drained its backlog: ${backlogText}, drained by reckon speed ` +
-        `and reckon archiver as reckon start runs them (own processes, the archiver at nice ${ARCHIVER_NICENESS}), ` +
+        `and reckon archiver as reckon start runs them (own processes, the speed layer at nice ${SPEED_NICENESS}, the archiver at nice ${ARCHIVER_NICENESS}), ` +
         `spawned together on the same cores: ${part('speed', together.speed)}, ${part('archiver', together.archiver)}, ` +
         `peak RSS together ${mib(together.speed.peakRss + together.archiver.peakRss)} MiB, CPU together ${cpu.toFixed(1)} s ` +
         `(${(cpu / SECONDS).toFixed(2)} CPU-s per second of outage, startup included); checked: the lake holds every ` +

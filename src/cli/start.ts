@@ -221,6 +221,13 @@ const QUERY_THREADS_MAX = 4;
 
 /** Scheduling priority of the archiver's process (nice value; higher runs later). */
 export const ARCHIVER_NICENESS = 10;
+/**
+ * Scheduling priority of the speed layer's process. On saturated cores the collector (whose
+ * answers wait for durability, and whose refusals clients must retry) goes first; the speed
+ * layer reads the same events from the durable log a moment later. On cores with room to spare
+ * a nice value changes nothing.
+ */
+export const SPEED_NICENESS = 5;
 
 /** Runs `reckon <verb>` (the speed layer, the archiver) as a supervised process of its own, restarted when it dies. */
 function supervise(
@@ -251,11 +258,12 @@ function supervise(
           stdio: ['ignore', 'inherit', 'inherit'],
         },
       );
-      // The archiver is not on the path to fresh statistics: on busy cores the collector and the
-      // speed layer go first, and it catches up when they idle (the durable log holds its backlog).
-      if (verb === 'archiver' && child.pid !== undefined) {
+      // On busy cores the collector goes first, then the speed layer; the archiver is not on the
+      // path to fresh statistics and catches up when they idle (the durable log holds its backlog).
+      const niceness = verb === 'archiver' ? ARCHIVER_NICENESS : verb === 'speed' ? SPEED_NICENESS : 0;
+      if (niceness > 0 && child.pid !== undefined) {
         try {
-          setPriority(child.pid, ARCHIVER_NICENESS);
+          setPriority(child.pid, niceness);
         } catch {
           // Not permitted here: it runs at the default priority.
         }
