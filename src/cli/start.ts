@@ -220,7 +220,7 @@ function superviseDemo(url: string, config: ReckonConfig, out: NodeJS.WritableSt
 const QUERY_THREADS_MAX = 4;
 
 /** Scheduling priority of the archiver's process (nice value; higher runs later). */
-export const ARCHIVER_NICENESS = 10;
+export const ARCHIVER_NICENESS = 15;
 /**
  * Scheduling priority of the speed layer's process. On saturated cores the collector (whose
  * answers wait for durability, and whose refusals clients must retry) goes first; the speed
