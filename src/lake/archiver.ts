@@ -156,6 +156,7 @@ export class Archiver {
       rows_total: this.figures.rows,
       late_rows_total: this.figures.lateRows,
       sealed_hours_total: this.figures.sealedHours,
+      compactions_total: this.figures.compactedHours,
       failed_flushes_total: this.figures.failedFlushes,
       queued_bytes: queues.map((q) => ({
         labels: { topic: q.topic, partition: String(q.partition) },

@@ -177,6 +177,11 @@ export function registerPipelineMetrics(registry: Registry, s: MonitorSources): 
     ['speed', 'events_total', 'Events the speed layer has processed since it started'],
     ['archiver', 'rows_total', 'Rows the archiver has written to the lake since it started'],
     ['archiver', 'failed_flushes_total', 'Archiver flushes that failed and were retried since it started'],
+    [
+      'archiver',
+      'compactions_total',
+      'Compactions of a topic-hour (its files merged into a few) by the archiver since it started',
+    ],
   ] as const) {
     counter(`reckon_${part}_${name}`, help, [], (set) => set({}, figure(part, name) ?? 0));
   }

@@ -74,6 +74,7 @@ describe('monitor', () => {
         'reckon_collector_events_rejected_total',
         'reckon_consumer_committed_offset',
         'reckon_lake_sealed_until_seconds',
+        'reckon_archiver_compactions_total',
         'reckon_speed_joiner_emissions',
         'reckon_speed_last_flush_age_seconds',
         'reckon_worker_queued_bytes',
