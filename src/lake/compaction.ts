@@ -29,12 +29,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { crashPoint } from './crash-points.ts';
 import {
   mkdirDurable,
+  readJsonLinesFrom,
   readLastJsonLine,
   replaceJsonFile,
   replaceJsonFileDurably,
@@ -367,41 +368,6 @@ function writeState(lakeDir: string, state: CompactionState, durably: boolean): 
     : replaceJsonFile(compactionStatePath(lakeDir), state);
 }
 
-/** Complete JSON lines of a file from byte `from`, reading at most about `maxBytes`; the byte after the last. */
-async function readLinesFrom<T>(path: string, from: number, maxBytes: number): Promise<{ values: T[]; next: number }> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    if (isMissing(e)) return { values: [], next: from };
-    throw e;
-  }
-  try {
-    const size = (await fh.stat()).size;
-    // A file cut back below `from` (a torn tail repaired) is read again from where it now ends.
-    if (size <= from) return { values: [], next: Math.min(from, size) };
-    for (let want = Math.min(size - from, maxBytes); ; want = Math.min(size - from, want * 2)) {
-      const buffer = Buffer.alloc(want);
-      const { bytesRead } = await fh.read(buffer, 0, want, from);
-      const end = buffer.subarray(0, bytesRead).lastIndexOf(0x0a);
-      if (end < 0 && want < size - from) continue; // one line longer than maxBytes
-      if (end < 0) return { values: [], next: from }; // a torn last line: left for later
-      const values: T[] = [];
-      for (const line of buffer.subarray(0, end).toString('utf8').split('\n')) {
-        if (line.length === 0) continue;
-        try {
-          values.push(JSON.parse(line) as T);
-        } catch {
-          // Only a torn line can fail, and a torn line has no newline after it.
-        }
-      }
-      return { values, next: from + end + 1 };
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Adds the files of flushes committed since the last pass to the hours waiting for compaction. */
 async function scanManifests(lakeDir: string, topics: readonly string[], state: CompactionState): Promise<boolean> {
   let changed = false;
@@ -412,7 +378,7 @@ async function scanManifests(lakeDir: string, topics: readonly string[], state: 
       const partition = Number.parseInt(name, 10);
       const id = `${topic}/${partition}`;
       const from = state.cursors[id] ?? 0;
-      const { values, next } = await readLinesFrom<ManifestEntry>(
+      const { values, next } = await readJsonLinesFrom<ManifestEntry>(
         manifestPath(lakeDir, topic, partition),
         from,
         SCAN_BYTES,

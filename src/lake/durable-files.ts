@@ -68,8 +68,14 @@ export async function readJsonLines<T>(path: string): Promise<T[]> {
 /**
  * The complete lines of a JSON-lines file from byte `from` on, parsed, and the byte after the last
  * of them (where the next read starts); a missing file has none. A torn line is left for later.
+ * With `maxBytes`, about that much is read (more only when one line is longer), so that a long
+ * file is taken in steps.
  */
-export async function readJsonLinesFrom<T>(path: string, from: number): Promise<{ values: T[]; next: number }> {
+export async function readJsonLinesFrom<T>(
+  path: string,
+  from: number,
+  maxBytes = Number.POSITIVE_INFINITY,
+): Promise<{ values: T[]; next: number }> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
@@ -81,11 +87,14 @@ export async function readJsonLinesFrom<T>(path: string, from: number): Promise<
     const size = (await fh.stat()).size;
     // A file cut back below `from` (a torn tail repaired) has nothing new.
     if (size <= from) return { values: [], next: Math.min(from, size) };
-    const buffer = Buffer.alloc(size - from);
-    const { bytesRead } = await fh.read(buffer, 0, buffer.length, from);
-    const end = buffer.subarray(0, bytesRead).lastIndexOf(NEWLINE);
-    if (end < 0) return { values: [], next: from };
-    return { values: parseLines<T>(buffer.subarray(0, end + 1).toString('utf8')), next: from + end + 1 };
+    for (let want = Math.min(size - from, maxBytes); ; want = Math.min(size - from, want * 2)) {
+      const buffer = Buffer.alloc(want);
+      const { bytesRead } = await fh.read(buffer, 0, want, from);
+      const end = buffer.subarray(0, bytesRead).lastIndexOf(NEWLINE);
+      if (end < 0 && want < size - from) continue; // one line longer than maxBytes
+      if (end < 0) return { values: [], next: from }; // a torn last line: left for later
+      return { values: parseLines<T>(buffer.subarray(0, end + 1).toString('utf8')), next: from + end + 1 };
+    }
   } finally {
     await fh.close();
   }
