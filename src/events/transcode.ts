@@ -103,6 +103,19 @@ function same(src: Buffer, s: number, e: number, name: number[]): boolean {
   return true;
 }
 
+/**
+ * The index of the quote that closes an ASCII string without escapes or control characters whose
+ * text starts at src[from], or -1 (the string is something the transcoder does not take).
+ */
+function asciiStringEnd(src: Buffer, from: number, end: number): number {
+  for (let i = from; i < end; i++) {
+    const c = src[i]!;
+    if (c === QUOTE) return i;
+    if (c < 0x20 || c === BACKSLASH || c >= 0x80) return -1;
+  }
+  return -1;
+}
+
 /** Declines a line: the general path decides it. */
 class Decline {}
 const DECLINE = new Decline();
@@ -192,20 +205,12 @@ export class EventTranscoder {
   private strE = 0;
   private string(): void {
     this.expect(QUOTE);
-    const s = this.src;
-    const end = this.end;
     const from = this.at;
-    for (let i = from; i < end; i++) {
-      const c = s[i]!;
-      if (c === QUOTE) {
-        this.strS = from;
-        this.strE = i;
-        this.at = i + 1;
-        return;
-      }
-      if (c < 0x20 || c === BACKSLASH || c >= 0x80) throw DECLINE;
-    }
-    throw DECLINE;
+    const close = asciiStringEnd(this.src, from, this.end);
+    if (close < 0) throw DECLINE;
+    this.strS = from;
+    this.strE = close;
+    this.at = close + 1;
   }
 
   /** A string field value of 1 to MAX_ID_LENGTH characters. */
@@ -430,22 +435,15 @@ export class EventTranscoder {
     for (let k = 0; k < OFFER_HEAD.length; k++) if (s[i + k] !== OFFER_HEAD[k]) return false;
     i += OFFER_HEAD.length;
     const idS = i;
-    for (; i < end; i++) {
-      const c = s[i]!;
-      if (c === QUOTE) break;
-      if (c < 0x20 || c === BACKSLASH || c >= 0x80) return false;
-    }
-    const idE = i;
+    const idE = asciiStringEnd(s, idS, end);
+    if (idE < 0) return false;
+    i = idE;
     if (i + OFFER_MIDDLE.length > end) return false;
     for (let k = 0; k < OFFER_MIDDLE.length; k++) if (s[i + k] !== OFFER_MIDDLE[k]) return false;
     i += OFFER_MIDDLE.length;
     const costS = i;
-    for (; i < end; i++) {
-      const c = s[i]!;
-      if (c === QUOTE) break;
-      if (c < 0x20 || c === BACKSLASH || c >= 0x80) return false;
-    }
-    if (i + 1 >= end || s[i + 1] !== CLOSE_BRACE) return false;
+    i = asciiStringEnd(s, costS, end);
+    if (i < 0 || i + 1 >= end || s[i + 1] !== CLOSE_BRACE) return false;
     if (idE === idS || idE - idS > MAX_ID_LENGTH) throw DECLINE;
     this.cost = this.money(costS, i);
     this.strS = idS;
