@@ -23,7 +23,7 @@ import { lakeOffsets, readManifest } from '../src/lake/index.ts';
 import type { Log } from '../src/log/index.ts';
 import { openSqliteStatsStore } from '../src/stats/index.ts';
 import { openSqliteSchemaStore } from '../src/store/index.ts';
-import { type BenchResult, simulatedEventLog } from './harness.ts';
+import { type BenchResult, benchEnv, reckonArgs, simulatedEventLog } from './harness.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 /** reckon's default `topicPartitions`. */
@@ -59,23 +59,11 @@ function processFigures(pid: number): { peakRss: number; cpuSeconds: number } {
 
 /** `reckon <verb>` over `dataDir`, spawned as `reckon start`'s supervisor spawns it; its output goes to stderr. */
 function spawnPart(verb: PartName, dataDir: string): ChildProcess {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')));
-  const child = spawn(
-    process.execPath,
-    [
-      ...(process.env.RECKON_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
-      '--max-semi-space-size=64',
-      '--import',
-      'tsx',
-      join(ROOT, 'src/cli/main.ts'),
-      verb,
-      '--supervised',
-      String(process.pid),
-      '--data',
-      dataDir,
-    ],
-    { cwd: ROOT, env, stdio: ['ignore', 2, 'inherit'] },
-  );
+  const child = spawn(process.execPath, reckonArgs([verb, '--supervised', String(process.pid), '--data', dataDir]), {
+    cwd: ROOT,
+    env: benchEnv(),
+    stdio: ['ignore', 2, 'inherit'],
+  });
   const niceness = verb === 'archiver' ? ARCHIVER_NICENESS : SPEED_NICENESS;
   if (child.pid !== undefined) {
     try {

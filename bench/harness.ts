@@ -163,6 +163,26 @@ export function percentile(xs: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
 }
 
+/** The environment of a reckon process a benchmark starts: without RECKON_* settings (loopback, defaults). */
+export function benchEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')));
+}
+
+/**
+ * Node's arguments to run `reckon <args>` from the sources as the benchmarks do;
+ * `RECKON_BENCH_PROFILE` set: the process writes a CPU profile to /tmp/prof.
+ */
+export function reckonArgs(args: readonly string[]): string[] {
+  return [
+    ...(process.env.RECKON_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+    '--max-semi-space-size=64',
+    '--import',
+    'tsx',
+    join(ROOT, 'src/cli/main.ts'),
+    ...args,
+  ];
+}
+
 /** A `reckon start` child process (its speed layer a child of its own). */
 export interface ReckonProcess {
   child: ChildProcess;
@@ -183,23 +203,11 @@ export function startReckon(
   startupMs = 60_000,
   verb: 'start' | 'collector' = 'start',
 ): Promise<ReckonProcess> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RECKON_')));
-  const child = spawn(
-    process.execPath,
-    [
-      ...(process.env.RECKON_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
-      '--max-semi-space-size=64',
-      '--import',
-      'tsx',
-      join(ROOT, 'src/cli/main.ts'),
-      verb,
-      '--port',
-      '0',
-      '--data',
-      dataDir,
-    ],
-    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const child = spawn(process.execPath, reckonArgs([verb, '--port', '0', '--data', dataDir]), {
+    cwd: ROOT,
+    env: benchEnv(),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   // If this process exits without stopping it (an uncaught error), it goes too.
   const killOnExit = (): void => {
     child.kill('SIGKILL');
