@@ -84,7 +84,7 @@ export async function lakeBenchmarks(): Promise<BenchResult[]> {
     out.push({
       name,
       description:
-        `archiver (${JSON.stringify(options)}): ${total} events of a simulated day from the log to durable Parquet, ` +
+        `archiver${Object.keys(options).length > 0 ? ` (${JSON.stringify(options)})` : ''}: ${total} events of a simulated day from the log to durable Parquet, ` +
         `${PARTITIONS} partitions, ${run.flushes} flushes, ${run.files} files, peak RSS ${Math.round(run.peakRss / 2 ** 20)} MiB ` +
         `(${Math.round(run.rssBefore / 2 ** 20)} MiB before it started: the generated log), ` +
         `${((run.cpuSeconds / total) * 1e6).toFixed(2)} CPU-µs per event; ` +
