@@ -124,7 +124,7 @@ export class WorkerRuntime implements CompletionHandler<PartitionState> {
     this.log = options.log;
     this.o = {
       ...options,
-      queueBytes: options.queueBytes ?? 4 * 1024 * 1024,
+      queueBytes: options.queueBytes ?? 1024 * 1024,
       resumeRatio: options.resumeRatio ?? 0.5,
       processingTimeoutMs: options.processingTimeoutMs ?? 30_000,
       commitIntervalMs: options.commitIntervalMs ?? 1000,

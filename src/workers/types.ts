@@ -98,7 +98,7 @@ export interface WorkerOptions {
   groupMembership?: boolean;
   /** How long a revoked partition's in-flight records may take before it is handed over. Default 10 s. */
   revokeTimeoutMs?: number;
-  /** Bound of each sub-partition queue in bytes; its partition pauses above it. Default 4 MiB. */
+  /** Bound of each sub-partition queue in bytes; its partition pauses above it. Default 1 MiB (one fetch). */
   queueBytes?: number;
   /** A paused partition resumes when all its queues are below this fraction of the bound. Default 0.5. */
   resumeRatio?: number;
