@@ -143,6 +143,8 @@ describe('Archiver sealing', () => {
       }
       assert.deepEqual(counts, { emissions: 1, clicks: 2 }, 'the events for sealed hour 01, none for open hour 05');
       for (const l of late) assert.ok(l.to >= l.from && l.partition >= 0 && l.partition < PARTITIONS);
+      // The figure counts a pass's late rows once the pass has also saved its cursors.
+      await waitFor('the late rows counted', () => archiver.figures.lateRows >= 3, 10_000);
       assert.equal(archiver.figures.lateRows, 3);
       assert.deepEqual(await lateArrivals(lakeDir, at(5, 41)), [], 'none recorded after 05:41');
       await archiver.stop();
