@@ -11,9 +11,10 @@ import {
   encodeEmission,
   type ParseResult,
   parseEventLine,
+  type TranscodedEvent,
   validateEvent,
 } from '../events/index.ts';
-import type { RecordInput } from '../log/index.ts';
+import { BatchBuilder, type EncodedBatch, type RecordInput } from '../log/index.ts';
 
 /** Topic of emissions. */
 export const EMISSIONS_TOPIC = 'emissions';
@@ -48,6 +49,114 @@ export interface PreparedBatch {
   emissions: RecordInput[];
   clicks: RecordInput[];
   rejected: RejectedLine[];
+}
+
+/** One topic's accepted events laid out as batches of its partitions, for `Log.appendEncoded`. */
+export interface EncodedEvents {
+  batches: EncodedBatch[];
+  count: number;
+}
+
+/** A body's accepted events as encoded batches, and its rejected lines. */
+export interface EncodedBody {
+  emissions: EncodedEvents;
+  clicks: EncodedEvents;
+  rejected: RejectedLine[];
+  /** Gives the batches' memory back for reuse: call once their appends have settled, not before. */
+  release?: () => void;
+}
+
+/** Partition counts of the event topics, for laying out their batches. */
+export interface TopicPartitions {
+  emissions: number;
+  clicks: number;
+}
+
+/** Where a body's accepted events go: records to append, or batches laid out for the log. */
+export interface EventSink {
+  /** Where the transcoder writes each record before {@link addTranscoded} takes it. */
+  readonly avro: AvroOutput;
+  /** An event the transcoder wrote to `avro`, read from `line`. */
+  addTranscoded(line: Buffer, event: TranscodedEvent): void;
+  /** An event the general path accepted. */
+  addRecord(type: 'emission' | 'click', key: string, value: Buffer, ts: number): void;
+}
+
+/** Collects records for `Log.append`; their values are views of one body's output. */
+export class RecordSink implements EventSink {
+  readonly emissions: RecordInput[] = [];
+  readonly clicks: RecordInput[] = [];
+  readonly avro: AvroOutput;
+
+  constructor(bodyBytes: number) {
+    this.avro = new AvroOutput(bodyBytes);
+  }
+
+  addTranscoded(line: Buffer, e: TranscodedEvent): void {
+    this.addRecord(e.type, line.toString('latin1', e.keyStart, e.keyEnd), this.avro.buf.subarray(e.start, e.end), e.ts);
+  }
+
+  addRecord(type: 'emission' | 'click', key: string, value: Buffer, ts: number): void {
+    (type === 'emission' ? this.emissions : this.clicks).push({ key, value, timestamp: ts });
+  }
+}
+
+/**
+ * Lays out accepted events as the log's batches, one per partition of each event topic, as they
+ * are read: each record is copied once, from the transcoder's output to its batch. Kept from one
+ * body to the next (by a parse thread), it allocates nothing per event.
+ */
+export class BatchSink implements EventSink {
+  readonly avro = new AvroOutput(64 * 1024);
+  readonly emissions: BatchBuilder;
+  readonly clicks: BatchBuilder;
+
+  constructor(readonly partitions: TopicPartitions) {
+    this.emissions = new BatchBuilder(partitions.emissions);
+    this.clicks = new BatchBuilder(partitions.clicks);
+  }
+
+  addTranscoded(line: Buffer, e: TranscodedEvent): void {
+    const builder = e.type === 'emission' ? this.emissions : this.clicks;
+    builder.add(line, e.keyStart, e.keyEnd, this.avro.buf, e.start, e.end, e.ts);
+    this.avro.pos = 0;
+  }
+
+  addRecord(type: 'emission' | 'click', key: string, value: Buffer, ts: number): void {
+    (type === 'emission' ? this.emissions : this.clicks).addStringKey(key, value, 0, value.length, ts);
+  }
+
+  /**
+   * Moves the batches laid out so far into one new buffer (transferable to another thread) and
+   * lists them per topic as flat (partition, start, end, count) quadruples.
+   */
+  drain(alloc: (size: number) => Buffer = (size) => Buffer.allocUnsafeSlow(size)): {
+    bytes: Buffer;
+    emissions: number[];
+    clicks: number[];
+  } {
+    const bytes = alloc(this.emissions.byteLength + this.clicks.byteLength);
+    const emissions: number[] = [];
+    const clicks: number[] = [];
+    this.clicks.drainTo(bytes, this.emissions.drainTo(bytes, 0, emissions), clicks);
+    return { bytes, emissions, clicks };
+  }
+
+  /** Forgets what was laid out (a body refused as a whole). */
+  reset(): void {
+    this.drain();
+  }
+}
+
+/** The encoded batches listed by {@link BatchSink.drain} as views of `bytes`. */
+export function encodedEvents(bytes: Buffer, list: readonly number[]): EncodedEvents {
+  const batches: EncodedBatch[] = [];
+  let count = 0;
+  for (let i = 0; i < list.length; i += 4) {
+    batches.push({ partition: list[i]!, bytes: bytes.subarray(list[i + 1]!, list[i + 2]!), count: list[i + 3]! });
+    count += list[i + 3]!;
+  }
+  return { batches, count };
 }
 
 /** A problem with the whole body: the HTTP status it maps to and a message that says what to do. */
@@ -91,11 +200,11 @@ function tooDeep(max: number, at: number, offset: number): string {
   return `nests deeper than ${max} levels (at byte ${at - offset + 1}), and an event nests 3 (the event, its offers, an offer)`;
 }
 
-function accept(result: ParseResult & { ok: true }, ids: WriterSchemaIds, out: PreparedBatch): void {
+function accept(result: ParseResult & { ok: true }, ids: WriterSchemaIds, sink: EventSink): void {
   const e = result.event;
   // Clicks are keyed by their emission, so each click lands on its emission's partition.
-  if (e.type === 'emission') out.emissions.push({ key: e.id, value: encodeEmission(ids.emission, e), timestamp: e.ts });
-  else out.clicks.push({ key: e.emissionId, value: encodeClick(ids.click, e), timestamp: e.ts });
+  if (e.type === 'emission') sink.addRecord('emission', e.id, encodeEmission(ids.emission, e), e.ts);
+  else sink.addRecord('click', e.emissionId, encodeClick(ids.click, e), e.ts);
 }
 
 function rejectionKind(result: ParseResult & { ok: false }): RejectionKind {
@@ -111,9 +220,9 @@ function tooMany(n: number, limits: IngestLimits): BodyProblem {
 }
 
 /**
- * Splits and validates an NDJSON body. Blank lines are skipped but counted, so line numbers match
- * the sender's. `fastPath: false` sends every line through the general path (the differential
- * tests compare the two; the answers must be identical).
+ * Splits and validates an NDJSON body into records (see {@link ingestNdjson}).
+ * `fastPath: false` sends every line through the general path (the differential tests compare
+ * the two; the answers must be identical).
  */
 export function prepareNdjson(
   body: Buffer,
@@ -121,10 +230,36 @@ export function prepareNdjson(
   limits: IngestLimits,
   { fastPath = true }: { fastPath?: boolean } = {},
 ): PreparedBatch | BodyProblem {
-  const out: PreparedBatch = { emissions: [], clicks: [], rejected: [] };
+  const sink = new RecordSink(body.length);
+  const rejected = ingestNdjson(body, ids, limits, sink, { fastPath });
+  return isBodyProblem(rejected) ? rejected : { emissions: sink.emissions, clicks: sink.clicks, rejected };
+}
+
+const TRANSCODERS = new Map<string, EventTranscoder>();
+
+/** One transcoder per pair of writer schema ids, kept (it holds scratch space only). */
+function transcoderFor(ids: WriterSchemaIds): EventTranscoder {
+  const key = `${ids.emission}/${ids.click}`;
+  let t = TRANSCODERS.get(key);
+  if (t === undefined) TRANSCODERS.set(key, (t = new EventTranscoder(ids)));
+  return t;
+}
+
+/**
+ * Splits and validates an NDJSON body: accepted events go to `sink`, rejected lines come back.
+ * Blank lines are skipped but counted, so line numbers match the sender's.
+ */
+export function ingestNdjson(
+  body: Buffer,
+  ids: WriterSchemaIds,
+  limits: IngestLimits,
+  sink: EventSink,
+  { fastPath = true }: { fastPath?: boolean } = {},
+): RejectedLine[] | BodyProblem {
+  const out = { rejected: [] as RejectedLine[] };
   // Most lines take the single-pass transcoder; the rest (escapes, non-ASCII, errors) the general path.
-  const transcoder = fastPath ? new EventTranscoder(ids) : undefined;
-  const avro = new AvroOutput(body.length);
+  const transcoder = fastPath ? transcoderFor(ids) : undefined;
+  const avro = sink.avro;
   let events = 0;
   let lineNo = 0;
   let start = 0;
@@ -150,9 +285,7 @@ export function prepareNdjson(
     }
     const fast = transcoder?.transcode(body, lineStart, lineEnd, avro);
     if (fast !== undefined) {
-      const record = { key: fast.key, value: avro.buf.subarray(fast.start, fast.end), timestamp: fast.ts };
-      if (fast.type === 'emission') out.emissions.push(record);
-      else out.clicks.push(record);
+      sink.addTranscoded(body, fast);
       continue;
     }
     let line: string;
@@ -183,7 +316,7 @@ export function prepareNdjson(
       continue;
     }
     const result = parseEventLine(line);
-    if (result.ok) accept(result, ids, out);
+    if (result.ok) accept(result, ids, sink);
     else
       out.rejected.push({
         line: lineNo,
@@ -192,7 +325,7 @@ export function prepareNdjson(
         raw: body.subarray(lineStart, lineEnd),
       });
   }
-  return out;
+  return out.rejected;
 }
 
 function unreadableJson(why: string): BodyProblem {
@@ -203,8 +336,23 @@ function unreadableJson(why: string): BodyProblem {
   };
 }
 
-/** Validates a JSON body: an array of events (or one event object). Element numbers are 1-based. */
+/** Validates a JSON body into records (see {@link ingestJson}). */
 export function prepareJson(body: Buffer, ids: WriterSchemaIds, limits: IngestLimits): PreparedBatch | BodyProblem {
+  const sink = new RecordSink(0);
+  const rejected = ingestJson(body, ids, limits, sink);
+  return isBodyProblem(rejected) ? rejected : { emissions: sink.emissions, clicks: sink.clicks, rejected };
+}
+
+/**
+ * Validates a JSON body, an array of events (or one event object): accepted events go to `sink`,
+ * rejected elements come back. Element numbers are 1-based.
+ */
+export function ingestJson(
+  body: Buffer,
+  ids: WriterSchemaIds,
+  limits: IngestLimits,
+  sink: EventSink,
+): RejectedLine[] | BodyProblem {
   // Refused before parsing: such a body can never hold events, and deep values overflow the stack
   // of everything that walks them afterwards.
   const deep = jsonTooDeepAt(body, 0, body.length, MAX_JSON_DEPTH + 1);
@@ -221,22 +369,22 @@ export function prepareJson(body: Buffer, ids: WriterSchemaIds, limits: IngestLi
     );
   const items = Array.isArray(value) ? value : [value];
   if (items.length > limits.maxEvents) return tooMany(items.length, limits);
-  const out: PreparedBatch = { emissions: [], clicks: [], rejected: [] };
+  const rejected: RejectedLine[] = [];
   items.forEach((item, i) => {
     const result = validateEvent(item);
-    if (result.ok) accept(result, ids, out);
+    if (result.ok) accept(result, ids, sink);
     else
-      out.rejected.push({
+      rejected.push({
         line: i + 1,
         kind: 'invalid_event',
         reason: describeRejection(result),
         raw: Buffer.from(JSON.stringify(item) ?? String(item)),
       });
   });
-  return out;
+  return rejected;
 }
 
-/** True when the value is a whole-body problem rather than a prepared batch. */
-export function isBodyProblem(v: PreparedBatch | BodyProblem): v is BodyProblem {
-  return 'status' in v;
+/** True when the value is a whole-body problem rather than what a body held. */
+export function isBodyProblem<T extends object>(v: T | BodyProblem): v is BodyProblem {
+  return !Array.isArray(v) && 'status' in v;
 }

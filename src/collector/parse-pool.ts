@@ -3,19 +3,35 @@
  * ingest; on the HTTP thread it would leave the machine's other cores idle. Bodies go to a pool
  * of worker threads round-robin and their records come back ready to append; small bodies are
  * parsed inline, where a thread hop would cost more than it saves.
+ *
+ * Given the event topics' partition counts (a log that takes encoded batches), a thread lays the
+ * records out as the log's batches, one per partition, in one transferred buffer: the HTTP
+ * thread then only stamps offsets and writes, with no work per event.
  */
 import type { Worker } from 'node:worker_threads';
 import type { RecordInput } from '../log/index.ts';
 import { siblingModule, startModuleThread } from '../workers/index.ts';
 import {
+  BatchSink,
   type BodyProblem,
+  type EncodedBody,
+  encodedEvents,
   type IngestLimits,
+  ingestJson,
+  ingestNdjson,
+  isBodyProblem,
   type PreparedBatch,
   prepareJson,
   prepareNdjson,
   type RejectedLine,
+  type TopicPartitions,
   type WriterSchemaIds,
 } from './ingest.ts';
+
+/** A buffer of batches given back to the parse thread that filled it, to be filled again. */
+export interface ReleaseMessage {
+  release: ArrayBuffer;
+}
 
 /** A body to parse. */
 export interface ParseRequest {
@@ -24,6 +40,8 @@ export interface ParseRequest {
   body: Uint8Array;
   ids: WriterSchemaIds;
   limits: IngestLimits;
+  /** Given: lay the records out as batches of these partitions. */
+  partitions?: TopicPartitions;
 }
 
 /** Records of one topic: keys, and (start, end, timestamp) triples into the shared bytes. */
@@ -40,10 +58,21 @@ export interface ParseResponse {
   /** The thread died: nothing about the body is known, and a retry may succeed. */
   error?: string;
   problem?: BodyProblem;
+  /** The batches (see {@link BatchSink.drain}), when the request gave partitions. */
+  encoded?: { bytes: ArrayBuffer; emissions: number[]; clicks: number[] };
   bytes?: ArrayBuffer;
   emissions?: PackedRecords;
   clicks?: PackedRecords;
   rejected?: (Omit<RejectedLine, 'raw'> & { raw: Uint8Array })[];
+}
+
+/** The sink kept for these partition counts, or a new one when they differ. */
+export function sinkFor(kept: BatchSink | undefined, partitions: TopicPartitions): BatchSink {
+  return kept !== undefined &&
+    kept.partitions.emissions === partitions.emissions &&
+    kept.partitions.clicks === partitions.clicks
+    ? kept
+    : new BatchSink(partitions);
 }
 
 /** Bodies below this are parsed on the calling thread. */
@@ -71,12 +100,39 @@ export function unparsable(e: unknown): BodyProblem {
   };
 }
 
+/**
+ * Parses a body into batches laid out by `sink`: the batches in one new buffer, and the rejected
+ * lines. A body refused whole leaves nothing behind in the sink.
+ */
+export function encodeBody(
+  kind: 'ndjson' | 'json',
+  body: Buffer,
+  ids: WriterSchemaIds,
+  limits: IngestLimits,
+  sink: BatchSink,
+  alloc?: (size: number) => Buffer,
+): (ReturnType<BatchSink['drain']> & { rejected: RejectedLine[] }) | BodyProblem {
+  let rejected: RejectedLine[] | BodyProblem;
+  try {
+    rejected = kind === 'ndjson' ? ingestNdjson(body, ids, limits, sink) : ingestJson(body, ids, limits, sink);
+  } catch (e) {
+    sink.reset();
+    throw e;
+  }
+  if (isBodyProblem(rejected)) {
+    sink.reset();
+    return rejected;
+  }
+  return { ...sink.drain(alloc), rejected };
+}
+
 /** A pool of parse threads; `threads: 0` parses everything inline. */
 export class ParsePool {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, (r: ParseResponse) => void>();
   private next = 0;
   private nextId = 1;
+  private inlineSink: BatchSink | undefined;
 
   constructor(threads: number) {
     const url = siblingModule(import.meta.url, 'parse-worker');
@@ -98,16 +154,42 @@ export class ParsePool {
     return worker;
   }
 
-  /** Parses a body (NDJSON or JSON) into records to append and rejected lines. */
+  /**
+   * Parses a body (NDJSON or JSON) into records to append and rejected lines; given the event
+   * topics' `partitions`, into encoded batches of them instead.
+   */
+  prepare(
+    kind: 'ndjson' | 'json',
+    body: Buffer,
+    ids: WriterSchemaIds,
+    limits: IngestLimits,
+  ): Promise<PreparedBatch | BodyProblem>;
+  prepare(
+    kind: 'ndjson' | 'json',
+    body: Buffer,
+    ids: WriterSchemaIds,
+    limits: IngestLimits,
+    partitions: TopicPartitions | undefined,
+  ): Promise<PreparedBatch | EncodedBody | BodyProblem>;
   async prepare(
     kind: 'ndjson' | 'json',
     body: Buffer,
     ids: WriterSchemaIds,
     limits: IngestLimits,
-  ): Promise<PreparedBatch | BodyProblem> {
+    partitions?: TopicPartitions,
+  ): Promise<PreparedBatch | EncodedBody | BodyProblem> {
     if (this.workers.length === 0 || body.length < INLINE_BELOW_BYTES) {
       try {
-        return kind === 'ndjson' ? prepareNdjson(body, ids, limits) : prepareJson(body, ids, limits);
+        if (partitions === undefined)
+          return kind === 'ndjson' ? prepareNdjson(body, ids, limits) : prepareJson(body, ids, limits);
+        this.inlineSink = sinkFor(this.inlineSink, partitions);
+        const r = encodeBody(kind, body, ids, limits, this.inlineSink);
+        if (isBodyProblem(r)) return r;
+        return {
+          emissions: encodedEvents(r.bytes, r.emissions),
+          clicks: encodedEvents(r.bytes, r.clicks),
+          rejected: r.rejected,
+        };
       } catch (e) {
         return unparsable(e);
       }
@@ -116,19 +198,33 @@ export class ParsePool {
     const worker = this.workers[this.next++ % this.workers.length]!;
     const response = await new Promise<ParseResponse>((resolve) => {
       this.pending.set(id, resolve);
-      worker.postMessage({ id, kind, body, ids, limits } satisfies ParseRequest);
+      worker.postMessage({ id, kind, body, ids, limits, partitions } satisfies ParseRequest);
     });
     if (response.parseError !== undefined) return unparsable(response.parseError);
     if (response.error !== undefined) throw new Error(`parse thread failed: ${response.error}`);
     if (response.problem !== undefined) return response.problem;
+    const rejected = response.rejected!.map((r) => ({
+      ...r,
+      raw: Buffer.from(r.raw.buffer, r.raw.byteOffset, r.raw.byteLength),
+    }));
+    if (response.encoded !== undefined) {
+      const buffer = response.encoded.bytes;
+      const bytes = Buffer.from(buffer);
+      return {
+        emissions: encodedEvents(bytes, response.encoded.emissions),
+        clicks: encodedEvents(bytes, response.encoded.clicks),
+        rejected,
+        // Back to the thread that filled it: one buffer per body in flight, not one per body.
+        release: () => {
+          if (this.workers.includes(worker)) worker.postMessage({ release: buffer }, [buffer]);
+        },
+      };
+    }
     const bytes = Buffer.from(response.bytes!);
     return {
       emissions: unpack(bytes, response.emissions!),
       clicks: unpack(bytes, response.clicks!),
-      rejected: response.rejected!.map((r) => ({
-        ...r,
-        raw: Buffer.from(r.raw.buffer, r.raw.byteOffset, r.raw.byteLength),
-      })),
+      rejected,
     };
   }
 

@@ -7,14 +7,17 @@ import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { FastifyError, FastifyPluginAsync, FastifyReply } from 'fastify';
 import { ReckonError } from '../events/index.ts';
-import type { Log } from '../log/index.ts';
+import type { Log, RecordInput } from '../log/index.ts';
 import { accessHook, type Tokens } from './auth.ts';
 import {
   type BodyProblem,
   CLICKS_TOPIC,
   EMISSIONS_TOPIC,
+  type EncodedBody,
+  type EncodedEvents,
   isBodyProblem,
   type PreparedBatch,
+  type TopicPartitions,
   type WriterSchemaIds,
 } from './ingest.ts';
 import { CollectorMetrics } from './metrics.ts';
@@ -111,6 +114,24 @@ export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app,
   const { limits, log } = o;
   const parsePool = o.parsePool ?? new ParsePool(0);
   let inFlightBytes = 0;
+  // A log that takes batches in its own format gets them laid out by the parse threads.
+  let partitions: TopicPartitions | undefined;
+  if (log.appendEncoded !== undefined) {
+    try {
+      partitions = {
+        emissions: await log.partitionCount(EMISSIONS_TOPIC),
+        clicks: await log.partitionCount(CLICKS_TOPIC),
+      };
+    } catch {
+      partitions = undefined; // topics not there yet: records, whose append names the problem
+    }
+  }
+  const countOf = (events: RecordInput[] | EncodedEvents): number =>
+    Array.isArray(events) ? events.length : events.count;
+  const appendEvents = (topic: string, events: RecordInput[] | EncodedEvents) => {
+    if (countOf(events) === 0) return undefined;
+    return Array.isArray(events) ? log.append(topic, events) : log.appendEncoded!(topic, events.batches);
+  };
   const ingestAccess = accessHook('ingest', o.tokens);
   const readAccess = accessHook('read', o.tokens);
 
@@ -191,7 +212,7 @@ export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app,
       }
       let body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
       const encoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
-      let prepared: PreparedBatch | BodyProblem;
+      let prepared: PreparedBatch | EncodedBody | BodyProblem;
       if (encoding !== 'identity' && encoding !== 'gzip') {
         metrics.requests.inc({ status: '415' });
         return problem(
@@ -224,7 +245,7 @@ export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app,
       const ids = o.schemaIds;
       const kind = NDJSON_TYPES.includes(type) ? 'ndjson' : 'json';
       try {
-        prepared = await parsePool.prepare(kind, body, ids, limits);
+        prepared = await parsePool.prepare(kind, body, ids, limits, partitions);
       } catch (e) {
         return overloaded(
           reply,
@@ -236,23 +257,30 @@ export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app,
       const rejected = batch.rejected.map((r) =>
         rejectedRecord(requestId, receivedAt, r.line, r.kind, r.reason, r.raw, r.kind === 'line_too_long'),
       );
-      try {
-        await Promise.all([
-          batch.emissions.length > 0 ? log.append(EMISSIONS_TOPIC, batch.emissions) : undefined,
-          batch.clicks.length > 0 ? log.append(CLICKS_TOPIC, batch.clicks) : undefined,
-          rejected.length > 0 ? log.append(REJECTED_TOPIC, rejected) : undefined,
-        ]);
-      } catch (e) {
-        return overloaded(reply, `the log did not take the events (${(e as Error).message}); nothing was acknowledged`);
-      }
-      metrics.accepted.inc({ type: 'emission' }, batch.emissions.length);
-      metrics.accepted.inc({ type: 'click' }, batch.clicks.length);
+      // Every append settles before the answer (and before the batches' memory is reused).
+      const settled = await Promise.allSettled([
+        appendEvents(EMISSIONS_TOPIC, batch.emissions),
+        appendEvents(CLICKS_TOPIC, batch.clicks),
+        rejected.length > 0 ? log.append(REJECTED_TOPIC, rejected) : undefined,
+      ]);
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      // After a failure a write may still hold the memory: it is left to the collector then.
+      if (failed === undefined && 'release' in batch) batch.release?.();
+      if (failed !== undefined)
+        return overloaded(
+          reply,
+          `the log did not take the events (${(failed.reason as Error).message}); nothing was acknowledged`,
+        );
+      const emissions = countOf(batch.emissions);
+      const clicks = countOf(batch.clicks);
+      metrics.accepted.inc({ type: 'emission' }, emissions);
+      metrics.accepted.inc({ type: 'click' }, clicks);
       for (const r of batch.rejected) metrics.rejected.inc({ reason: r.kind });
       metrics.requests.inc({ status: '200' });
       metrics.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
       return reply.code(200).send({
         requestId,
-        accepted: batch.emissions.length + batch.clicks.length,
+        accepted: emissions + clicks,
         rejected: batch.rejected.map((r) => ({ line: r.line, reason: r.reason })),
       });
     },

@@ -13,10 +13,15 @@ import { isIP } from 'node:net';
 import { parseTimestamp } from './time.ts';
 import { MAX_ID_LENGTH, MAX_OFFERS } from './validate.ts';
 
-/** A transcoded event: its type, its record key (the emission id) and time, and where its bytes are in the output. */
+/**
+ * A transcoded event: its type, its record key (the emission id) and time, and where its bytes
+ * are in the output. The transcoder reuses one for every line: read it before the next.
+ */
 export interface TranscodedEvent {
   type: 'emission' | 'click';
-  key: string;
+  /** The key is the ASCII text `line[keyStart, keyEnd)` of the source buffer. */
+  keyStart: number;
+  keyEnd: number;
   ts: number;
   /** The record is `output.subarray(start, end)` of the writer it was written to. */
   start: number;
@@ -146,12 +151,30 @@ export class EventTranscoder {
   private readonly offerIdEnds: number[] = [];
   private readonly offerCosts: number[] = [];
   private offerCount = 0;
+  private readonly result: TranscodedEvent = { type: 'emission', keyStart: 0, keyEnd: 0, ts: 0, start: 0, end: 0 };
 
   constructor(private readonly ids: { emission: number; click: number }) {}
 
+  private done(
+    type: 'emission' | 'click',
+    keyStart: number,
+    keyEnd: number,
+    start: number,
+    end: number,
+  ): TranscodedEvent {
+    const r = this.result;
+    r.type = type;
+    r.keyStart = keyStart;
+    r.keyEnd = keyEnd;
+    r.ts = this.ts;
+    r.start = start;
+    r.end = end;
+    return r;
+  }
+
   /**
    * Transcodes the line `src[start, end)` into `out`, or returns undefined when the general path
-   * must decide it (then nothing was written).
+   * must decide it (then nothing was written). The result is valid until the next call.
    */
   transcode(src: Buffer, start: number, end: number, out: AvroOutput): TranscodedEvent | undefined {
     this.src = src;
@@ -510,7 +533,7 @@ export class EventTranscoder {
       writeDecimal(out, this.offerCosts[i]!);
     }
     writeLong(out, 0);
-    return { type: 'emission', key: this.src.toString('latin1', this.idS, this.idE), ts: this.ts, start, end: out.pos };
+    return this.done('emission', this.idS, this.idE, start, out.pos);
   }
 
   private writeClick(out: AvroOutput): TranscodedEvent {
@@ -531,13 +554,7 @@ export class EventTranscoder {
     this.bytes(out, this.userIdS, this.userIdE);
     this.bytes(out, this.ipS, this.ipE);
     this.union(out);
-    return {
-      type: 'click',
-      key: this.src.toString('latin1', this.emissionIdS, this.emissionIdE),
-      ts: this.ts,
-      start,
-      end: out.pos,
-    };
+    return this.done('click', this.emissionIdS, this.emissionIdE, start, out.pos);
   }
 
   /** An Avro string copied from the source line (ASCII, so bytes are characters). */

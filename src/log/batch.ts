@@ -13,7 +13,8 @@
  *      u16 header count, then per header: u16 name length, name (UTF-8), i32 value length, value
  */
 import { crc32 } from 'node:zlib';
-import type { HeaderValue, LogRecord, RecordInput } from './types.ts';
+import { partitionForKeyBytes } from './murmur2.ts';
+import type { EncodedBatch, HeaderValue, LogRecord, RecordInput } from './types.ts';
 
 /** "RKB1" */
 export const BATCH_MAGIC = 0x524b4231;
@@ -113,12 +114,154 @@ export function encodeBatch(
   }
   buf.writeUInt32BE(BATCH_MAGIC, 0);
   buf.writeUInt32BE(size, 4);
-  buf.writeUInt32BE(Math.floor(baseOffset / TWO_32), 12);
-  buf.writeUInt32BE(baseOffset % TWO_32, 16);
   buf.writeUInt32BE(records.length, 20);
   buf.writeDoubleBE(maxTs, 24);
-  buf.writeUInt32BE(crc32(buf.subarray(12)), 8);
+  stampBatch(buf, baseOffset);
   return buf;
+}
+
+/** Gives a laid-out batch its base offset and then its CRC: the last step before it is written. */
+export function stampBatch(buf: Buffer, baseOffset: number): void {
+  buf.writeUInt32BE(Math.floor(baseOffset / TWO_32), 12);
+  buf.writeUInt32BE(baseOffset % TWO_32, 16);
+  buf.writeUInt32BE(crc32(buf.subarray(12)), 8);
+}
+
+/**
+ * Why an encoded batch cannot be appended as it is, or undefined when its header agrees with
+ * its bytes and its record count.
+ */
+export function encodedBatchProblem(batch: EncodedBatch): string | undefined {
+  const b = batch.bytes;
+  if (b.length < BATCH_HEADER_BYTES || b.readUInt32BE(0) !== BATCH_MAGIC)
+    return 'it does not start with a batch header';
+  if (b.readUInt32BE(4) !== b.length) return `its header says ${b.readUInt32BE(4)} bytes, it has ${b.length}`;
+  if (b.readUInt32BE(20) !== batch.count || batch.count < 1)
+    return `its header says ${b.readUInt32BE(20)} records, it is given as ${batch.count}`;
+  return undefined;
+}
+
+/** Copies src[start, end) to dst at `at`; short ranges by hand, which spares a view per copy. */
+function copyRange(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void {
+  if (end - start <= 256) {
+    for (let i = start; i < end; i++) dst[at++] = src[i]!;
+  } else {
+    dst.set(src.subarray(start, end), at);
+  }
+}
+
+/**
+ * Lays out keyed records as one batch per partition of a topic, away from the log's writer (a
+ * collector's parse thread): each record goes to the partition Kafka's partitioner gives its
+ * key, in this format, so that the writer only stamps the base offset and the CRC
+ * ({@link stampBatch}). The scratch space is kept from one body to the next: adding a record
+ * allocates nothing.
+ */
+export class BatchBuilder {
+  private readonly scratch: Buffer[] = [];
+  private readonly ends: number[] = [];
+  private readonly counts: number[] = [];
+  private readonly maxTimestamps: number[] = [];
+  private readonly keyScratch = Buffer.allocUnsafe(256);
+
+  constructor(readonly partitions: number) {
+    for (let p = 0; p < partitions; p++) {
+      this.scratch.push(Buffer.allocUnsafe(64 * 1024));
+      this.ends.push(BATCH_HEADER_BYTES);
+      this.counts.push(0);
+      this.maxTimestamps.push(0);
+    }
+  }
+
+  /** Records added since the last {@link drainTo}. */
+  get count(): number {
+    let n = 0;
+    for (let p = 0; p < this.partitions; p++) n += this.counts[p]!;
+    return n;
+  }
+
+  /** Bytes the batches of the records added so far take. */
+  get byteLength(): number {
+    let n = 0;
+    for (let p = 0; p < this.partitions; p++) if (this.counts[p]! > 0) n += this.ends[p]!;
+    return n;
+  }
+
+  /** Adds a record keyed by the bytes key[keyStart, keyEnd), whose value is value[valueStart, valueEnd). */
+  add(
+    key: Uint8Array,
+    keyStart: number,
+    keyEnd: number,
+    value: Uint8Array,
+    valueStart: number,
+    valueEnd: number,
+    timestamp: number,
+  ): void {
+    const keyLength = keyEnd - keyStart;
+    const p = partitionForKeyBytes(key, this.partitions, keyLength, keyStart);
+    const need = 18 + keyLength + (valueEnd - valueStart);
+    let at = this.ends[p]!;
+    let buf = this.scratch[p]!;
+    if (at + need > buf.length) buf = this.grow(p, at + need);
+    buf.writeDoubleBE(timestamp, at);
+    buf.writeInt32BE(keyLength, at + 8);
+    at += 12;
+    copyRange(key, keyStart, keyEnd, buf, at);
+    at += keyLength;
+    buf.writeInt32BE(valueEnd - valueStart, at);
+    at += 4;
+    copyRange(value, valueStart, valueEnd, buf, at);
+    at += valueEnd - valueStart;
+    buf[at++] = 0; // no headers
+    buf[at++] = 0;
+    this.ends[p] = at;
+    this.counts[p]!++;
+    if (timestamp > this.maxTimestamps[p]!) this.maxTimestamps[p] = timestamp;
+  }
+
+  /** {@link add} with a string key (hashed and written as UTF-8). */
+  addStringKey(key: string, value: Uint8Array, valueStart: number, valueEnd: number, timestamp: number): void {
+    const length = keyByteLength(key);
+    const bytes = length > this.keyScratch.length ? Buffer.from(key, 'utf8') : this.keyScratch;
+    if (bytes === this.keyScratch) writeKey(bytes, key, 0, length);
+    this.add(bytes, 0, length, value, valueStart, valueEnd, timestamp);
+  }
+
+  private grow(p: number, need: number): Buffer {
+    const old = this.scratch[p]!;
+    const next = Buffer.allocUnsafe(Math.max(old.length * 2, need));
+    old.copy(next, 0, 0, this.ends[p]);
+    this.scratch[p] = next;
+    return next;
+  }
+
+  /**
+   * Copies each non-empty partition's batch (its header filled in but for the base offset and the
+   * CRC) to `into` from `at`, lists each as (partition, start, end, count) in `out`, and starts
+   * over. Returns the end of what it wrote.
+   */
+  drainTo(into: Buffer, at: number, out: number[]): number {
+    for (let p = 0; p < this.partitions; p++) {
+      const count = this.counts[p]!;
+      if (count === 0) continue;
+      const buf = this.scratch[p]!;
+      const size = this.ends[p]!;
+      buf.writeUInt32BE(BATCH_MAGIC, 0);
+      buf.writeUInt32BE(size, 4);
+      buf.writeUInt32BE(0, 8);
+      buf.writeUInt32BE(0, 12);
+      buf.writeUInt32BE(0, 16);
+      buf.writeUInt32BE(count, 20);
+      buf.writeDoubleBE(this.maxTimestamps[p]!, 24);
+      buf.copy(into, at, 0, size);
+      out.push(p, at, at + size, count);
+      at += size;
+      this.ends[p] = BATCH_HEADER_BYTES;
+      this.counts[p] = 0;
+      this.maxTimestamps[p] = 0;
+    }
+    return at;
+  }
 }
 
 /**

@@ -14,7 +14,14 @@ import { access, constants } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ReckonError } from '../events/index.ts';
 import { AppendClient, AppendServer } from './append-service.ts';
-import { keyByteLength, writeKey } from './batch.ts';
+import {
+  type BatchHeader,
+  decodeBatch,
+  encodedBatchProblem,
+  keyByteLength,
+  readBatchHeader,
+  writeKey,
+} from './batch.ts';
 import { checkName, LogErrors } from './errors.ts';
 import { fsyncDir, processAlive, writeFileDurably } from './files.ts';
 import { partitionForKeyBytes } from './murmur2.ts';
@@ -23,6 +30,7 @@ import { joinEmbeddedGroup } from './group.ts';
 import type {
   AppendedRange,
   AssignmentListener,
+  EncodedBatch,
   GroupMember,
   Log,
   LogRecord,
@@ -363,6 +371,40 @@ export class EmbeddedLog implements Log {
       this.dirty.add(writer);
     }
     await this.requestSync();
+    return ranges;
+  }
+
+  async appendEncoded(topic: string, batches: readonly EncodedBatch[]): Promise<AppendedRange[]> {
+    const state = this.state(topic);
+    // Checked whole before anything is written: all or none.
+    for (const batch of batches) {
+      this.checkPartition(state, batch.partition);
+      const problem = encodedBatchProblem(batch);
+      if (problem !== undefined)
+        throw new ReckonError(
+          'RECKON_LOG_BAD_BATCH',
+          `an encoded batch for ${topic}/${batch.partition} cannot be appended: ${problem}`,
+        );
+    }
+    if (this.forward !== undefined) {
+      // A reader forwards records: its batches are taken apart again.
+      const records: RecordInput[] = [];
+      for (const batch of batches) {
+        const decoded: LogRecord[] = [];
+        decodeBatch(batch.bytes, 0, readBatchHeader(batch.bytes, 0) as BatchHeader, batch.partition, 0, decoded);
+        for (const r of decoded)
+          records.push({ key: r.key ?? undefined, value: r.value, timestamp: r.timestamp, partition: batch.partition });
+      }
+      return this.forward.append(topic, records);
+    }
+    if (this.failed !== undefined) throw this.failed;
+    const ranges: AppendedRange[] = [];
+    for (const batch of batches) {
+      const writer = state.writers[batch.partition] as PartitionWriter;
+      ranges.push(writer.appendEncoded(batch.bytes, batch.count));
+      this.dirty.add(writer);
+    }
+    if (ranges.length > 0) await this.requestSync();
     return ranges;
   }
 

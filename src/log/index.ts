@@ -1,4 +1,5 @@
 /** The log: one interface, an embedded segment log and a Kafka adapter. */
+export { BatchBuilder } from './batch.ts';
 export { EmbeddedLog, type EmbeddedLogOptions, LOG_FORMAT_VERSION, openEmbeddedLog } from './embedded.ts';
 export { checkName, LogErrors } from './errors.ts';
 export { processAlive } from './files.ts';
@@ -8,6 +9,7 @@ export { assignRoundRobin, GROUP_HEARTBEAT_MS, GROUP_SESSION_MS } from './group.
 export type {
   AppendedRange,
   AssignmentListener,
+  EncodedBatch,
   GroupMember,
   HeaderValue,
   Log,

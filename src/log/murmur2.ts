@@ -4,14 +4,14 @@
  * lands on the same partition number in the embedded log and in Kafka.
  */
 
-/** Kafka's 32-bit murmur2 of a byte array (seed 0x9747b28c). */
-export function murmur2(data: Uint8Array, length = data.length): number {
+/** Kafka's 32-bit murmur2 of a byte array (seed 0x9747b28c): of `length` bytes from `offset`. */
+export function murmur2(data: Uint8Array, length = data.length, offset = 0): number {
   const m = 0x5bd1e995;
   const r = 24;
   let h = 0x9747b28c ^ length;
   const length4 = length >>> 2;
   for (let i = 0; i < length4; i++) {
-    const i4 = i * 4;
+    const i4 = offset + i * 4;
     let k =
       ((data[i4] as number) & 0xff) |
       (((data[i4 + 1] as number) & 0xff) << 8) |
@@ -23,7 +23,7 @@ export function murmur2(data: Uint8Array, length = data.length): number {
     h = Math.imul(h, m);
     h ^= k;
   }
-  const tail = length & ~3;
+  const tail = offset + (length & ~3);
   const rest = length % 4;
   if (rest === 3) h ^= ((data[tail + 2] as number) & 0xff) << 16;
   if (rest >= 2) h ^= ((data[tail + 1] as number) & 0xff) << 8;
@@ -43,7 +43,7 @@ export function partitionForKey(key: Buffer | string, partitions: number): numbe
   return partitionForKeyBytes(bytes, partitions);
 }
 
-/** {@link partitionForKey} for key bytes (the first `length` of them). */
-export function partitionForKeyBytes(key: Uint8Array, partitions: number, length = key.length): number {
-  return (murmur2(key, length) & 0x7fffffff) % partitions;
+/** {@link partitionForKey} for key bytes (`length` of them from `offset`). */
+export function partitionForKeyBytes(key: Uint8Array, partitions: number, length = key.length, offset = 0): number {
+  return (murmur2(key, length, offset) & 0x7fffffff) % partitions;
 }

@@ -22,7 +22,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { batchCrcOk, decodeBatch, encodeBatch, readBatchHeader } from './batch.ts';
+import { batchCrcOk, decodeBatch, encodeBatch, readBatchHeader, stampBatch } from './batch.ts';
 import { LogErrors } from './errors.ts';
 import {
   decodeHighWatermark,
@@ -480,8 +480,20 @@ export class PartitionWriter {
 
   /** Writes one batch (not yet durable, nor even written: see {@link sync}). */
   append(records: readonly RecordInput[], keyLengths: readonly number[], now: number): AppendedRange {
+    return this.place(encodeBatch(records, keyLengths, this.nextOffset, now), records.length);
+  }
+
+  /**
+   * Writes one batch laid out elsewhere (`BatchBuilder`, header checked by the caller): it gets
+   * the next offsets and its CRC here. Not yet durable: see {@link sync}.
+   */
+  appendEncoded(batch: Buffer, count: number): AppendedRange {
+    stampBatch(batch, this.nextOffset);
+    return this.place(batch, count);
+  }
+
+  private place(batch: Buffer, count: number): AppendedRange {
     const baseOffset = this.nextOffset;
-    const batch = encodeBatch(records, keyLengths, baseOffset, now);
     const position = this.activeSize;
     this.pendingWrites.push(pwriteFully(this.activeFd, batch, position));
     if (position - this.lastIndexedPosition >= INDEX_INTERVAL_BYTES) {
@@ -493,11 +505,11 @@ export class PartitionWriter {
       this.lastIndexedPosition = position;
     }
     this.activeSize += batch.length;
-    this.nextOffset += records.length;
+    this.nextOffset += count;
     const maxTs = batch.readDoubleBE(24);
     if (maxTs > this.activeMaxTimestamp) this.activeMaxTimestamp = maxTs;
     if (this.activeSize >= this.options.segmentBytes) this.roll();
-    return { partition: this.partition, baseOffset, count: records.length };
+    return { partition: this.partition, baseOffset, count };
   }
 
   /** Starts a new segment at the next offset; the full one is sealed (durably) in the background. */

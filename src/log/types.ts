@@ -41,6 +41,17 @@ export interface TopicSpec {
   retention?: RetentionPolicy;
 }
 
+/**
+ * Records of one partition already laid out as one batch of the embedded log's format (see
+ * `BatchBuilder`); the writer stamps its base offset and CRC, so it must not be shared.
+ */
+export interface EncodedBatch {
+  partition: number;
+  bytes: Buffer;
+  /** How many records the batch holds (its header says the same). */
+  count: number;
+}
+
 /** Where an append put one partition's share of a batch. */
 export interface AppendedRange {
   partition: number;
@@ -104,6 +115,12 @@ export interface Log {
   partitionCount(topic: string): Promise<number>;
   /** Appends records; resolves only when every one of them is durable. */
   append(topic: string, records: readonly RecordInput[]): Promise<AppendedRange[]>;
+  /**
+   * Appends batches laid out by `BatchBuilder` for this topic's partitions, all or none; resolves
+   * when every record is durable. Only where the log's own format is the batch format (the
+   * embedded log); elsewhere append records.
+   */
+  appendEncoded?(topic: string, batches: readonly EncodedBatch[]): Promise<AppendedRange[]>;
   /** Reads records at and after `offset` of one partition, in offset order. */
   read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<LogRecord[]>;
   /** The first offset still in the partition. */

@@ -21,7 +21,13 @@ function fast(line: string): { bytes: Buffer; key: string; ts: number } | undefi
   const out = new AvroOutput(4);
   out.pos = 3; // and not at the start of the output
   const r = new EventTranscoder(IDS).transcode(src, 2, src.length - 2, out);
-  return r === undefined ? undefined : { bytes: Buffer.from(out.buf.subarray(r.start, r.end)), key: r.key, ts: r.ts };
+  return r === undefined
+    ? undefined
+    : {
+        bytes: Buffer.from(out.buf.subarray(r.start, r.end)),
+        key: src.toString('latin1', r.keyStart, r.keyEnd),
+        ts: r.ts,
+      };
 }
 
 describe('EventTranscoder', () => {
