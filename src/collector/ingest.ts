@@ -10,8 +10,8 @@ import {
   encodeClick,
   encodeEmission,
   type ParseResult,
-  parseEventLine,
   type TranscodedEvent,
+  parseEventLine,
   validateEvent,
 } from '../events/index.ts';
 import { BatchBuilder, type EncodedBatch, type RecordInput } from '../log/index.ts';
@@ -74,10 +74,8 @@ export interface TopicPartitions {
 
 /** Where a body's accepted events go: records to append, or batches laid out for the log. */
 export interface EventSink {
-  /** Where the transcoder writes each record before {@link addTranscoded} takes it. */
-  readonly avro: AvroOutput;
-  /** An event the transcoder wrote to `avro`, read from `line`. */
-  addTranscoded(line: Buffer, event: TranscodedEvent): void;
+  /** A line `transcoder` has just scanned and accepted as `event`: the sink has it write the record. */
+  addScanned(line: Buffer, event: TranscodedEvent, transcoder: EventTranscoder): void;
   /** An event the general path accepted. */
   addRecord(type: 'emission' | 'click', key: string, value: Buffer, ts: number): void;
 }
@@ -92,7 +90,8 @@ export class RecordSink implements EventSink {
     this.avro = new AvroOutput(bodyBytes);
   }
 
-  addTranscoded(line: Buffer, e: TranscodedEvent): void {
+  addScanned(line: Buffer, _event: TranscodedEvent, transcoder: EventTranscoder): void {
+    const e = transcoder.write(this.avro);
     this.addRecord(e.type, line.toString('latin1', e.keyStart, e.keyEnd), this.avro.buf.subarray(e.start, e.end), e.ts);
   }
 
@@ -103,11 +102,10 @@ export class RecordSink implements EventSink {
 
 /**
  * Lays out accepted events as the log's batches, one per partition of each event topic, as they
- * are read: each record is copied once, from the transcoder's output to its batch. Kept from one
+ * are read: the transcoder writes each record straight into its batch. Kept from one
  * body to the next (by a parse thread), it allocates nothing per event.
  */
 export class BatchSink implements EventSink {
-  readonly avro = new AvroOutput(64 * 1024);
   readonly emissions: BatchBuilder;
   readonly clicks: BatchBuilder;
 
@@ -116,10 +114,11 @@ export class BatchSink implements EventSink {
     this.clicks = new BatchBuilder(partitions.clicks);
   }
 
-  addTranscoded(line: Buffer, e: TranscodedEvent): void {
+  addScanned(line: Buffer, e: TranscodedEvent, transcoder: EventTranscoder): void {
     const builder = e.type === 'emission' ? this.emissions : this.clicks;
-    builder.add(line, e.keyStart, e.keyEnd, this.avro.buf, e.start, e.end, e.ts);
-    this.avro.pos = 0;
+    // The record is written straight into its partition's batch.
+    transcoder.write(builder.begin(line, e.keyStart, e.keyEnd, e.ts));
+    builder.commit();
   }
 
   addRecord(type: 'emission' | 'click', key: string, value: Buffer, ts: number): void {
@@ -259,7 +258,6 @@ export function ingestNdjson(
   const out = { rejected: [] as RejectedLine[] };
   // Most lines take the single-pass transcoder; the rest (escapes, non-ASCII, errors) the general path.
   const transcoder = fastPath ? transcoderFor(ids) : undefined;
-  const avro = sink.avro;
   let events = 0;
   let lineNo = 0;
   let start = 0;
@@ -283,9 +281,9 @@ export function ingestNdjson(
       });
       continue;
     }
-    const fast = transcoder?.transcode(body, lineStart, lineEnd, avro);
-    if (fast !== undefined) {
-      sink.addTranscoded(body, fast);
+    const scanned = transcoder?.scan(body, lineStart, lineEnd);
+    if (scanned !== undefined) {
+      sink.addScanned(body, scanned, transcoder!);
       continue;
     }
     let line: string;

@@ -286,8 +286,10 @@ export const SETTINGS = [
     env: 'RECKON_INGEST_PARSE_THREADS',
     doc: 'threads parsing ingest bodies',
     parse: integer(0, 64),
-    // One core stays with the HTTP thread (receiving bodies, appending to the log).
-    default: Math.max(1, availableParallelism() - 1),
+    // A thread per core: the HTTP thread only receives bodies and writes the batches the parse
+    // threads lay out, so it needs no core of its own (2 threads measured 370-420k events/s on
+    // 2 cores against 290-320k for 1).
+    default: Math.max(1, availableParallelism()),
   }),
   def({
     key: 'schedulerStartDate',

@@ -10,7 +10,7 @@
  * that every line it accepts is accepted by the general path with identical bytes.
  */
 import { isIP } from 'node:net';
-import { parseTimestamp } from './time.ts';
+import { MAX_TIMESTAMP_MS, parseTimestamp } from './time.ts';
 import { MAX_ID_LENGTH, MAX_OFFERS } from './validate.ts';
 
 /**
@@ -177,9 +177,19 @@ export class EventTranscoder {
    * must decide it (then nothing was written). The result is valid until the next call.
    */
   transcode(src: Buffer, start: number, end: number, out: AvroOutput): TranscodedEvent | undefined {
+    return this.scan(src, start, end) === undefined ? undefined : this.write(out);
+  }
+
+  /**
+   * Reads and checks the line `src[start, end)`: its event's type, key and time (not yet its
+   * bytes: see {@link write}), or undefined when the general path must decide it. Knowing the key
+   * before writing lets the caller pick where the record goes (its partition's batch).
+   */
+  scan(src: Buffer, start: number, end: number): TranscodedEvent | undefined {
     this.src = src;
     this.at = start;
     this.end = end;
+    this.scanned = undefined;
     try {
       const fields = this.object();
       this.ws();
@@ -187,14 +197,16 @@ export class EventTranscoder {
       if (this.type === 'emission') {
         if ((fields & EMISSION_REQUIRED) !== EMISSION_REQUIRED || (fields & ~EMISSION_ALLOWED) !== 0) return undefined;
         if ((fields & F_DC) === 0) this.dcS = -1;
-        return this.writeEmission(out);
+        this.scanned = 'emission';
+        return this.done('emission', this.idS, this.idE, 0, 0);
       }
       if (this.type === 'click') {
         if ((fields & CLICK_REQUIRED) !== CLICK_REQUIRED || (fields & ~CLICK_ALLOWED) !== 0) return undefined;
         if ((fields & F_DC) === 0) this.dcS = -1;
         const ip = src.toString('latin1', this.ipS, this.ipE);
         if (isIP(ip) === 0) return undefined;
-        return this.writeClick(out);
+        this.scanned = 'click';
+        return this.done('click', this.emissionIdS, this.emissionIdE, 0, 0);
       }
       return undefined;
     } catch (e) {
@@ -202,6 +214,15 @@ export class EventTranscoder {
       throw e;
     }
   }
+
+  /** Writes the framed Avro record of the line {@link scan} just accepted to `out`. */
+  write(out: AvroOutput): TranscodedEvent {
+    if (this.scanned === 'emission') return this.writeEmission(out);
+    if (this.scanned === 'click') return this.writeClick(out);
+    throw new Error('EventTranscoder.write: no line was accepted by scan');
+  }
+
+  private scanned: 'emission' | 'click' | undefined;
 
   // The scanning loops keep their position in a local and store it once: a field written per
   // byte costs a memory store per byte.
@@ -597,23 +618,44 @@ function digitsAt(src: Buffer, from: number, count: number): number {
   return n;
 }
 
+/** Days from 1970-01-01 to a proleptic Gregorian date (year >= 1, month 1-12). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
+}
+
 /**
- * The canonical `YYYY-MM-DDTHH:MM:SS.sssZ` read from bytes, with exactly the checks of
- * `parseRfc3339`'s canonical fast path (no string is made); -1 for anything else, which then
- * goes through `parseTimestamp` as text.
+ * `YYYY-MM-DDTHH:MM:SS.sss` with `Z` or a `+HH:MM`/`-HH:MM` zone, read from bytes with exactly
+ * the checks of `parseRfc3339` (no string is made); -1 for anything else, which then goes
+ * through `parseTimestamp` as text (and is explained there if wrong).
  */
 function canonicalUtcBytes(src: Buffer, s: number, e: number): number {
+  const n = e - s;
   if (
-    e - s !== 24 ||
+    (n !== 24 && n !== 29) ||
     src[s + 4] !== 0x2d ||
     src[s + 7] !== 0x2d ||
     src[s + 10] !== 0x54 ||
     src[s + 13] !== 0x3a ||
     src[s + 16] !== 0x3a ||
-    src[s + 19] !== 0x2e ||
-    src[s + 23] !== 0x5a
+    src[s + 19] !== 0x2e
   )
     return -1;
+  let offsetMinutes = 0;
+  if (n === 24) {
+    if (src[s + 23] !== 0x5a) return -1;
+  } else {
+    const sign = src[s + 23];
+    if ((sign !== 0x2b && sign !== 0x2d) || src[s + 26] !== 0x3a) return -1;
+    const oh = digitsAt(src, s + 24, 2);
+    const om = digitsAt(src, s + 27, 2);
+    if (oh < 0 || om < 0 || oh > 23 || om > 59) return -1;
+    offsetMinutes = (sign === 0x2d ? -1 : 1) * (oh * 60 + om);
+  }
   const year = digitsAt(src, s, 4);
   const month = digitsAt(src, s + 5, 2);
   const day = digitsAt(src, s + 8, 2);
@@ -625,7 +667,9 @@ function canonicalUtcBytes(src: Buffer, s: number, e: number): number {
   if (minute < 0 || minute > 59 || second < 0 || second > 59 || millis < 0) return -1;
   const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
   if (day > (month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!)) return -1;
-  return Date.UTC(year, month - 1, day, hour, minute, second, millis);
+  const ms =
+    daysFromCivil(year, month, day) * 86_400_000 + ((hour * 60 + minute - offsetMinutes) * 60 + second) * 1000 + millis;
+  return ms < 0 || ms > MAX_TIMESTAMP_MS ? -1 : ms;
 }
 
 /** Avro long: zig-zag varint (non-negative values here, up to 2^53). */

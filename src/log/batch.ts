@@ -13,6 +13,7 @@
  *      u16 header count, then per header: u16 name length, name (UTF-8), i32 value length, value
  */
 import { crc32 } from 'node:zlib';
+import { AvroOutput } from '../events/index.ts';
 import { partitionForKeyBytes } from './murmur2.ts';
 import type { EncodedBatch, HeaderValue, LogRecord, RecordInput } from './types.ts';
 
@@ -158,16 +159,21 @@ function copyRange(src: Uint8Array, start: number, end: number, dst: Uint8Array,
  * allocates nothing.
  */
 export class BatchBuilder {
-  private readonly scratch: Buffer[] = [];
-  private readonly ends: number[] = [];
+  /** Per partition: its batch so far, from its header's space on; `pos` is its end. */
+  private readonly scratch: AvroOutput[] = [];
   private readonly counts: number[] = [];
   private readonly maxTimestamps: number[] = [];
   private readonly keyScratch = Buffer.allocUnsafe(256);
+  /** The partition of the record begun and not yet committed, or -1. */
+  private open = -1;
+  private openValueAt = 0;
+  private openTimestamp = 0;
 
   constructor(readonly partitions: number) {
     for (let p = 0; p < partitions; p++) {
-      this.scratch.push(Buffer.allocUnsafe(64 * 1024));
-      this.ends.push(BATCH_HEADER_BYTES);
+      const out = new AvroOutput(64 * 1024);
+      out.pos = BATCH_HEADER_BYTES;
+      this.scratch.push(out);
       this.counts.push(0);
       this.maxTimestamps.push(0);
     }
@@ -183,8 +189,45 @@ export class BatchBuilder {
   /** Bytes the batches of the records added so far take. */
   get byteLength(): number {
     let n = 0;
-    for (let p = 0; p < this.partitions; p++) if (this.counts[p]! > 0) n += this.ends[p]!;
+    for (let p = 0; p < this.partitions; p++) if (this.counts[p]! > 0) n += this.scratch[p]!.pos;
     return n;
+  }
+
+  /**
+   * Begins a record keyed by the bytes key[keyStart, keyEnd): its value is to be written to the
+   * returned output from its `pos` on (growing it with `ensure`), and then {@link commit}ted. The
+   * value is written in place: nothing is copied afterwards.
+   */
+  begin(key: Uint8Array, keyStart: number, keyEnd: number, timestamp: number): AvroOutput {
+    const keyLength = keyEnd - keyStart;
+    const p = partitionForKeyBytes(key, this.partitions, keyLength, keyStart);
+    const out = this.scratch[p]!;
+    out.ensure(16 + keyLength);
+    const buf = out.buf;
+    let at = out.pos;
+    buf.writeDoubleBE(timestamp, at);
+    buf.writeInt32BE(keyLength, at + 8);
+    at += 12;
+    copyRange(key, keyStart, keyEnd, buf, at);
+    at += keyLength + 4; // the value's length goes before it, once it is known
+    out.pos = at;
+    this.open = p;
+    this.openValueAt = at;
+    this.openTimestamp = timestamp;
+    return out;
+  }
+
+  /** Ends the record {@link begin} started: its value is what was written since. */
+  commit(): void {
+    const p = this.open;
+    const out = this.scratch[p]!;
+    out.buf.writeInt32BE(out.pos - this.openValueAt, this.openValueAt - 4);
+    out.ensure(2);
+    out.buf[out.pos++] = 0; // no headers
+    out.buf[out.pos++] = 0;
+    this.counts[p]!++;
+    if (this.openTimestamp > this.maxTimestamps[p]!) this.maxTimestamps[p] = this.openTimestamp;
+    this.open = -1;
   }
 
   /** Adds a record keyed by the bytes key[keyStart, keyEnd), whose value is value[valueStart, valueEnd). */
@@ -197,26 +240,11 @@ export class BatchBuilder {
     valueEnd: number,
     timestamp: number,
   ): void {
-    const keyLength = keyEnd - keyStart;
-    const p = partitionForKeyBytes(key, this.partitions, keyLength, keyStart);
-    const need = 18 + keyLength + (valueEnd - valueStart);
-    let at = this.ends[p]!;
-    let buf = this.scratch[p]!;
-    if (at + need > buf.length) buf = this.grow(p, at + need);
-    buf.writeDoubleBE(timestamp, at);
-    buf.writeInt32BE(keyLength, at + 8);
-    at += 12;
-    copyRange(key, keyStart, keyEnd, buf, at);
-    at += keyLength;
-    buf.writeInt32BE(valueEnd - valueStart, at);
-    at += 4;
-    copyRange(value, valueStart, valueEnd, buf, at);
-    at += valueEnd - valueStart;
-    buf[at++] = 0; // no headers
-    buf[at++] = 0;
-    this.ends[p] = at;
-    this.counts[p]!++;
-    if (timestamp > this.maxTimestamps[p]!) this.maxTimestamps[p] = timestamp;
+    const out = this.begin(key, keyStart, keyEnd, timestamp);
+    out.ensure(valueEnd - valueStart);
+    copyRange(value, valueStart, valueEnd, out.buf, out.pos);
+    out.pos += valueEnd - valueStart;
+    this.commit();
   }
 
   /** {@link add} with a string key (hashed and written as UTF-8). */
@@ -225,14 +253,6 @@ export class BatchBuilder {
     const bytes = length > this.keyScratch.length ? Buffer.from(key, 'utf8') : this.keyScratch;
     if (bytes === this.keyScratch) writeKey(bytes, key, 0, length);
     this.add(bytes, 0, length, value, valueStart, valueEnd, timestamp);
-  }
-
-  private grow(p: number, need: number): Buffer {
-    const old = this.scratch[p]!;
-    const next = Buffer.allocUnsafe(Math.max(old.length * 2, need));
-    old.copy(next, 0, 0, this.ends[p]);
-    this.scratch[p] = next;
-    return next;
   }
 
   /**
@@ -244,8 +264,9 @@ export class BatchBuilder {
     for (let p = 0; p < this.partitions; p++) {
       const count = this.counts[p]!;
       if (count === 0) continue;
-      const buf = this.scratch[p]!;
-      const size = this.ends[p]!;
+      const scratch = this.scratch[p]!;
+      const buf = scratch.buf;
+      const size = scratch.pos;
       buf.writeUInt32BE(BATCH_MAGIC, 0);
       buf.writeUInt32BE(size, 4);
       buf.writeUInt32BE(0, 8);
@@ -256,7 +277,7 @@ export class BatchBuilder {
       buf.copy(into, at, 0, size);
       out.push(p, at, at + size, count);
       at += size;
-      this.ends[p] = BATCH_HEADER_BYTES;
+      scratch.pos = BATCH_HEADER_BYTES;
       this.counts[p] = 0;
       this.maxTimestamps[p] = 0;
     }

@@ -10,8 +10,22 @@ const ident = fc.oneof(
   { weight: 1, arbitrary: fc.string({ minLength: 0, maxLength: 4 }) },
   { weight: 1, arbitrary: fc.constantFrom('a'.repeat(256), 'b'.repeat(257), 'é', 'a"b', 'tab\there', '') },
 );
+const two = (n: number) => String(n).padStart(2, '0');
 const ts = fc.oneof(
   fc.integer({ min: 0, max: 253_402_300_799_999 }).map((ms) => new Date(ms).toISOString()),
+  // With a zone offset, in and out of range (hours to 25, minutes to 61; near both ends of time).
+  fc
+    .tuple(
+      fc.oneof(
+        fc.integer({ min: 0, max: 253_402_300_799_999 }),
+        fc.integer({ min: 0, max: 86_400_000 }),
+        fc.integer({ min: 253_402_214_400_000, max: 253_402_300_799_999 }),
+      ),
+      fc.constantFrom('+', '-'),
+      fc.integer({ min: 0, max: 25 }),
+      fc.integer({ min: 0, max: 61 }),
+    )
+    .map(([ms, sign, h, m]) => `${new Date(ms).toISOString().slice(0, 23)}${sign}${two(h)}:${two(m)}`),
   fc.integer({ min: 0, max: 4_102_444_800_000 }),
   fc.constantFrom(
     '2026-11-21T10:00:00Z',
