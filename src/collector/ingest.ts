@@ -163,6 +163,8 @@ export interface BodyProblem {
   status: 400 | 413;
   code: string;
   message: string;
+  /** The body the problem is about, when it was moved away to be parsed (see `ParsePool.prepare`). */
+  body?: Buffer;
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });

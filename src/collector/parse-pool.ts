@@ -55,6 +55,8 @@ export interface ParseResponse {
   id: number;
   /** Parsing this body threw: the same body would fail again, so it is the client's problem. */
   parseError?: string;
+  /** The body, moved back to the HTTP thread (it was moved here, not copied). */
+  body?: Uint8Array;
   /** The thread died: nothing about the body is known, and a retry may succeed. */
   error?: string;
   problem?: BodyProblem;
@@ -129,22 +131,28 @@ export function encodeBody(
 /** A pool of parse threads; `threads: 0` parses everything inline. */
 export class ParsePool {
   private readonly workers: Worker[] = [];
-  private readonly pending = new Map<number, (r: ParseResponse) => void>();
-  private next = 0;
+  private readonly pending = new Map<number, { resolve: (r: ParseResponse) => void; index: number; bytes: number }>();
+  /** Bytes of bodies sent to each thread and not yet answered: a body goes to the least loaded. */
+  private readonly queued: number[] = [];
   private nextId = 1;
   private inlineSink: BatchSink | undefined;
 
   constructor(threads: number) {
     const url = siblingModule(import.meta.url, 'parse-worker');
-    for (let i = 0; i < threads; i++) this.workers.push(this.spawn(url, i));
+    for (let i = 0; i < threads; i++) {
+      this.workers.push(this.spawn(url, i));
+      this.queued.push(0);
+    }
   }
 
   private spawn(url: URL, index: number): Worker {
     const worker = startModuleThread(url);
     worker.on('message', (r: ParseResponse) => {
-      const resolve = this.pending.get(r.id);
+      const waiting = this.pending.get(r.id);
+      if (waiting === undefined) return;
       this.pending.delete(r.id);
-      resolve?.(r);
+      this.queued[waiting.index]! -= waiting.bytes;
+      waiting.resolve(r);
     });
     // A thread that dies fails what is pending (those requests answer 503) and is replaced.
     worker.on('error', (e) => {
@@ -156,7 +164,9 @@ export class ParsePool {
 
   /**
    * Parses a body (NDJSON or JSON) into records to append and rejected lines; given the event
-   * topics' `partitions`, into encoded batches of them instead.
+   * topics' `partitions`, into encoded batches of them instead. A body parsed by a thread is
+   * moved there when it owns its memory: the caller must not use it afterwards, and a whole-body
+   * problem gives it back as its `body`.
    */
   prepare(
     kind: 'ndjson' | 'json',
@@ -195,14 +205,29 @@ export class ParsePool {
       }
     }
     const id = this.nextId++;
-    const worker = this.workers[this.next++ % this.workers.length]!;
+    // Round robin would queue a body behind a thread that is slow just now (descheduled, or
+    // collecting garbage) while the other waits: the least loaded thread takes it.
+    let index = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.queued[i]! < this.queued[index]!) index = i;
+    const worker = this.workers[index]!;
+    // A body that owns its memory is moved to the thread and back, not copied.
+    const owned =
+      body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
     const response = await new Promise<ParseResponse>((resolve) => {
-      this.pending.set(id, resolve);
-      worker.postMessage({ id, kind, body, ids, limits, partitions } satisfies ParseRequest);
+      this.pending.set(id, { resolve, index, bytes: body.length });
+      this.queued[index]! += body.length;
+      worker.postMessage(
+        { id, kind, body, ids, limits, partitions } satisfies ParseRequest,
+        owned ? [body.buffer] : [],
+      );
     });
-    if (response.parseError !== undefined) return unparsable(response.parseError);
+    const back =
+      response.body === undefined
+        ? body
+        : Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength);
+    if (response.parseError !== undefined) return { ...unparsable(response.parseError), body: back };
     if (response.error !== undefined) throw new Error(`parse thread failed: ${response.error}`);
-    if (response.problem !== undefined) return response.problem;
+    if (response.problem !== undefined) return { ...response.problem, body: back };
     const rejected = response.rejected!.map((r) => ({
       ...r,
       raw: Buffer.from(r.raw.buffer, r.raw.byteOffset, r.raw.byteLength),
@@ -229,8 +254,9 @@ export class ParsePool {
   }
 
   private failAll(e: Error): void {
-    for (const [id, resolve] of this.pending) resolve({ id, error: e.message });
+    for (const [id, { resolve }] of this.pending) resolve({ id, error: e.message });
     this.pending.clear();
+    this.queued.fill(0);
   }
 
   /** Stops the threads. */

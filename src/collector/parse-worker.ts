@@ -62,6 +62,20 @@ function batchBuffer(size: number): Buffer {
   return Buffer.from(new ArrayBuffer(Math.max(size, MIN_BUFFER_BYTES)), 0, size);
 }
 
+/** The body being parsed: it goes back with the answer (moved, when it owns its memory). */
+let parsing: Uint8Array | undefined;
+
+/** Answers the HTTP thread, moving `transfer` and the body back to it. */
+function send(response: ParseResponse, transfer: ArrayBuffer[] = []): void {
+  const b = parsing;
+  parsing = undefined;
+  if (b !== undefined && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) {
+    response.body = b;
+    transfer.push(b.buffer as ArrayBuffer);
+  }
+  parentPort?.postMessage(response, transfer);
+}
+
 /** Runs `parse`; a throw or a body refused whole is answered here, and undefined returned. */
 function parsed<T extends object>(id: number, parse: () => T | BodyProblem): T | undefined {
   let result: T | BodyProblem;
@@ -69,11 +83,11 @@ function parsed<T extends object>(id: number, parse: () => T | BodyProblem): T |
     result = parse();
   } catch (e) {
     const parseError = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    parentPort?.postMessage({ id, parseError } satisfies ParseResponse);
+    send({ id, parseError });
     return undefined;
   }
   if (isBodyProblem(result)) {
-    parentPort?.postMessage({ id, problem: result } satisfies ParseResponse);
+    send({ id, problem: result });
     return undefined;
   }
   return result;
@@ -94,7 +108,7 @@ function encoded(request: ParseRequest, partitions: TopicPartitions, body: Buffe
     encoded: { bytes, emissions: result.emissions, clicks: result.clicks },
     rejected: copyRaw(result.rejected),
   };
-  parentPort?.postMessage(response, [bytes]);
+  send(response, [bytes]);
 }
 
 parentPort?.on('message', (message: ParseRequest | ReleaseMessage) => {
@@ -103,6 +117,7 @@ parentPort?.on('message', (message: ParseRequest | ReleaseMessage) => {
     return;
   }
   const request = message;
+  parsing = request.body;
   const body = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
   if (request.partitions !== undefined) return encoded(request, request.partitions, body);
   const result = parsed(request.id, () =>
@@ -125,5 +140,5 @@ parentPort?.on('message', (message: ParseRequest | ReleaseMessage) => {
     clicks: clicks.packed,
     rejected,
   };
-  parentPort?.postMessage(response, [bytes.buffer as ArrayBuffer]);
+  send(response, [bytes.buffer as ArrayBuffer]);
 });

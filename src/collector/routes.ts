@@ -243,6 +243,7 @@ export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app,
       }
       metrics.bodyBytes.inc(body.length);
       const ids = o.schemaIds;
+      // From here on `body` may have been moved to a parse thread: a problem gives it back.
       const kind = NDJSON_TYPES.includes(type) ? 'ndjson' : 'json';
       try {
         prepared = await parsePool.prepare(kind, body, ids, limits, partitions);
@@ -252,7 +253,7 @@ export const collectorRoutes: FastifyPluginAsync<CollectorOptions> = async (app,
           `the body could not be parsed now (${(e as Error).message}); nothing was acknowledged`,
         );
       }
-      if (isBodyProblem(prepared)) return answerProblem(reply, prepared, requestId, receivedAt, body);
+      if (isBodyProblem(prepared)) return answerProblem(reply, prepared, requestId, receivedAt, prepared.body ?? body);
       const batch = prepared;
       const rejected = batch.rejected.map((r) =>
         rejectedRecord(requestId, receivedAt, r.line, r.kind, r.reason, r.raw, r.kind === 'line_too_long'),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
-import { listRejected, MAX_JSON_DEPTH, ParsePool, prepareJson } from '../../src/collector/index.ts';
+import { isBodyProblem, listRejected, MAX_JSON_DEPTH, ParsePool, prepareJson } from '../../src/collector/index.ts';
 import { closeLog, collectorApp, emission, ndjson, TEST_SCHEMA_IDS } from '../support/collector.ts';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
@@ -97,10 +97,14 @@ describe('collector: poison bodies', () => {
     try {
       const limits = { maxLineBytes: 4096, maxEvents: 1000 };
       const body = Buffer.from(nested(200_000));
-      assert.deepEqual(
-        await pool.prepare('json', body, TEST_SCHEMA_IDS, limits),
-        prepareJson(body, TEST_SCHEMA_IDS, limits),
-      );
+      const inline = prepareJson(body, TEST_SCHEMA_IDS, limits);
+      const sent = Buffer.from(body);
+      const threaded = await pool.prepare('json', sent, TEST_SCHEMA_IDS, limits);
+      assert.ok(isBodyProblem(threaded));
+      const { body: back, ...problem } = threaded;
+      assert.deepEqual(problem, inline);
+      assert.equal(sent.length, 0, 'the body was moved to the thread, not copied');
+      assert.deepEqual(back, body, 'and it came back with the problem, to be kept with its reason');
     } finally {
       await pool.close();
     }
