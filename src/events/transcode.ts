@@ -91,6 +91,15 @@ const OFFER_ID = [...Buffer.from('offerId')];
 const OFFER_HEAD = [...Buffer.from('{"offerId":"')];
 const OFFER_MIDDLE = [...Buffer.from('","clickCost":"')];
 const CLICK_COST = [...Buffer.from('clickCost')];
+/** The compact offer's literals as little-endian words, for comparing four bytes at a time. */
+const word = (bytes: number[], at: number) => Buffer.from(bytes).readUInt32LE(at);
+const HEAD_0 = word(OFFER_HEAD, 0);
+const HEAD_4 = word(OFFER_HEAD, 4);
+const HEAD_8 = word(OFFER_HEAD, 8);
+const MIDDLE_0 = word(OFFER_MIDDLE, 0);
+const MIDDLE_4 = word(OFFER_MIDDLE, 4);
+const MIDDLE_8 = word(OFFER_MIDDLE, 8);
+const MIDDLE_11 = word(OFFER_MIDDLE, 11);
 const EMISSION = [...Buffer.from('emission')];
 const CLICK = [...Buffer.from('click')];
 
@@ -464,6 +473,17 @@ export class EventTranscoder {
   }
 
   private cost = 0;
+  private viewOf: Buffer | undefined;
+  private dataView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+
+  /** A DataView of the line's buffer, made once per buffer (a request body holds many lines). */
+  private view(src: Buffer): DataView<ArrayBufferLike> {
+    if (this.viewOf !== src) {
+      this.viewOf = src;
+      this.dataView = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    }
+    return this.dataView;
+  }
 
   /**
    * Reads an offer written exactly as `{"offerId":"<id>","clickCost":"<money>"}` at the current
@@ -476,14 +496,23 @@ export class EventTranscoder {
     const end = this.end;
     let i = this.at;
     if (i + OFFER_HEAD.length + OFFER_MIDDLE.length + 4 > end) return false;
-    for (let k = 0; k < OFFER_HEAD.length; k++) if (s[i + k] !== OFFER_HEAD[k]) return false;
+    // The literals are compared four bytes at a time.
+    const v = this.view(s);
+    if (v.getUint32(i, true) !== HEAD_0 || v.getUint32(i + 4, true) !== HEAD_4 || v.getUint32(i + 8, true) !== HEAD_8)
+      return false;
     i += OFFER_HEAD.length;
     const idS = i;
     const idE = asciiStringEnd(s, idS, end);
     if (idE < 0) return false;
     i = idE;
     if (i + OFFER_MIDDLE.length > end) return false;
-    for (let k = 0; k < OFFER_MIDDLE.length; k++) if (s[i + k] !== OFFER_MIDDLE[k]) return false;
+    if (
+      v.getUint32(i, true) !== MIDDLE_0 ||
+      v.getUint32(i + 4, true) !== MIDDLE_4 ||
+      v.getUint32(i + 8, true) !== MIDDLE_8 ||
+      v.getUint32(i + 11, true) !== MIDDLE_11
+    )
+      return false;
     i += OFFER_MIDDLE.length;
     const costS = i;
     i = asciiStringEnd(s, costS, end);
