@@ -176,6 +176,7 @@ export function reckonArgs(args: readonly string[]): string[] {
   return [
     ...(process.env.RECKON_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
     '--max-semi-space-size=64',
+    '--initial-old-space-size=128',
     '--import',
     'tsx',
     join(ROOT, 'src/cli/main.ts'),

@@ -70,6 +70,7 @@ export async function endToEnd(emissions: number, durationMs: number | undefined
           process.execPath,
           [
             '--max-semi-space-size=64',
+            '--initial-old-space-size=128',
             '--import',
             'tsx',
             new URL('./speed-member.ts', import.meta.url).pathname,

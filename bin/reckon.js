@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env -S node --max-semi-space-size=64 --initial-old-space-size=128
 // Entry point of the `reckon` command: runs the compiled CLI (built by `npm install`/`npm run build`).
 import { existsSync } from 'node:fs';
 
