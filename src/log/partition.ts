@@ -500,7 +500,10 @@ export class PartitionWriter {
       const entry = Buffer.allocUnsafe(8);
       entry.writeUInt32BE(baseOffset - this.activeBase, 0);
       entry.writeUInt32BE(position, 4);
-      writeSync(this.indexFd, entry, 0, 8, this.indexSize);
+      // Written with the batch, off the event loop: the next sync waits for both before it
+      // publishes, so a reader never finds an entry missing below the published end (and
+      // recovery rebuilds the index from the segment anyway).
+      this.pendingWrites.push(pwriteFully(this.indexFd, entry, this.indexSize));
       this.indexSize += 8;
       this.lastIndexedPosition = position;
     }
