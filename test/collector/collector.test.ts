@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import {
@@ -10,7 +13,7 @@ import {
   prepareNdjson,
 } from '../../src/collector/index.ts';
 import { decodeClick, decodeEmission } from '../../src/events/index.ts';
-import { type Log, partitionForKey } from '../../src/log/index.ts';
+import { type Log, openEmbeddedLog, partitionForKey } from '../../src/log/index.ts';
 import {
   click,
   closeLog,
@@ -346,5 +349,66 @@ describe('collector parse threads', () => {
     } finally {
       await pool.close();
     }
+  });
+});
+
+describe("collector: the log's own batches", () => {
+  /** The log, with the appends it is given counted by topic; without `appendEncoded` when `encoded` is false (as Kafka). */
+  function counted(log: Log, encoded: boolean) {
+    const calls = { append: [] as string[], appendEncoded: [] as string[] };
+    const wrapped = new Proxy(log, {
+      get(target, prop) {
+        if (prop === 'appendEncoded' && !encoded) return undefined;
+        const value: unknown = Reflect.get(target, prop, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (prop === 'append' || prop === 'appendEncoded') calls[prop].push(args[0] as string);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    return { wrapped, calls };
+  }
+
+  it('lays events out as batches for a log that takes them, records for one that does not, with the same log either way', async () => {
+    const events = Array.from({ length: 300 }, (_, i) =>
+      i % 3 === 2 ? click(`ck-${i}`, `em-${i - 1}`) : emission(`em-${i}`),
+    );
+    const body = ndjson([...events.slice(0, 150), { type: 'emission' }, ...events.slice(150)]);
+    const contents: unknown[][] = [];
+    for (const encoded of [true, false]) {
+      const dir = mkdtempSync(join(tmpdir(), 'reckon-collector-enc-'));
+      const { wrapped, calls } = counted(await openEmbeddedLog({ dir, retentionIntervalMs: 0 }), encoded);
+      const { app, log } = await collectorApp({ log: wrapped });
+      try {
+        const res = await app.inject({ method: 'POST', url: '/v1/events', headers: NDJSON, payload: body });
+        assert.equal(res.statusCode, 200, res.body);
+        assert.equal(res.json().accepted, 300);
+        assert.equal(res.json().rejected.length, 1);
+        const eventTopics = (topics: string[]) =>
+          topics.filter((t) => t === EMISSIONS_TOPIC || t === CLICKS_TOPIC).sort();
+        if (encoded) {
+          assert.deepEqual(eventTopics(calls.appendEncoded), [CLICKS_TOPIC, EMISSIONS_TOPIC]);
+          assert.deepEqual(eventTopics(calls.append), [], 'no event went through Log.append');
+        } else {
+          assert.deepEqual(eventTopics(calls.append), [CLICKS_TOPIC, EMISSIONS_TOPIC]);
+        }
+        assert.equal((await listRejected(log)).length, 1, 'the bad line is kept either way');
+        const records = async (topic: string) =>
+          (await topicRecords(log, topic)).map((r) => [
+            r.partition,
+            r.offset,
+            r.key?.toString(),
+            r.value.toString('hex'),
+            r.timestamp,
+          ]);
+        contents.push([await records(EMISSIONS_TOPIC), await records(CLICKS_TOPIC)]);
+      } finally {
+        await app.close();
+        await closeLog(log);
+      }
+    }
+    assert.equal((contents[0]![0] as unknown[]).length, 200);
+    assert.deepEqual(contents[0], contents[1]);
   });
 });
