@@ -141,10 +141,23 @@ export class BatchSink implements EventSink {
     return { bytes, emissions, clicks };
   }
 
-  /** Forgets what was laid out (a body refused as a whole). */
+  /** Forgets what was laid out (a body refused as a whole), without copying it anywhere. */
   reset(): void {
-    this.drain();
+    this.emissions.clear();
+    this.clicks.clear();
   }
+}
+
+/** A body's batches as {@link BatchSink.drain} lists them, and its rejected lines. */
+export function encodedBody(
+  drained: { bytes: Buffer; emissions: readonly number[]; clicks: readonly number[] },
+  rejected: RejectedLine[],
+): EncodedBody {
+  return {
+    emissions: encodedEvents(drained.bytes, drained.emissions),
+    clicks: encodedEvents(drained.bytes, drained.clicks),
+    rejected,
+  };
 }
 
 /** The encoded batches listed by {@link BatchSink.drain} as views of `bytes`. */

@@ -15,7 +15,7 @@ import {
   BatchSink,
   type BodyProblem,
   type EncodedBody,
-  encodedEvents,
+  encodedBody,
   type IngestLimits,
   ingestJson,
   ingestNdjson,
@@ -194,12 +194,7 @@ export class ParsePool {
           return kind === 'ndjson' ? prepareNdjson(body, ids, limits) : prepareJson(body, ids, limits);
         this.inlineSink = sinkFor(this.inlineSink, partitions);
         const r = encodeBody(kind, body, ids, limits, this.inlineSink);
-        if (isBodyProblem(r)) return r;
-        return {
-          emissions: encodedEvents(r.bytes, r.emissions),
-          clicks: encodedEvents(r.bytes, r.clicks),
-          rejected: r.rejected,
-        };
+        return isBodyProblem(r) ? r : encodedBody(r, r.rejected);
       } catch (e) {
         return unparsable(e);
       }
@@ -234,11 +229,8 @@ export class ParsePool {
     }));
     if (response.encoded !== undefined) {
       const buffer = response.encoded.bytes;
-      const bytes = Buffer.from(buffer);
       return {
-        emissions: encodedEvents(bytes, response.encoded.emissions),
-        clicks: encodedEvents(bytes, response.encoded.clicks),
-        rejected,
+        ...encodedBody({ ...response.encoded, bytes: Buffer.from(buffer) }, rejected),
         // Back to the thread that filled it: one buffer per body in flight, not one per body.
         release: () => {
           if (this.workers.includes(worker)) worker.postMessage({ release: buffer }, [buffer]);

@@ -277,11 +277,20 @@ export class BatchBuilder {
       buf.copy(into, at, 0, size);
       out.push(p, at, at + size, count);
       at += size;
-      scratch.pos = BATCH_HEADER_BYTES;
-      this.counts[p] = 0;
-      this.maxTimestamps[p] = 0;
+      this.clearPartition(p);
     }
     return at;
+  }
+
+  /** Forgets every record added since the last {@link drainTo} (their body was refused whole). */
+  clear(): void {
+    for (let p = 0; p < this.partitions; p++) this.clearPartition(p);
+  }
+
+  private clearPartition(p: number): void {
+    this.scratch[p]!.pos = BATCH_HEADER_BYTES;
+    this.counts[p] = 0;
+    this.maxTimestamps[p] = 0;
   }
 }
 
